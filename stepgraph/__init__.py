@@ -1,0 +1,1 @@
+"""stepgraph: plan an instruction into a graph of steps, run them in parallel, verify, remember."""

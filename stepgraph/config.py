@@ -1,0 +1,58 @@
+"""Settings, from (lowest to highest) defaults, `stepgraph.toml`, and STEPGRAPH_* variables.
+
+One place to look: every setting a user can change is a field here.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+from stepgraph.errors import ConfigError
+
+ENV_PREFIX = "STEPGRAPH_"
+
+
+class Settings(BaseModel):
+    model: str = Field(default="qwen2.5-coder-0.5b", description="model spec (see `stepgraph model --help`)")
+    planner_model: str | None = Field(default=None, description="a separate model for planning")
+    planner_adapter: str | None = Field(default=None, description="LoRA adapter for the planner")
+    home: str | None = Field(default=None, description="directory of the memory store")
+    threads: int | None = Field(default=None, description="CPU threads for llama.cpp")
+    context: int = Field(default=8192, description="context length for local models")
+    max_steps: int = Field(default=12, description="most steps a plan may have")
+    max_seconds: float = Field(default=600.0, description="budget of one run in seconds")
+    max_tokens: int = Field(default=20000, description="budget of one run in generated tokens")
+
+
+def config_file() -> Path | None:
+    """`$STEPGRAPH_CONFIG`, else ./stepgraph.toml, else none."""
+    if env := os.environ.get(ENV_PREFIX + "CONFIG"):
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"STEPGRAPH_CONFIG points to {path}, which is not a file")
+        return path
+    local = Path("stepgraph.toml")
+    return local if local.is_file() else None
+
+
+def load_settings(path: Path | None = None, **overrides: object) -> Settings:
+    data: dict[str, object] = {}
+    path = path or config_file()
+    if path is not None:
+        try:
+            data.update(tomllib.loads(path.read_text()).get("stepgraph", {}))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}. Fix the file or remove it.") from None
+    for name in Settings.model_fields:
+        if (value := os.environ.get(ENV_PREFIX + name.upper())) is not None:
+            data[name] = value
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"bad setting ({problems}). Check stepgraph.toml and STEPGRAPH_* variables.") from None

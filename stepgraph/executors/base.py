@@ -1,0 +1,50 @@
+"""The executor protocol: how one step of a plan gets done."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+from stepgraph.models.base import Message
+
+
+class StepInput(BaseModel):
+    """Everything an executor may use: the step's text with `{{id}}` references filled in,
+    its arguments, its dependencies' outputs, the conversation so far, and the verifier's
+    feedback when this is a retry."""
+
+    run_id: str = ""
+    step_id: str
+    instruction: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    dependencies: dict[str, str] = Field(default_factory=dict)
+    conversation: list[Message] = Field(default_factory=list)
+    feedback: str | None = None
+    timeout: float = 60.0
+
+
+class StepOutput(BaseModel):
+    """An executor's result. `error` set means the step failed; `output` is what dependents see."""
+
+    output: str = ""
+    data: Any = None
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """One kind of step. `description` goes into the planner prompt, so it should say
+    when to choose this executor and what `args` it takes."""
+
+    name: str
+    description: str
+
+    async def run(self, step: StepInput) -> StepOutput: ...

@@ -1,0 +1,106 @@
+"""Executors that need the model: plain answers, and code/expressions written by the model.
+
+The small model writes poor whole programs but good small ones (measured on GSM8K), so a
+`python` or `calculator` step whose arguments hold no code gets its code written by the
+model for that one step, run for real, and rewritten once with the error if it fails.
+"""
+
+from __future__ import annotations
+
+import re
+
+from stepgraph.executors.base import StepInput, StepOutput
+from stepgraph.models.base import BackendBase, Message, Request
+
+ANSWER_SYSTEM = (
+    "You complete one step of a larger task. Answer the step directly and concisely. "
+    "Use the results of earlier steps when given. Do not mention steps or plans."
+)
+CODE_SYSTEM = (
+    "You write a short Python 3 program for one step of a larger task. The program must print "
+    "its result. Use only the standard library. Reply with one ```python code block and nothing else."
+)
+_CODE_BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.S)
+
+
+def context_block(step: StepInput) -> str:
+    """The step with its dependencies' results and any verifier feedback, as prompt text."""
+    parts = []
+    if step.dependencies:
+        parts.append("Results of earlier steps:")
+        parts.extend(f"[{sid}] {out.strip()[:2000]}" for sid, out in step.dependencies.items())
+        parts.append("")
+    parts.append(f"Step: {step.instruction}")
+    if step.feedback:
+        parts.append(f"\nA previous attempt was rejected: {step.feedback}\nFix that in this attempt.")
+    return "\n".join(parts)
+
+
+def _conversation(step: StepInput) -> list[Message]:
+    return [m for m in step.conversation if m.role in ("user", "assistant")][-6:]
+
+
+class LlmExecutor:
+    """Answers a step with the model, given its dependencies and the conversation."""
+
+    name = "llm"
+    description = "answers, explains, compares or writes text; use for knowledge, reasoning and writing."
+
+    def __init__(self, model: BackendBase, *, max_tokens: int = 384, adapter: str | None = None):
+        self.model = model
+        self.max_tokens = max_tokens
+        self.adapter = adapter
+
+    async def run(self, step: StepInput) -> StepOutput:
+        messages = [Message(role="system", content=ANSWER_SYSTEM), *_conversation(step),
+                    Message(role="user", content=context_block(step))]
+        done = await self.model.acomplete(
+            Request(messages=messages, max_tokens=self.max_tokens, adapter=self.adapter)
+        )
+        text = done.text.strip()
+        return StepOutput(output=text, error=None if text else "the model returned nothing",
+                          prompt_tokens=done.prompt_tokens, completion_tokens=done.completion_tokens,
+                          model=done.model)
+
+
+def extract_code(text: str) -> str:
+    match = _CODE_BLOCK.search(text)
+    return (match.group(1) if match else text.replace("```", "")).strip()
+
+
+class CodeWritingExecutor:
+    """Wraps a code-running executor (python): when the step has no code, the model writes it."""
+
+    def __init__(self, inner, model: BackendBase, *, arg: str = "code", max_tokens: int = 400,
+                 attempts: int = 2):
+        self.inner = inner
+        self.model = model
+        self.arg = arg
+        self.max_tokens = max_tokens
+        self.attempts = attempts
+        self.name = inner.name
+        self.description = inner.description
+
+    async def run(self, step: StepInput) -> StepOutput:
+        if step.args.get(self.arg):
+            return await self.inner.run(step)
+        messages = [Message(role="system", content=CODE_SYSTEM),
+                    Message(role="user", content=context_block(step))]
+        prompt_tokens = completion_tokens = 0
+        result = StepOutput(error="no attempt")
+        for _ in range(self.attempts):
+            done = await self.model.acomplete(Request(messages=messages, max_tokens=self.max_tokens))
+            prompt_tokens += done.prompt_tokens
+            completion_tokens += done.completion_tokens
+            code = extract_code(done.text)
+            result = await self.inner.run(step.model_copy(update={"args": {**step.args, self.arg: code}}))
+            if result.ok and result.output.strip():
+                break
+            problem = result.error or "the program printed nothing; print the result"
+            messages += [Message(role="assistant", content=done.text),
+                         Message(role="user", content=f"Running it failed: {problem[-600:]}\nWrite the fixed program.")]
+        data = result.data if isinstance(result.data, dict) else {"result": result.data}
+        return result.model_copy(update={
+            "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "model": self.model.name, "data": {**data, "code": code},
+        })

@@ -1,0 +1,132 @@
+"""The one interface every model backend implements.
+
+Batch-first: the runtime runs independent steps at the same time, and an engine is most
+efficient when it sees their requests together, so the primitive is a list in, a list out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Message(BaseModel):
+    """One chat message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Request(BaseModel):
+    """What to generate. `json_schema` constrains decoding; `grammar` (GBNF) overrides it."""
+
+    messages: list[Message]
+    max_tokens: int = Field(default=512, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    seed: int | None = None
+    stop: list[str] = Field(default_factory=list)
+    json_schema: dict[str, Any] | None = None
+    grammar: str | None = None
+    adapter: str | None = None
+
+    @classmethod
+    def chat(cls, prompt: str, *, system: str | None = None, **options: Any) -> Request:
+        messages = [Message(role="system", content=system)] if system else []
+        messages.append(Message(role="user", content=prompt))
+        return cls(messages=messages, **options)
+
+
+class Completion(BaseModel):
+    """What came back, with the counts the store and the benchmarks need."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    first_token_seconds: float | None = None
+    finish_reason: Literal["stop", "length", "error"] = "stop"
+    model: str = ""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A model engine. Implementations must be safe to call from several threads."""
+
+    name: str
+
+    def generate(self, requests: list[Request]) -> list[Completion]:
+        """Complete every request; the i-th completion answers the i-th request."""
+        ...
+
+    def stream(self, request: Request) -> Iterator[str]:
+        """Yield the text of one request piece by piece as it is decoded."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens `text` takes in this model's vocabulary."""
+        ...
+
+    @property
+    def context_length(self) -> int: ...
+
+
+class BackendBase:
+    """Shared behaviour: async twins that do not block the event loop, a default stream."""
+
+    name: str = "backend"
+
+    def generate(self, requests: list[Request]) -> list[Completion]:  # pragma: no cover
+        raise NotImplementedError
+
+    def stream(self, request: Request) -> Iterator[str]:
+        yield self.generate([request])[0].text
+
+    def count_tokens(self, text: str) -> int:
+        return max(1, len(text) // 4)
+
+    @property
+    def context_length(self) -> int:
+        return 32768
+
+    def complete(self, request: Request) -> Completion:
+        return self.generate([request])[0]
+
+    async def agenerate(self, requests: list[Request]) -> list[Completion]:
+        return await asyncio.to_thread(self.generate, requests)
+
+    async def acomplete(self, request: Request) -> Completion:
+        return (await self.agenerate([request]))[0]
+
+    async def astream(self, request: Request) -> AsyncIterator[str]:
+        """Run the blocking stream in a thread and hand pieces over as they come."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+
+        def pump() -> None:
+            try:
+                for piece in self.stream(request):
+                    loop.call_soon_threadsafe(queue.put_nowait, ("piece", piece))
+                loop.call_soon_threadsafe(queue.put_nowait, ("end", None))
+            except BaseException as exc:  # handed to the consumer, raised there
+                loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+
+        worker = loop.run_in_executor(None, pump)
+        while True:
+            kind, value = await queue.get()
+            if kind == "piece":
+                yield value  # type: ignore[misc]
+            elif kind == "error":
+                await worker
+                raise value  # type: ignore[misc]
+            else:
+                break
+        await worker
+
+    def close(self) -> None:
+        """Release the engine's memory. Safe to call twice."""

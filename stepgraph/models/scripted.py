@@ -1,0 +1,56 @@
+"""A deterministic backend for tests: replies come from a list or a function of the request."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+
+from stepgraph.models.base import BackendBase, Completion, Request
+
+Reply = str | Callable[[Request], str]
+
+
+class ScriptedBackend(BackendBase):
+    """Answers each request with the next scripted reply, or with `responder(request)`.
+
+    Every request it received is kept in `requests`, so a test can assert on prompts.
+    """
+
+    name = "scripted"
+
+    def __init__(self, replies: Iterable[Reply] = (), *, responder: Callable[[Request], str] | None = None):
+        self._replies = list(replies)
+        self._responder = responder
+        self._lock = threading.Lock()
+        self.requests: list[Request] = []
+        self.batches: list[int] = []
+
+    def _reply(self, request: Request) -> str:
+        with self._lock:
+            self.requests.append(request)
+            if self._replies:
+                reply = self._replies.pop(0)
+            elif self._responder is not None:
+                reply = self._responder
+            else:
+                raise AssertionError(
+                    f"ScriptedBackend ran out of replies at request {len(self.requests)}: "
+                    f"{request.messages[-1].content[:200]!r}"
+                )
+        return reply(request) if callable(reply) else reply
+
+    def generate(self, requests: list[Request]) -> list[Completion]:
+        self.batches.append(len(requests))
+        out = []
+        for request in requests:
+            text = self._reply(request)
+            prompt = sum(len(m.content) for m in request.messages) // 4
+            out.append(
+                Completion(text=text, prompt_tokens=prompt, completion_tokens=max(1, len(text) // 4), model="scripted")
+            )
+        return out
+
+    def stream(self, request: Request) -> Iterator[str]:
+        text = self._reply(request)
+        for i in range(0, len(text), 8):
+            yield text[i : i + 8]

@@ -1,0 +1,211 @@
+"""Instruction -> validated Plan, with constrained decoding, one repair and streaming."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from pydantic import ValidationError
+
+from stepgraph.errors import InstructionError, PlanError
+from stepgraph.models.base import BackendBase, Message, Request
+from stepgraph.planner._stream import StepScanner
+from stepgraph.planner.grammar import plan_gbnf
+from stepgraph.planner.plan import REFERENCE, Plan, Step, validate_plan
+from stepgraph.planner.prompt import planner_messages
+
+DEFAULT_EXECUTORS = {
+    "llm": "answers, explains or writes text; use for knowledge, reasoning and writing.",
+}
+
+
+def check_instruction(instruction: str) -> str:
+    """Refuse input no plan can come from, with a message that says what is wrong."""
+    if not isinstance(instruction, str):
+        raise InstructionError(f"the instruction must be text, not {type(instruction).__name__}")
+    text = instruction.strip()
+    if not text:
+        raise InstructionError("the instruction is empty; say what you want done")
+    if "\x00" in text:
+        raise InstructionError("the instruction contains NUL bytes; it looks like binary data, not text")
+    printable = sum(ch.isprintable() or ch in "\n\t\r" for ch in text)
+    if printable / len(text) < 0.9 or text.count("\ufffd") > max(3, len(text) // 20):
+        raise InstructionError("the instruction looks like binary data, not text; pass readable text")
+    return text
+
+
+class Planner:
+    """Turns an instruction into a Plan the runtime can trust.
+
+    With `constrained=True` (the default for local models) the plan is decoded under a
+    grammar, so it always parses and its graph is acyclic by construction; what the grammar
+    cannot express (every step leads to the answer) is checked after, and a failing plan is
+    repaired once with the error text.
+    """
+
+    def __init__(
+        self,
+        model: BackendBase,
+        *,
+        executors: dict[str, str] | None = None,
+        max_steps: int = 8,
+        constrained: bool = True,
+        adapter: str | None = None,
+        max_tokens: int = 1024,
+    ):
+        self.model = model
+        self.executors = dict(executors or DEFAULT_EXECUTORS)
+        self.max_steps = max_steps
+        self.constrained = constrained
+        self.adapter = adapter
+        self.max_tokens = max_tokens
+        self.last_stats: dict[str, Any] = {}
+
+    def _request(self, instruction: str, conversation: list[Message] | None,
+                 feedback: str | None = None, previous: str | None = None) -> Request:
+        messages = planner_messages(instruction, executors=self.executors, conversation=conversation,
+                                    feedback=feedback, previous=previous)
+        grammar = plan_gbnf(tuple(self.executors), self.max_steps) if self.constrained else None
+        request = Request(messages=messages, max_tokens=self.max_tokens, grammar=grammar,
+                          adapter=self.adapter)
+        used = sum(self.model.count_tokens(m.content) + 8 for m in messages)
+        if used + self.max_tokens > self.model.context_length:
+            limit = self.model.context_length - self.max_tokens - (used - self.model.count_tokens(instruction))
+            raise InstructionError(
+                f"the instruction is too long for this model: {self.model.count_tokens(instruction)} tokens, "
+                f"the limit is about {max(0, limit)} tokens. Shorten it or use a model with a longer context."
+            )
+        return request
+
+    def plan(self, instruction: str, *, conversation: list[Message] | None = None) -> Plan:
+        """Plan, repairing once; raises PlanError if the repaired plan is still invalid."""
+        steps = list(self.stream(instruction, conversation=conversation))
+        del steps
+        return self._final
+
+    def stream(self, instruction: str, *, conversation: list[Message] | None = None) -> Iterator[Step]:
+        """Yield steps while they are decoded (for eager dispatch), then set `self._final`.
+
+        Streamed steps are those of the first attempt; if it needs a repair, the repaired
+        plan's steps are yielded again after a `PlanRepaired` marker is recorded in
+        `last_stats`, so a consumer should treat `self._final` as the truth.
+        """
+        text = check_instruction(instruction)
+        started = time.perf_counter()
+        request = self._request(text, conversation)
+        raw = ""
+        scanner = StepScanner()
+        for piece in self.model.stream(request):
+            raw += piece
+            for obj in scanner.feed(piece):
+                step = _to_step(obj)
+                if step is not None:
+                    yield step
+        self.last_stats = {"attempts": 1, "raw": raw}
+        try:
+            plan = self.parse(raw, goal=text)
+        except PlanError as error:
+            self.last_stats = {"attempts": 2, "first_error": str(error), "raw": raw}
+            request = self._request(text, conversation, feedback=str(error), previous=raw)
+            raw = self.model.complete(request).text
+            self.last_stats["raw"] = raw
+            plan = self.parse(raw, goal=text)
+            yield from plan.steps
+        self.last_stats["seconds"] = time.perf_counter() - started
+        self._final = plan
+
+    async def aplan(self, instruction: str, *, conversation: list[Message] | None = None) -> Plan:
+        import asyncio
+
+        return await asyncio.to_thread(self.plan, instruction, conversation=conversation)
+
+    async def astream(self, instruction: str, *, conversation: list[Message] | None = None) -> AsyncIterator[Step]:
+        """The async twin of `stream`, for the runtime's eager dispatch."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+
+        def pump() -> None:
+            try:
+                for step in self.stream(instruction, conversation=conversation):
+                    loop.call_soon_threadsafe(queue.put_nowait, ("step", step))
+                loop.call_soon_threadsafe(queue.put_nowait, ("end", None))
+            except BaseException as exc:
+                loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+
+        worker = loop.run_in_executor(None, pump)
+        while True:
+            kind, value = await queue.get()
+            if kind == "step":
+                yield value
+            elif kind == "error":
+                await worker
+                raise value
+            else:
+                break
+        await worker
+
+    @property
+    def final(self) -> Plan:
+        return self._final
+
+    def parse(self, raw: str, *, goal: str = "") -> Plan:
+        """Model text -> validated Plan. Fixes only what is unambiguous (a `{{sN}}` reference
+        to an earlier step that was not listed as a dependency); everything else is an error."""
+        data = _extract_json(raw)
+        if isinstance(data, list):
+            data = {"steps": data}
+        if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
+            raise PlanError('the output is not a plan: write {"steps": [...]}', kind="parse")
+        steps = []
+        for i, obj in enumerate(data["steps"]):
+            step = _to_step(obj)
+            if step is None:
+                raise PlanError(f"step number {i + 1} is not a valid step object: {json.dumps(obj)[:200]}",
+                                kind="parse", step_ids=[str(obj.get("id", i + 1)) if isinstance(obj, dict) else str(i + 1)])
+            steps.append(step)
+        plan = Plan(goal=goal, steps=steps)
+        _add_referenced_dependencies(plan)
+        validate_plan(plan, self.executors)
+        return plan
+
+
+def _to_step(obj: Any) -> Step | None:
+    if not isinstance(obj, dict):
+        return None
+    try:
+        return Step(**{k: v for k, v in obj.items() if k in Step.model_fields})
+    except (ValidationError, TypeError):
+        return None
+
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
+
+
+def _extract_json(raw: str) -> Any:
+    text = raw.strip()
+    fenced = _FENCE.search(text)
+    if fenced:
+        text = fenced.group(1).strip()
+    for opener in ("{", "["):
+        start = text.find(opener)
+        if start < 0:
+            continue
+        try:
+            value, _ = json.JSONDecoder().raw_decode(text[start:])
+            return value
+        except json.JSONDecodeError:
+            continue
+    raise PlanError("the output is not JSON; write the plan as one JSON object", kind="parse")
+
+
+def _add_referenced_dependencies(plan: Plan) -> None:
+    position = {s.id: i for i, s in enumerate(plan.steps)}
+    for i, step in enumerate(plan.steps):
+        for ref in REFERENCE.findall(step.instruction):
+            if ref in position and position[ref] < i and ref not in step.depends_on:
+                step.depends_on.append(ref)

@@ -1,0 +1,461 @@
+"""The run: plan, execute each step the moment its dependencies are done, verify, compose.
+
+Built on LangGraph's functional API. One `@entrypoint` per run (thread id = run id) with a
+SQLite checkpointer, one `@task` per step. Measured on random graphs, tasks that start when
+their own dependencies finish cost 1.04x the critical path, against 1.3-1.4x for StateGraph
+supersteps. LangGraph returns cached task results by call order on resume, so steps are
+*called* in the plan's order and each waits for its dependencies inside the task (`Board`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from langgraph.config import get_stream_writer
+from langgraph.func import entrypoint, task
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from stepgraph.errors import StepgraphError
+from stepgraph.executors.base import Executor, StepInput, StepOutput
+from stepgraph.memory import Store
+from stepgraph.models.base import BackendBase, Message, Request
+from stepgraph.planner.plan import REFERENCE, Plan, Step
+from stepgraph.planner.planner import Planner, check_instruction
+from stepgraph.runtime._board import Board
+from stepgraph.runtime.events import Event, RunResult, StepResult
+from stepgraph.runtime.verify import StepVerifier, basic_checks
+
+COMPOSE_SYSTEM = (
+    "You write the final answer to the user's task from the results of the steps that were "
+    "done for it. Answer the task directly and completely; do not mention steps or plans. "
+    "If a result is missing or failed, say what could not be done."
+)
+
+
+def render(instruction: str, outputs: dict[str, str]) -> str:
+    """Fill `{{id}}` references with dependency outputs; unknown ids stay as written."""
+    return REFERENCE.sub(lambda m: outputs.get(m.group(1), m.group(0)).strip(), instruction)
+
+
+def _transient(exc: BaseException) -> bool:
+    """Retry what looks like a passing failure, never a user error or a timeout."""
+    return not isinstance(exc, StepgraphError | asyncio.TimeoutError | asyncio.CancelledError)
+
+
+class Runtime:
+    """Runs instructions end to end and keeps everything in a memory store.
+
+    `model` executes steps (and plans, unless `planner` is given). Executors default to
+    llm, python and calculator; pass a registry or a list to choose.
+    """
+
+    def __init__(
+        self,
+        model: BackendBase | str | None = None,
+        *,
+        store: Store | str | Path | None = None,
+        executors: list[Executor] | dict[str, Executor] | None = None,
+        planner: Planner | None = None,
+        verifier: StepVerifier | None = None,
+        max_steps: int = 8,
+        max_seconds: float = 600.0,
+        max_tokens: int = 20000,
+        step_timeout: float = 120.0,
+        eager: bool = True,
+        approve_plan: bool = False,
+        constrained: bool = True,
+    ):
+        from stepgraph.models.spec import load_model
+
+        if model is None or isinstance(model, str):
+            from stepgraph.config import load_settings
+
+            model = load_model(model or load_settings().model)
+        self.model = model
+        self.store = store if isinstance(store, Store) else Store(store)
+        self.executors = _executor_map(executors, model)
+        descriptions = {name: ex.description for name, ex in self.executors.items()}
+        self.planner = planner or Planner(model, executors=descriptions, max_steps=max_steps,
+                                          constrained=constrained)
+        self.planner.executors = descriptions
+        self.verifier = verifier or basic_checks
+        self.max_seconds = max_seconds
+        self.max_tokens = max_tokens
+        self.step_timeout = step_timeout
+        self.eager = eager and not approve_plan
+        self.approve_plan = approve_plan
+        self._boards: dict[str, Board] = {}
+        self._checkpoints = Path(self.store.path).with_name(Path(self.store.path).stem + "-checkpoints.db")
+
+    # -- public API ----------------------------------------------------------------------
+
+    def run(self, instruction: str, *, conversation_id: str | None = None,
+            on_event: Callable[[Event], None] | None = None) -> RunResult:
+        """Plan and run `instruction`; continue `conversation_id` when given."""
+        return asyncio.run(self.arun(instruction, conversation_id=conversation_id, on_event=on_event))
+
+    async def arun(self, instruction: str, *, conversation_id: str | None = None,
+                   on_event: Callable[[Event], None] | None = None) -> RunResult:
+        result = None
+        async for item in self.astream(instruction, conversation_id=conversation_id):
+            if isinstance(item, RunResult):
+                result = item
+            elif on_event is not None:
+                on_event(item)
+        assert result is not None
+        return result
+
+    async def astream(self, instruction: str, *, conversation_id: str | None = None
+                      ) -> AsyncIterator[Event | RunResult]:
+        """Events as they happen, then the RunResult last."""
+        text = check_instruction(instruction)
+        if conversation_id is not None:
+            self.store.conversation(conversation_id) if hasattr(self.store, "conversation") else None
+        run_id = self.store.start_run(text, conversation_id=conversation_id, model=self.model.name,
+                                      planner=getattr(self.planner.model, "name", ""))
+        async for item in self._drive(run_id, {"run_id": run_id}):
+            yield item
+
+    def resume(self, run_id: str, *, on_event: Callable[[Event], None] | None = None) -> RunResult:
+        """Continue a run that was killed or interrupted; finished steps do not run again."""
+        return asyncio.run(self.aresume(run_id, on_event=on_event))
+
+    async def aresume(self, run_id: str, *, approve: Any = None,
+                      on_event: Callable[[Event], None] | None = None) -> RunResult:
+        from langgraph.types import Command
+
+        run_id = self.store.resolve_run_id(run_id)
+        record = self.store.run(run_id)
+        payload: Any = Command(resume=approve if approve is not None else True)
+        if record.status not in ("interrupted",):
+            payload = {"run_id": run_id}
+        result = None
+        async for item in self._drive(run_id, payload):
+            if isinstance(item, RunResult):
+                result = item
+            elif on_event is not None:
+                on_event(item)
+        assert result is not None
+        return result
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- driving the LangGraph run -------------------------------------------------------
+
+    async def _drive(self, run_id: str, payload: Any) -> AsyncIterator[Event | RunResult]:
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        started = time.perf_counter()
+        record = self.store.run(run_id)
+        self._boards[run_id] = Board()
+        status, error, answer = "failed", None, ""
+        try:
+            async with AsyncSqliteSaver.from_conn_string(str(self._checkpoints)) as saver:
+                workflow = self._workflow(saver)
+                config = {"configurable": {"thread_id": run_id}}
+                stream = workflow.astream(payload, config, stream_mode=["custom", "updates"])
+                deadline = started + self.max_seconds
+                iterator = stream.__aiter__()
+                while True:
+                    remaining = deadline - time.perf_counter()
+                    if remaining <= 0:
+                        raise TimeoutError
+                    try:
+                        mode, chunk = await asyncio.wait_for(iterator.__anext__(), remaining)
+                    except StopAsyncIteration:
+                        break
+                    if mode == "custom" and isinstance(chunk, Event):
+                        self.store.record_event(run_id, chunk.type, {"step_id": chunk.step_id, **chunk.data})
+                        yield chunk
+                    elif mode == "updates" and "__interrupt__" in chunk:
+                        status = "interrupted"
+                    elif mode == "updates":
+                        for value in chunk.values():
+                            if isinstance(value, dict) and "answer" in value and "status" in value:
+                                answer, status = value["answer"], value["status"]
+        except TimeoutError:
+            status, error = "budget_exceeded", f"the run took longer than {self.max_seconds:g} s"
+        except StepgraphError as exc:
+            status, error = "failed", str(exc)
+        finally:
+            board = self._boards.pop(run_id, None)
+        record = self.store.run(run_id)
+        steps = [_step_result(s, record) for s in record.steps]
+        prompt = sum(s.prompt_tokens for s in steps)
+        completion = sum(s.completion_tokens for s in steps) + (board.tokens if board else 0) * 0
+        seconds = time.perf_counter() - started
+        if status != "interrupted":
+            self.store.finish_run(run_id, status=status, answer=answer, error=error, seconds=seconds,
+                                  prompt_tokens=prompt, completion_tokens=completion)
+            if record.conversation_id and answer:
+                self.store.add_message(record.conversation_id, "user", record.instruction, run_id=run_id)
+                self.store.add_message(record.conversation_id, "assistant", answer, run_id=run_id)
+        event = Event(type="run_finished", run_id=run_id, data={"status": status, "error": error})
+        self.store.record_event(run_id, event.type, event.data)
+        yield event
+        yield RunResult(run_id=run_id, status=status, answer=answer, plan=record.plan, steps=steps,
+                        conversation_id=record.conversation_id, seconds=seconds,
+                        prompt_tokens=prompt, completion_tokens=completion, error=error)
+
+    def _workflow(self, saver):
+        runtime = self
+
+        @task
+        async def execute(run_id: str, step: dict) -> dict:
+            return await runtime._execute(run_id, Step(**step))
+
+        @task
+        async def compose(run_id: str, results: list[dict]) -> dict:
+            return await runtime._compose(run_id, results)
+
+        @entrypoint(checkpointer=saver)
+        async def workflow(inputs: dict) -> dict:
+            run_id = inputs["run_id"]
+            board = runtime._boards[run_id]
+            write = get_stream_writer()
+            record = runtime.store.run(run_id)
+            # Every dispatch is logged before its task is called, so a resumed run calls the
+            # same tasks in the same order and gets each cached result back for its own step.
+            dispatched: list[dict] = []
+            futures = []
+
+            def dispatch(step: Step, *, log: bool = True) -> None:
+                if log:
+                    runtime.store.record_event(run_id, "dispatch", step.model_dump())
+                dispatched.append(step.model_dump())
+                futures.append(execute(run_id, step.model_dump()))
+
+            for event in record.events:
+                if event.type == "dispatch":
+                    dispatch(Step(**event.payload), log=False)
+            if record.plan is not None:
+                plan = Plan(goal=record.plan.get("goal", ""), steps=record.plan["steps"])
+            else:
+                history = runtime._conversation(record)
+                known_ids = {d["id"] for d in dispatched}
+                plan = await runtime._plan(
+                    run_id, record.instruction, history, write,
+                    (lambda step: None if step.id in known_ids else dispatch(step))
+                    if runtime.eager else None)
+                runtime.store.record_plan(run_id, plan.model_dump())
+            if runtime.approve_plan and not dispatched:
+                from langgraph.types import interrupt
+
+                answer = interrupt({"run_id": run_id, "plan": plan.model_dump()})
+                if isinstance(answer, dict) and "steps" in answer:
+                    plan = Plan(**answer).validate_for(runtime.executors)
+                    runtime.store.record_plan(run_id, plan.model_dump())
+            latest_of = {d["id"]: d for d in dispatched}
+            for step in plan.steps:
+                if latest_of.get(step.id) != step.model_dump():
+                    dispatch(step)
+            results: dict[str, dict] = {}
+            latest = {d["id"]: i for i, d in enumerate(dispatched)}
+
+            async def relay(index: int, future) -> None:
+                value = await future
+                if latest[dispatched[index]["id"]] == index:
+                    board.publish(dispatched[index]["id"], value)
+                    results[dispatched[index]["id"]] = value
+
+            await asyncio.gather(*(relay(i, f) for i, f in enumerate(futures)))
+            ordered = [results[s.id] for s in plan.steps]
+            return await compose(run_id, ordered)
+
+        return workflow
+
+    # -- the pieces ----------------------------------------------------------------------
+
+    def _conversation(self, record) -> list[Message]:
+        if not record.conversation_id:
+            return []
+        return [Message(role=m.role, content=m.content)  # type: ignore[arg-type]
+                for m in self.store.context(record.conversation_id, record.instruction)
+                if m.role in ("user", "assistant")]
+
+    async def _plan(self, run_id: str, instruction: str, history: list[Message], write,
+                    dispatch: Callable[[Step], None] | None) -> Plan:
+        streamed: list[Step] = []
+        async for step in self.planner.astream(instruction, conversation=history or None):
+            write(Event(type="plan_step", run_id=run_id, step_id=step.id, data=step.model_dump()))
+            if dispatch is not None and step.executor in self.executors and \
+                    all(d in {s.id for s in streamed} for d in step.depends_on) and \
+                    step.id not in {s.id for s in streamed}:
+                dispatch(step)
+            streamed.append(step)
+        plan = self.planner.final
+        stats = {k: v for k, v in self.planner.last_stats.items() if k != "raw"}
+        write(Event(type="plan_ready", run_id=run_id, data={"plan": plan.model_dump(), **stats}))
+        return plan
+
+    async def _execute(self, run_id: str, step: Step) -> dict:
+        board = self._boards[run_id]
+        write = get_stream_writer()
+        deps = await board.wait(step.depends_on)
+        blocked = [d for d, r in deps.items() if r["status"] != "done"]
+        outputs = {d: r["output"] for d, r in deps.items()}
+        instruction = render(step.instruction, outputs)
+        base = StepResult(step_id=step.id, executor=step.executor, instruction=instruction, attempts=0)
+        if blocked:
+            result = base.model_copy(update={"status": "skipped",
+                                             "error": f"skipped: {', '.join(blocked)} did not finish"})
+            self._record_step(run_id, step, result)
+            return result.model_dump()
+        if board.tokens >= self.max_tokens:
+            result = base.model_copy(update={"status": "skipped", "error": "token budget spent"})
+            self._record_step(run_id, step, result)
+            return result.model_dump()
+        write(Event(type="step_started", run_id=run_id, step_id=step.id,
+                    data={"executor": step.executor, "instruction": instruction}))
+        self.store.record_step(run_id, step.id, executor=step.executor, instruction=instruction,
+                               args=step.args, depends_on=step.depends_on, status="running")
+        record = self.store.run(run_id)
+        history = self._conversation(record) if step.executor == "llm" else []
+        inp = StepInput(run_id=run_id, step_id=step.id, instruction=instruction, args=step.args,
+                        dependencies=outputs, conversation=history, timeout=self.step_timeout)
+        started = time.perf_counter()
+        output, verdicts, attempts, tokens = StepOutput(error="not run"), [], 0, [0, 0]
+        feedback = None
+        for attempt in range(2):  # the first try, and one retry with the verifier's feedback
+            attempts = attempt + 1
+            output = await self._run_executor(step, inp.model_copy(update={"feedback": feedback}))
+            tokens[0] += output.prompt_tokens
+            tokens[1] += output.completion_tokens
+            verdicts = self.verifier(step, inp, output)
+            for verdict in verdicts:
+                write(Event(type="verdict", run_id=run_id, step_id=step.id, data=verdict))
+                self.store.record_verdict(run_id, step.id, verdict["check"], verdict["passed"],
+                                          verdict.get("evidence"))
+            failed = [v for v in verdicts if v["passed"] is False]
+            if not failed:
+                break
+            feedback = "; ".join(f"{v['check']}: {v.get('evidence') or 'failed'}" for v in failed)
+        board.tokens += tokens[1]
+        ok = output.ok and not [v for v in verdicts if v["passed"] is False]
+        result = base.model_copy(update={
+            "output": output.output, "data": output.data, "status": "done" if ok else "failed",
+            "error": output.error or (None if ok else feedback), "attempts": attempts,
+            "seconds": time.perf_counter() - started, "prompt_tokens": tokens[0],
+            "completion_tokens": tokens[1], "model": output.model, "verdicts": verdicts,
+        })
+        self._record_step(run_id, step, result)
+        write(Event(type="step_finished", run_id=run_id, step_id=step.id,
+                    data={"status": result.status, "output": result.output[:500], "error": result.error,
+                          "seconds": result.seconds}))
+        return result.model_dump()
+
+    async def _run_executor(self, step: Step, inp: StepInput) -> StepOutput:
+        executor = self.executors.get(step.executor)
+        if executor is None:
+            return StepOutput(error=f"no executor named {step.executor!r}")
+        try:
+            async for attempt in AsyncRetrying(stop=stop_after_attempt(2), reraise=True,
+                                               wait=wait_exponential(multiplier=0.2, max=2),
+                                               retry=retry_if_exception(_transient)):
+                with attempt:
+                    return await asyncio.wait_for(executor.run(inp), self.step_timeout)
+        except TimeoutError:
+            return StepOutput(error=f"the step took longer than {self.step_timeout:g} s")
+        except Exception as exc:  # an executor crash is the step's failure, not the run's
+            return StepOutput(error=f"{type(exc).__name__}: {exc}")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _record_step(self, run_id: str, step: Step, result: StepResult) -> None:
+        self.store.record_step(
+            run_id, step.id, executor=step.executor, instruction=result.instruction, args=step.args,
+            depends_on=step.depends_on, output=result.output, data=_jsonable(result.data),
+            status=result.status, attempts=result.attempts, error=result.error,
+            seconds=result.seconds, prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens, model=result.model,
+        )
+
+    async def _compose(self, run_id: str, results: list[dict]) -> dict:
+        """The final answer from the step results. One llm step that answered the whole task
+        is its own answer; anything else is composed by the model from the results."""
+        write = get_stream_writer()
+        record = self.store.run(run_id)
+        steps = [StepResult(**r) for r in results]
+        done = [s for s in steps if s.status == "done"]
+        status = "done" if len(done) == len(steps) else ("partial" if done else "failed")
+        if len(steps) == 1 and steps[0].executor == "llm" and done:
+            answer = steps[0].output
+        elif not done:
+            answer = "I could not complete this task: " + "; ".join(
+                f"{s.step_id}: {s.error}" for s in steps if s.error)
+        else:
+            lines = [f"Task: {record.instruction}", "", "Results:"]
+            for s in steps:
+                shown = s.output.strip()[:1500] if s.status == "done" else f"(failed: {s.error})"
+                lines.append(f"- {s.instruction}\n  -> {shown}")
+            lines.append("\nWrite the final answer to the task.")
+            messages = [Message(role="system", content=COMPOSE_SYSTEM),
+                        *self._conversation(record)[-4:], Message(role="user", content="\n".join(lines))]
+            done_completion = await self.model.acomplete(Request(messages=messages, max_tokens=512))
+            answer = done_completion.text.strip() or steps[-1].output
+        write(Event(type="answer", run_id=run_id, data={"answer": answer, "status": status}))
+        return {"answer": answer, "status": status}
+
+
+def _executor_map(executors, model: BackendBase) -> dict[str, Executor]:
+    if executors is None:
+        from stepgraph.executors import default_registry
+        from stepgraph.executors.llm import LlmExecutor
+
+        registry = default_registry(llm=LlmExecutor(model))
+        executors = {name: registry.get(name) for name in registry.names()}
+    if isinstance(executors, list):
+        executors = {e.name: e for e in executors}
+    if not isinstance(executors, dict):  # an ExecutorRegistry
+        executors = {name: executors.get(name) for name in executors.names()}
+    from stepgraph.executors.llm import CodeWritingExecutor
+
+    wrapped: dict[str, Executor] = {}
+    for name, executor in executors.items():
+        if name == "python" and not isinstance(executor, CodeWritingExecutor):
+            executor = CodeWritingExecutor(executor, model)
+        wrapped[name] = executor
+    return wrapped
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _step_result(step, record) -> StepResult:
+    verdicts = [{"check": v.check, "passed": v.passed, "evidence": v.evidence}
+                for v in record.verdicts if v.step_id == step.step_id]
+    return StepResult(
+        step_id=step.step_id, executor=step.executor or "", instruction=step.instruction or "",
+        output=step.output or "", data=step.data,
+        status=step.status if step.status in ("done", "failed", "skipped") else "failed",
+        error=step.error, attempts=step.attempts or 0, seconds=step.seconds or 0.0,
+        prompt_tokens=step.prompt_tokens or 0, completion_tokens=step.completion_tokens or 0,
+        model=step.model or "", verdicts=verdicts,
+    )
+
+
+def iter_sync(agen: AsyncIterator) -> Iterator:  # pragma: no cover - helper for scripts
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(agen.__anext__())
+            except StopAsyncIteration:
+                break
+    finally:
+        loop.close()
+
+
+_ = re
