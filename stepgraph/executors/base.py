@@ -15,6 +15,7 @@ class StepInput(BaseModel):
     feedback when this is a retry."""
 
     run_id: str = ""
+    task: str = ""  # the user's whole instruction: a step's own text is often too terse alone
     step_id: str
     instruction: str
     args: dict[str, Any] = Field(default_factory=dict)

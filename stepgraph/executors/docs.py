@@ -72,22 +72,25 @@ class _TextFromHtml(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self._skip = 0
+        self._pre = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in ("script", "style", "head", "noscript"):
             self._skip += 1
         elif tag in self.BLOCKS:
+            self._pre += tag == "pre"
             self.parts.append("\n\n")
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("script", "style", "head", "noscript"):
             self._skip = max(0, self._skip - 1)
         elif tag in self.BLOCKS:
+            self._pre = max(0, self._pre - (tag == "pre"))
             self.parts.append("\n\n")
 
     def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(data)
+        if not self._skip:  # in HTML a line break is a space, except inside <pre>
+            self.parts.append(data if self._pre else re.sub(r"\s+", " ", data))
 
 
 def html_to_text(html: str) -> str:
@@ -96,7 +99,7 @@ def html_to_text(html: str) -> str:
     parser.close()
     text = "".join(parser.parts)
     text = re.sub(r"[ \t\r\f\v]+", " ", text)
-    return re.sub(r"\n\s*\n\s*", "\n\n", text).strip()
+    return re.sub(r" *\n\s*\n\s*", "\n\n", text).strip()
 
 
 def read_text(path: Path) -> str:

