@@ -3,16 +3,35 @@
     from stepgraph import Runtime
     result = Runtime("qwen2.5-coder-0.5b").run("Compare ... and recommend ...")
     print(result.answer)
+
+Names are imported on first use, so `import stepgraph` (and the CLI) stays fast.
 """
 
-from stepgraph.errors import PlanError, StepgraphError
-from stepgraph.memory import Store
-from stepgraph.models import Message, Request, ScriptedBackend, load_model
-from stepgraph.planner import Plan, Planner, Step
-from stepgraph.runtime import Event, RunResult, Runtime, StepResult, replay
+from importlib import import_module
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
-__all__ = [
-    "Event", "Message", "Plan", "PlanError", "Planner", "Request", "RunResult", "Runtime",
-    "ScriptedBackend", "Step", "StepResult", "StepgraphError", "Store", "load_model", "replay",
-]
+
+_EXPORTS = {
+    "Runtime": "stepgraph.runtime", "RunResult": "stepgraph.runtime", "StepResult": "stepgraph.runtime",
+    "Event": "stepgraph.runtime", "replay": "stepgraph.runtime",
+    "Plan": "stepgraph.planner", "Step": "stepgraph.planner", "Planner": "stepgraph.planner",
+    "Store": "stepgraph.memory",
+    "Message": "stepgraph.models", "Request": "stepgraph.models", "ScriptedBackend": "stepgraph.models",
+    "load_model": "stepgraph.models",
+    "StepgraphError": "stepgraph.errors", "PlanError": "stepgraph.errors",
+}
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from stepgraph.errors import PlanError, StepgraphError
+    from stepgraph.memory import Store
+    from stepgraph.models import Message, Request, ScriptedBackend, load_model
+    from stepgraph.planner import Plan, Planner, Step
+    from stepgraph.runtime import Event, RunResult, Runtime, StepResult, replay
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'stepgraph' has no attribute {name!r}")

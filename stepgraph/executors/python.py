@@ -8,52 +8,67 @@ How it runs: a fresh temporary directory holds a scratch folder (the code's work
 directory, HOME and TMPDIR) and the control files. The child is `python -I -B _sandbox.py`
 in its own session (process group), with stdin closed, stdout and stderr captured and an
 environment that holds nothing from ours (no API keys, no PYTHONPATH). `_sandbox.py` sets
-the limits and guards up before the step's code runs (see its docstring for the order).
+the limits and guards up before the step's code runs (see its docstring for the order);
+the child sets its limits on itself rather than in a `preexec_fn`, which is unsafe in a
+process with threads, as the runtime is.
 The code runs like a notebook cell: if its last statement is an expression, that value
 is the result. The outputs of the step's dependencies are in the dict `deps`.
 
 What the sandbox guarantees (enforced by the kernel, whatever the code does):
 
-- Wall time: the whole process group is killed with SIGKILL at the time limit, and
-  RLIMIT_CPU stops a CPU-bound child even if this process were to die.
+- Wall time: the whole process group is killed with SIGKILL at the time limit (the
+  smaller of the step's timeout and the executor's, 10 s by default), and RLIMIT_CPU
+  stops a CPU-bound child even if this process were to die first.
 - Memory: RLIMIT_AS (1 GiB by default); a larger allocation raises MemoryError.
 - File size: RLIMIT_FSIZE (64 MiB by default) for every file it writes.
-- No secrets from the environment: the child gets a fixed, minimal environment.
-- No network, when the kernel allows a new network namespace (as root, or with
-  unprivileged user namespaces): the child sees no interface at all. `network_isolated`
-  in the step's data says whether this layer was in place.
-- No capabilities: the child drops all of them (and sets no_new_privs), so running as
-  root it still cannot mknod, mount, chroot, change owners, or bypass file permissions.
+- No secrets from the environment: the child gets a fixed, minimal environment
+  (no API keys, no PYTHONPATH), and stdin is closed.
+- No network, where the kernel allows a new network namespace (as root, or with
+  unprivileged user namespaces): the child has no usable interface, not even loopback.
+  `data["network_isolated"]` says whether this layer was in place for a run.
+- No capabilities (`data["capabilities_dropped"]`): the child gives up all of them and
+  sets no_new_privs, so even when stepgraph runs as root the code cannot make device
+  nodes, mount, chroot, load kernel modules, trace other users' processes, or read and
+  write files that ordinary permissions deny to its user. Files owned by that user stay
+  open to it as far as the kernel is concerned: for root that is most of the system, so
+  run stepgraph as an unprivileged user where that matters.
 - For an unprivileged user, RLIMIT_NPROC caps new processes and threads at 32 beyond
-  what the user runs already (root is exempt from RLIMIT_NPROC in Linux).
+  what the user runs already (Linux exempts root from RLIMIT_NPROC).
 
-What it enforces in Python (an audit hook, PEP 578, plus a few replaced functions),
-which holds against ordinary and careless code, such as a model writes:
+What it enforces in Python (an audit hook, PEP 578, plus a few replaced functions);
+this holds against ordinary and careless code, such as a model writes:
 
-- no new processes (fork, subprocess, os.system, exec, spawn, posix_spawn);
-- no sockets except Unix socket pairs (asyncio needs those), no DNS, no connect/bind;
-- writes, renames, deletes, chmod and friends only inside the scratch directory;
-- reads only inside the scratch directory and Python's own installation (the prefixes
-  and library directories), so the user's home and project files cannot be read;
+- no new processes: fork, subprocess, os.system, exec*, spawn*, posix_spawn, pty;
+- no sockets except Unix socket pairs (asyncio needs those); no DNS, connect or bind;
+- creating, writing, renaming, deleting and chmod-ing files only inside the scratch
+  directory; no symlinks or hard links at all;
+- reading files and listing folders only inside the scratch directory and Python's own
+  installation (its prefixes and library folders), so the user's home, the project and
+  the control files cannot be read; directories outside the scratch directory cannot
+  be opened (their descriptors would make `dir_fd` paths unverifiable) and relative
+  paths with '..' are refused;
 - no signals to other processes, no raising of resource limits, no ctypes calls, no
-  loading native code from outside Python's installation, no sub-interpreters.
+  native modules from outside Python's installation, no sub-interpreters, no gc
+  introspection (which could reach the hook's state).
 
 What it does not guarantee:
 
 - CPython is not a security boundary. Code that corrupts the interpreter's memory
-  (crafted bytecode, known interpreter bugs) or re-creates built-in modules through
-  `_imp.create_builtin` can get around the Python-level rules. The kernel-level limits
-  above still hold then; file access falls back to ordinary permissions of the user
-  stepgraph runs as, and without a network namespace the network is open. Run stepgraph
-  as an unprivileged user, or in a container, when the code may come from a hostile
-  source.
-- Native libraries that open files themselves (not through Python's `open`), such as
-  HDF5, are not checked. Metadata is not hidden: `os.stat`, `os.path.exists` and
-  `os.readlink` work on any path.
-- Disk use is limited per file, not in total; the scratch directory is deleted after
-  the step.
-- Without a network namespace, a determined program may still reach the network.
-- On systems other than Linux the namespace, capability and /proc-based parts are skipped.
+  (crafted bytecode, interpreter bugs), or re-creates built-in modules through
+  `_imp.create_builtin` to get the original `mknod`, `mkfifo`, `chroot` or
+  `pidfd_send_signal` back, gets past the Python-level rules. The kernel-level limits
+  above still hold then; files fall back to the ordinary permissions of the user
+  stepgraph runs as, processes of that same user can be signalled, and without a
+  network namespace the network is open. Run stepgraph as an unprivileged user, or in
+  a container, when the code may come from a hostile source.
+- Native libraries that open files themselves rather than through Python (HDF5, for
+  one) are not checked. Metadata is not hidden: `os.stat`, `os.path.exists` and
+  `os.readlink` work on any path. Python's own installation, including the packages in
+  its site-packages, is readable.
+- Disk use is limited per file, not in total (the scratch directory is deleted after
+  the step), and CPU is not shared fairly between concurrent steps.
+- On systems other than Linux the namespace, capability and /proc-based parts are
+  skipped, and RLIMIT_AS may not be enforced.
 """
 
 from __future__ import annotations
@@ -169,7 +184,7 @@ class PythonExecutor:
         control.mkdir()
         config = {
             "scratch": str(scratch),
-            "home": str(Path.home()),
+            "home": os.path.expanduser("~"),
             "memory_bytes": self.memory_mb * 2**20,
             "file_bytes": self.max_file_mb * 2**20,
             "cpu_seconds": max(1, math.ceil(timeout) + 1),
@@ -317,4 +332,7 @@ def _remove_tree(path: Path) -> None:
             os.chmod(target, stat.S_IRWXU)
             func(target)
 
-    shutil.rmtree(path, onerror=make_writable_and_retry)
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=make_writable_and_retry)
+    else:
+        shutil.rmtree(path, onerror=make_writable_and_retry)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 from stepgraph.models.base import BackendBase, Completion, Request
@@ -18,8 +19,10 @@ class ScriptedBackend(BackendBase):
 
     name = "scripted"
 
-    def __init__(self, replies: Iterable[Reply] = (), *, responder: Callable[[Request], str] | None = None):
+    def __init__(self, replies: Iterable[Reply] = (), *, responder: Callable[[Request], str] | None = None,
+                 stream_delay: float = 0.0):
         self._replies = list(replies)
+        self.stream_delay = stream_delay
         self._responder = responder
         self._lock = threading.Lock()
         self.requests: list[Request] = []
@@ -53,4 +56,6 @@ class ScriptedBackend(BackendBase):
     def stream(self, request: Request) -> Iterator[str]:
         text = self._reply(request)
         for i in range(0, len(text), 8):
+            if self.stream_delay:
+                time.sleep(self.stream_delay)
             yield text[i : i + 8]

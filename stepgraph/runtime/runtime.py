@@ -196,7 +196,9 @@ class Runtime:
         prompt = sum(s.prompt_tokens for s in steps)
         completion = sum(s.completion_tokens for s in steps) + (board.tokens if board else 0) * 0
         seconds = time.perf_counter() - started
-        if status != "interrupted":
+        if status == "interrupted":
+            self.store.finish_run(run_id, status="interrupted")
+        else:
             self.store.finish_run(run_id, status=status, answer=answer, error=error, seconds=seconds,
                                   prompt_tokens=prompt, completion_tokens=completion)
             if record.conversation_id and answer:

@@ -183,14 +183,17 @@ def test_executor_returns_errors_instead_of_raising(
 # Random small integer expression trees, written out by ast.unparse (so with only the
 # parentheses Python needs): evaluate must agree with Python's own eval on every one.
 _leaves = st.integers(min_value=0, max_value=20).map(lambda n: ast.Constant(n))
-_binary_ops = st.sampled_from([ast.Add(), ast.Sub(), ast.Mult(), ast.Div(), ast.FloorDiv(),
-                               ast.Mod()])
+_binary_ops = st.sampled_from(
+    [ast.Add(), ast.Sub(), ast.Mult(), ast.Div(), ast.FloorDiv(), ast.Mod()]
+)
 
 
 def _extend(children: st.SearchStrategy[ast.expr]) -> st.SearchStrategy[ast.expr]:
     binary = st.builds(ast.BinOp, children, _binary_ops, children)
     power = st.builds(
-        ast.BinOp, children, st.just(ast.Pow()),
+        ast.BinOp,
+        children,
+        st.just(ast.Pow()),
         st.integers(min_value=0, max_value=4).map(lambda n: ast.Constant(n)),
     )
     negative = st.builds(ast.UnaryOp, st.just(ast.USub()), children)

@@ -25,8 +25,7 @@ def folder(tmp_path: Path) -> Path:
     docs = tmp_path / "handbook"
     docs.mkdir()
     (docs / "refunds.md").write_text(
-        "# Refunds\n\nCustomers may return a product within 30 days for a full refund.\n\n"
-        + FILLER
+        "# Refunds\n\nCustomers may return a product within 30 days for a full refund.\n\n" + FILLER
     )
     (docs / "shipping.txt").write_text(
         "Shipping takes five working days. Express shipping costs 12 euros."

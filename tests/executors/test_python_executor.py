@@ -184,8 +184,10 @@ def test_steps_run_concurrently() -> None:
 
     async def both() -> list[StepOutput]:
         steps = [
-            StepInput(step_id=f"s{i}", instruction="", args={"code": f"import time\n"
-                      f"time.sleep(1)\n{i}"}) for i in range(3)
+            StepInput(
+                step_id=f"s{i}", instruction="", args={"code": f"import time\ntime.sleep(1)\n{i}"}
+            )
+            for i in range(3)
         ]
         return await asyncio.gather(*(executor.run(s) for s in steps))
 
@@ -200,9 +202,7 @@ def test_steps_run_concurrently() -> None:
 
 def test_infinite_loop_is_killed_at_the_time_limit() -> None:
     started = time.monotonic()
-    out = run_code(
-        "import os\nprint(os.getpid(), flush=True)\nwhile True:\n    pass", timeout=1
-    )
+    out = run_code("import os\nprint(os.getpid(), flush=True)\nwhile True:\n    pass", timeout=1)
     elapsed = time.monotonic() - started
     assert_refused(out, "time limit of 1 s exceeded")
     assert elapsed < 5

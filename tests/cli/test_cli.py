@@ -1,0 +1,62 @@
+"""The `stepgraph` command as a user runs it: a real subprocess."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def stepgraph(*args, env=None, input=None):
+    return subprocess.run([sys.executable, "-m", "stepgraph.cli", *args], capture_output=True,
+                          text=True, env=env, input=input, timeout=600)
+
+
+def test_help_lists_the_commands():
+    out = stepgraph("--help")
+    assert out.returncode == 0
+    for command in ("plan", "run", "resume", "replay", "model", "runs"):
+        assert command in out.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["plan", "   ", "--model", "qwen2.5-coder-0.5b"], "instruction is empty"),
+    (["run", "hello", "--model", "no-such-model"], "unknown model"),
+    (["run", "hello", "--model", "/nowhere/model.gguf"], "no model file"),
+    (["plan", "hi", "--model", "openai:localhost#m"], "bad OpenAI spec"),
+    (["runs", "show", "r-does-not-exist"], "no run"),
+    (["model", "pull", "gpt-17"], "unknown embedded model"),
+])
+def test_user_errors_print_one_line_without_a_traceback(args, message):
+    out = stepgraph(*args)
+    assert out.returncode == 1
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+
+
+def test_model_list_json():
+    out = stepgraph("model", "list", "--json")
+    assert out.returncode == 0
+    names = [row["name"] for row in json.loads(out.stdout)]
+    assert names == ["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"]
+
+
+def test_bad_config_file_is_reported(tmp_path):
+    import os
+
+    bad = tmp_path / "stepgraph.toml"
+    bad.write_text("[stepgraph]\nmax_steps = 'many'\n")
+    out = stepgraph("run", "hello", env={**os.environ, "STEPGRAPH_CONFIG": str(bad)})
+    assert out.returncode == 1 and "max_steps" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.model
+def test_plan_json_on_the_real_model(real_model, tmp_path):
+    out = stepgraph("plan", "Add 1234 and 4321, then say if the sum is a palindrome.", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)
+    assert plan["steps"] and plan["steps"][0]["id"] == "s1"
+    png = tmp_path / "plan.png"
+    out = stepgraph("plan", "Compare tea and coffee.", "--format", "png", "--out", str(png))
+    assert out.returncode == 0, out.stderr
+    assert png.read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,209 @@
+"""The runtime with scripted plans and executors: real LangGraph, real SQLite, no model."""
+
+import asyncio
+import json
+import threading
+
+import pytest
+
+from stepgraph import Plan, Runtime, ScriptedBackend, Store, replay
+from stepgraph.executors.base import StepOutput
+from stepgraph.models.base import Completion
+
+
+def plan_text(*steps):
+    return json.dumps({"steps": [
+        {"id": sid, "depends_on": deps, "executor": ex, "instruction": text}
+        for sid, deps, ex, text in steps]})
+
+
+class Echo:
+    """Answers `<id:instruction>` after a delay; remembers what it was given."""
+
+    name = "llm"
+    description = "echoes"
+
+    def __init__(self, delay=0.05, fail=(), crash=(), empty_first=()):
+        self.delay, self.fail, self.crash, self.empty_first = delay, set(fail), set(crash), set(empty_first)
+        self.inputs = []
+
+    async def run(self, step):
+        self.inputs.append(step)
+        await asyncio.sleep(self.delay)
+        if step.step_id in self.crash:
+            raise ZeroDivisionError("boom")
+        if step.step_id in self.fail:
+            return StepOutput(error="tool said no")
+        if step.step_id in self.empty_first and step.feedback is None:
+            return StepOutput(output="   ")
+        return StepOutput(output=f"<{step.step_id}:{step.instruction}>")
+
+
+def make(tmp_path, replies, executor=None, **options):
+    backend = ScriptedBackend(replies, responder=lambda r: "composed answer")
+    executor = executor or Echo()
+    runtime = Runtime(backend, store=tmp_path / "s.db", executors=[executor], **options)
+    return runtime, backend, executor
+
+
+DIAMOND = plan_text(("s1", [], "llm", "a"), ("s2", [], "llm", "b"),
+                    ("s3", ["s1", "s2"], "llm", "join {{s1}} and {{s2}}"))
+
+
+def test_diamond_runs_in_dependency_order_and_renders_references(tmp_path):
+    runtime, backend, echo = make(tmp_path, [DIAMOND])
+    events = []
+    result = runtime.run("do a and b, then join", on_event=events.append)
+    assert result.status == "done"
+    assert result.answer == "composed answer"
+    by_id = {s.step_id: s for s in result.steps}
+    assert by_id["s3"].instruction == "join <s1:a> and <s2:b>"
+    assert by_id["s3"].output == "<s3:join <s1:a> and <s2:b>>"
+    order = [(e.type, e.step_id) for e in events if e.type in ("step_started", "step_finished")]
+    # s1 and s2 are independent: both start before either finishes
+    assert order.index(("step_started", "s2")) < order.index(("step_finished", "s1"))
+    assert order.index(("step_started", "s3")) > order.index(("step_finished", "s2"))
+    # the composer saw every result
+    assert "<s3:join <s1:a> and <s2:b>>" in backend.requests[-1].messages[-1].content
+
+
+def test_everything_is_in_the_store(tmp_path):
+    runtime, _, _ = make(tmp_path, [DIAMOND])
+    result = runtime.run("do a and b, then join")
+    record = Store(tmp_path / "s.db").run(result.run_id)
+    assert record.status == "done" and record.answer == "composed answer"
+    assert [s.step_id for s in record.steps] == ["s1", "s2", "s3"]
+    assert all(s.status == "done" and s.output for s in record.steps)
+    assert record.plan["steps"][2]["depends_on"] == ["s1", "s2"]
+    types = [e.type for e in record.events]
+    assert types.count("step_finished") == 3 and "answer" in types and types[-1] == "run_finished"
+    assert any(v.check == "non_empty" and v.passed for v in record.verdicts)
+
+
+def test_eager_dispatch_starts_steps_while_the_plan_is_decoded(tmp_path):
+    runtime, backend, _ = make(tmp_path, [DIAMOND])
+    backend.stream_delay = 0.02  # a plan decoded over ~0.5 s, as a model would
+    events = []
+    runtime.run("do a and b, then join", on_event=events.append)
+    kinds = [(e.type, e.step_id) for e in events]
+    assert kinds.index(("step_started", "s1")) < kinds.index(("plan_ready", None))
+
+
+def test_one_llm_step_answers_without_a_composer_call(tmp_path):
+    runtime, backend, _ = make(tmp_path, [plan_text(("s1", [], "llm", "capital of France?"))])
+    result = runtime.run("What is the capital of France?")
+    assert result.answer == "<s1:capital of France?>"
+    assert len(backend.requests) == 1  # the plan only
+
+
+def test_a_failing_step_skips_its_dependents_and_the_run_is_partial(tmp_path):
+    plan = plan_text(("s1", [], "llm", "a"), ("s2", [], "llm", "b"), ("s3", ["s1"], "llm", "c {{s1}}"),
+                     ("s4", ["s2", "s3"], "llm", "d"))
+    runtime, _, echo = make(tmp_path, [plan], Echo(fail={"s1"}))
+    result = runtime.run("abcd")
+    status = {s.step_id: s.status for s in result.steps}
+    assert status == {"s1": "failed", "s2": "done", "s3": "skipped", "s4": "skipped"}
+    assert result.status == "partial"
+    assert "tool said no" in Store(tmp_path / "s.db").run(result.run_id).step("s1").error
+    assert sum(1 for i in echo.inputs if i.step_id == "s1") == 2  # retried once with feedback
+
+
+def test_an_executor_crash_is_the_steps_failure_not_the_runs(tmp_path):
+    runtime, _, _ = make(tmp_path, [plan_text(("s1", [], "llm", "a"), ("s2", ["s1"], "llm", "b"))],
+                         Echo(crash={"s1"}))
+    result = runtime.run("ab")
+    s1 = result.steps[0]
+    assert s1.status == "failed" and "ZeroDivisionError" in s1.error
+    assert result.status == "failed"
+    assert "could not complete" in result.answer
+
+
+def test_verifier_failure_retries_once_with_feedback(tmp_path):
+    runtime, _, echo = make(tmp_path, [plan_text(("s1", [], "llm", "a"), ("s2", ["s1"], "llm", "b"))],
+                            Echo(empty_first={"s1"}))
+    result = runtime.run("ab")
+    assert result.status == "done"
+    s1_inputs = [i for i in echo.inputs if i.step_id == "s1"]
+    assert len(s1_inputs) == 2 and "no output" in s1_inputs[1].feedback
+    assert result.steps[0].attempts == 2
+
+
+def test_step_timeout_ends_the_step_cleanly(tmp_path):
+    runtime, _, _ = make(tmp_path, [plan_text(("s1", [], "llm", "a"))], Echo(delay=5), step_timeout=0.2)
+    result = runtime.run("slow")
+    assert result.steps[0].status == "failed"
+    assert "longer than 0.2 s" in result.steps[0].error
+
+
+def test_run_budget_in_seconds_ends_the_run_with_a_clear_status(tmp_path):
+    runtime, _, _ = make(tmp_path, [plan_text(("s1", [], "llm", "a"))], Echo(delay=5), max_seconds=0.5)
+    result = runtime.run("slow")
+    assert result.status == "budget_exceeded"
+    assert "longer than 0.5 s" in result.error
+    assert Store(tmp_path / "s.db").run(result.run_id).status == "budget_exceeded"
+
+
+def test_concurrent_llm_steps_reach_the_model_together(tmp_path):
+    from stepgraph.executors.llm import LlmExecutor
+
+    class Counting(ScriptedBackend):
+        def __init__(self):
+            super().__init__(responder=lambda r: "ok")
+            self.inflight = self.peak = 0
+            self.gate = threading.Lock()
+
+        def generate(self, requests):
+            with self.gate:
+                self.inflight += 1
+                self.peak = max(self.peak, self.inflight)
+            import time
+
+            time.sleep(0.2)
+            with self.gate:
+                self.inflight -= 1
+            return [Completion(text="ok") for _ in requests]
+
+    backend = Counting()
+    plan = Plan(steps=[{"id": f"s{i}", "instruction": "x"} for i in range(1, 4)]
+                + [{"id": "s4", "instruction": "y", "depends_on": ["s1", "s2", "s3"]}])
+    runtime = Runtime(backend, store=tmp_path / "s.db", executors=[LlmExecutor(backend)])
+    assert runtime.run("xyz", plan=plan).status == "done"
+    assert backend.peak == 3
+
+
+def test_conversation_memory_reaches_the_planner(tmp_path):
+    runtime, backend, _ = make(tmp_path, [plan_text(("s1", [], "llm", "France")),
+                                          plan_text(("s1", [], "llm", "Germany"))])
+    conversation = runtime.store.new_conversation()
+    runtime.run("What is the capital of France?", conversation_id=conversation)
+    runtime.run("Now do the same for Germany", conversation_id=conversation)
+    prompt = backend.requests[-1].messages[-1].content
+    assert "What is the capital of France?" in prompt and "<s1:France>" in prompt
+    assert len(runtime.store.messages(conversation)) == 4
+
+
+def test_replay_without_a_model_reproduces_the_answer(tmp_path):
+    runtime, _, _ = make(tmp_path, [DIAMOND])
+    result = runtime.run("do a and b, then join")
+    report = replay(Store(tmp_path / "s.db"), result.run_id)
+    assert report.same_answer and report.answer == result.answer
+    assert all(step.same for step in report.steps) and len(report.steps) == 3
+
+
+def test_plan_approval_interrupts_and_resumes_with_an_edited_plan(tmp_path):
+    runtime, _, echo = make(tmp_path, [DIAMOND], approve_plan=True)
+    first = runtime.run("do a and b, then join")
+    assert first.status == "interrupted" and not echo.inputs
+    edited = {"steps": [{"id": "s1", "instruction": "only this", "executor": "llm", "depends_on": []}]}
+    result = asyncio.run(runtime.aresume(first.run_id, approve=edited))
+    assert result.status == "done"
+    assert [i.instruction for i in echo.inputs] == ["only this"]
+    assert result.answer == "<s1:only this>"
+
+
+def test_an_invalid_given_plan_is_refused(tmp_path):
+    from stepgraph.errors import PlanError
+
+    runtime, _, _ = make(tmp_path, [])
+    with pytest.raises(PlanError, match="unknown executors"):
+        runtime.run("x", plan=Plan(steps=[{"id": "s1", "instruction": "x", "executor": "teleport"}]))
