@@ -10,11 +10,16 @@ checked with xgrammar's parser before it reaches the engine (`check_gbnf`).
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 
 from stepgraph.errors import GrammarError
 
 MAX_TEXT = 400
+
+# A rule definition at the start of a line, and the names llama.cpp accepts (xgrammar takes more).
+_RULE = re.compile(r"^[ \t]*([^\s\"\[(|#:]\S*?)[ \t]*::=", re.M)
+_NAME = re.compile(r"[A-Za-z0-9-]+")
 
 
 def _lit(text: str) -> str:
@@ -69,6 +74,10 @@ def check_gbnf(grammar: str) -> None:
     """Raise GrammarError if the grammar does not parse (instead of a llama.cpp segfault)."""
     import xgrammar
 
+    bad = [name for name in _RULE.findall(grammar) if not _NAME.fullmatch(name)]
+    if bad:
+        raise GrammarError(f"invalid grammar: rule names {', '.join(bad)} are not allowed; "
+                           "llama.cpp takes letters, digits and hyphens only")
     try:
         xgrammar.Grammar.from_ebnf(grammar)
     except Exception as exc:  # xgrammar raises RuntimeError/ValueError with the parse error

@@ -87,22 +87,27 @@ class Planner:
         return self._final
 
     def stream(self, instruction: str, *, conversation: list[Message] | None = None) -> Iterator[Step]:
-        """Yield steps while they are decoded (for eager dispatch), then set `self._final`.
+        """Yield steps while they are decoded (for eager dispatch), then set `final`.
 
-        Streamed steps are those of the first attempt; if it needs a repair, the repaired
-        plan's steps are yielded again after a `PlanRepaired` marker is recorded in
-        `last_stats`, so a consumer should treat `self._final` as the truth.
+        Each streamed step gets the same deterministic fix as the final plan (a `{{sN}}`
+        reference to an earlier step becomes a dependency). If the first attempt needs a
+        repair, the repaired plan's steps are yielded after it; a consumer should treat
+        `final` as the truth and re-check any step id it has already seen. `final` and
+        `last_stats` describe the latest plan, so give each concurrent caller its own Planner.
         """
         text = check_instruction(instruction)
         started = time.perf_counter()
         request = self._request(text, conversation)
         raw = ""
         scanner = StepScanner()
+        streamed: list[Step] = []
         for piece in self.model.stream(request):
             raw += piece
             for obj in scanner.feed(piece):
                 step = _to_step(obj)
                 if step is not None:
+                    _add_referenced_dependencies(Plan(steps=[*streamed, step]))
+                    streamed.append(step)
                     yield step
         self.last_stats = {"attempts": 1, "raw": raw}
         try:
@@ -191,21 +196,22 @@ def _extract_json(raw: str) -> Any:
     fenced = _FENCE.search(text)
     if fenced:
         text = fenced.group(1).strip()
-    for opener in ("{", "["):
-        start = text.find(opener)
-        if start < 0:
-            continue
+    starts = sorted(i for i in (text.find("{"), text.find("[")) if i >= 0)
+    for start in starts:
         try:
             value, _ = json.JSONDecoder().raw_decode(text[start:])
             return value
         except json.JSONDecodeError:
             continue
+        except RecursionError:
+            raise PlanError("the output is nested too deeply to be a plan", kind="parse") from None
     raise PlanError("the output is not JSON; write the plan as one JSON object", kind="parse")
 
 
 def _add_referenced_dependencies(plan: Plan) -> None:
+    """A `{{sN}}` reference to an earlier step is an unambiguous dependency: add it."""
     position = {s.id: i for i, s in enumerate(plan.steps)}
     for i, step in enumerate(plan.steps):
-        for ref in REFERENCE.findall(step.instruction):
+        for ref in step.references():
             if ref in position and position[ref] < i and ref not in step.depends_on:
                 step.depends_on.append(ref)

@@ -16,6 +16,9 @@ class Board:
     def __init__(self) -> None:
         self._results: dict[str, asyncio.Future] = {}
         self.tokens = 0
+        # the step definition each id runs under now; a repaired plan can supersede a
+        # dispatched step, and the superseded task must not record over the current one
+        self.current: dict[str, dict] = {}
 
     def _future(self, step_id: str) -> asyncio.Future:
         if step_id not in self._results:

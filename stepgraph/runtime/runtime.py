@@ -237,6 +237,7 @@ class Runtime:
                 if log:
                     runtime.store.record_event(run_id, "dispatch", step.model_dump())
                 dispatched.append(step.model_dump())
+                board.current[step.id] = step.model_dump()
                 futures.append(execute(run_id, step.model_dump()))
 
             for event in record.events:
@@ -352,6 +353,8 @@ class Runtime:
             "seconds": time.perf_counter() - started, "prompt_tokens": tokens[0],
             "completion_tokens": tokens[1], "model": output.model, "verdicts": verdicts,
         })
+        if board.current.get(step.id) != step.model_dump():
+            return result.model_dump()  # superseded by a repaired plan: leave no trace
         self._record_step(run_id, step, result)
         write(Event(type="step_finished", run_id=run_id, step_id=step.id,
                     data={"status": result.status, "output": result.output[:500], "error": result.error,

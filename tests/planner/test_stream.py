@@ -54,7 +54,7 @@ def feed_in_pieces(text: str, cuts: list[int]) -> tuple[list[dict], list[int]]:
     return found, counts
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     steps=steps_strategy,
     cuts=st.lists(st.integers(min_value=0, max_value=10_000), max_size=40),
@@ -69,7 +69,7 @@ def test_random_cuts_yield_exactly_the_steps(steps, cuts, ascii_only, indent, go
     assert found == steps
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(steps=steps_strategy.filter(bool))
 def test_each_step_comes_out_the_moment_it_closes(steps):
     prefix = '{"steps":['

@@ -46,7 +46,7 @@ model_outputs = st.one_of(
 )
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(model_outputs)
 def test_parse_fails_only_with_plan_error(text: str):
     planner = Planner(ScriptedBackend([]), executors={"llm": "text", "python": "code"},
@@ -170,7 +170,7 @@ def oracle_violations(plan: Plan, executors: frozenset[str]) -> set[str]:
     return found
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(random_plans())
 def test_validate_agrees_with_oracle(plan: Plan):
     violations = oracle_violations(plan, KNOWN_EXECUTORS)
@@ -219,7 +219,7 @@ def stable_topological(plan: Plan) -> list[str]:
     return done
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(valid_dags())
 def test_order_is_the_stable_topological_order(plan: Plan):
     validate_plan(plan, ["llm"])

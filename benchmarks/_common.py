@@ -1,0 +1,41 @@
+"""Shared helpers for benchmarks: machine description and resumable result files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> dict:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpus": len(os.sched_getaffinity(0)), "cpu": cpu, "python": platform.python_version(),
+            "gpu": None, "date": dt.date.today().isoformat()}
+
+
+class ResultFile:
+    """A JSON file that keeps finished sections, so a stopped benchmark continues."""
+
+    def __init__(self, name: str):
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        self.path = RESULTS / name
+        self.data = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.data["machine"] = machine()
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def put(self, key: str, value) -> None:
+        self.data[key] = value
+        self.path.write_text(json.dumps(self.data, indent=2) + "\n")
