@@ -330,8 +330,11 @@ class OpenAIBackend(BackendBase):
             if not isinstance(entry, dict) or entry.get("id") != self.model:
                 continue
             meta = entry.get("meta") or {}
-            for value in (entry.get("max_model_len"), entry.get("context_length"),
-                          meta.get("n_ctx_train")):
+            for value in (
+                entry.get("max_model_len"),
+                entry.get("context_length"),
+                meta.get("n_ctx_train"),
+            ):
                 if isinstance(value, int) and value > 0:
                     return value
         return None

@@ -404,8 +404,7 @@ class TransformersBackend(BackendBase):
                     f"{path} is a file but not a .gguf file; pass a .gguf file or a Hugging "
                     "Face model directory"
                 )
-            status = _rich_status if log.isEnabledFor(logging.WARNING) else None
-            return dequantized_dir(path, dtype=self.dtype, status=status)
+            return dequantized_dir(path, dtype=self.dtype, status=_rich_status)
         missing = []
         if not (path / "config.json").is_file():
             missing.append("config.json")
@@ -537,9 +536,7 @@ class TransformersBackend(BackendBase):
         from transformers import TextIteratorStreamer
 
         self._check_adapter(request.adapter)
-        streamer = TextIteratorStreamer(
-            self._tokenizer, skip_prompt=True, skip_special_tokens=True
-        )
+        streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
         cancel = threading.Event()
         failure: list[BaseException] = []
 
@@ -610,6 +607,8 @@ class TransformersBackend(BackendBase):
     # -- decoding --------------------------------------------------------------------------
 
     def _check_adapter(self, adapter: str | None) -> None:
+        if not hasattr(self, "_model"):
+            raise ModelError(f"{self.name} was closed; create a new backend")
         if adapter is not None and adapter not in self._adapters:
             loaded = ", ".join(repr(a) for a in self._adapters) or "none"
             raise ModelError(

@@ -387,15 +387,15 @@ class Runtime:
         )
 
     async def _compose(self, run_id: str, results: list[dict]) -> dict:
-        """The final answer from the step results. One llm step that answered the whole task
-        is its own answer; anything else is composed by the model from the results."""
+        """The final answer from the step results. Every step leads to the last one, so a
+        finished llm last step is the answer; otherwise the model composes it from the results."""
         write = get_stream_writer()
         record = self.store.run(run_id)
         steps = [StepResult(**r) for r in results]
         done = [s for s in steps if s.status == "done"]
         status = "done" if len(done) == len(steps) else ("partial" if done else "failed")
-        if len(steps) == 1 and steps[0].executor == "llm" and done:
-            answer = steps[0].output
+        if steps[-1].executor == "llm" and status == "done":
+            answer = steps[-1].output  # the last step already answers from everything before it
         elif not done:
             answer = "I could not complete this task: " + "; ".join(
                 f"{s.step_id}: {s.error}" for s in steps if s.error)
@@ -424,11 +424,12 @@ def _executor_map(executors, model: BackendBase) -> dict[str, Executor]:
         executors = {e.name: e for e in executors}
     if not isinstance(executors, dict):  # an ExecutorRegistry
         executors = {name: executors.get(name) for name in executors.names()}
+    from stepgraph.executors import PythonExecutor
     from stepgraph.executors.llm import CodeWritingExecutor
 
     wrapped: dict[str, Executor] = {}
     for name, executor in executors.items():
-        if name == "python" and not isinstance(executor, CodeWritingExecutor):
+        if isinstance(executor, PythonExecutor):  # the model writes the code a step needs
             executor = CodeWritingExecutor(executor, model)
         wrapped[name] = executor
     return wrapped

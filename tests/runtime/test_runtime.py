@@ -42,12 +42,14 @@ class Echo:
 def make(tmp_path, replies, executor=None, **options):
     backend = ScriptedBackend(replies, responder=lambda r: "composed answer")
     executor = executor or Echo()
-    runtime = Runtime(backend, store=tmp_path / "s.db", executors=[executor], **options)
+    python = Echo()
+    python.name = "python"
+    runtime = Runtime(backend, store=tmp_path / "s.db", executors=[executor, python], **options)
     return runtime, backend, executor
 
 
 DIAMOND = plan_text(("s1", [], "llm", "a"), ("s2", [], "llm", "b"),
-                    ("s3", ["s1", "s2"], "llm", "join {{s1}} and {{s2}}"))
+                    ("s3", ["s1", "s2"], "python", "join {{s1}} and {{s2}}"))
 
 
 def test_diamond_runs_in_dependency_order_and_renders_references(tmp_path):
