@@ -20,8 +20,13 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cpus": len(os.sched_getaffinity(0)), "cpu": cpu, "python": platform.python_version(),
-            "gpu": None, "date": dt.date.today().isoformat()}
+    return {
+        "cpus": len(os.sched_getaffinity(0)),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "gpu": None,
+        "date": dt.date.today().isoformat(),
+    }
 
 
 class ResultFile:

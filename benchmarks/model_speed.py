@@ -24,14 +24,26 @@ from stepgraph.models.base import Request  # noqa: E402
 PROMPT = "Write a detailed essay about the history of the printing press."
 PLAN_SCHEMA = {
     "type": "object",
-    "properties": {"steps": {"type": "array", "minItems": 1, "maxItems": 4, "items": {
-        "type": "object",
-        "properties": {"id": {"type": "string", "pattern": "^s[0-9]$"},
-                       "executor": {"enum": ["llm", "python", "calculator"]},
-                       "instruction": {"type": "string", "maxLength": 200},
-                       "depends_on": {"type": "array", "items": {"type": "string"}, "maxItems": 3}},
-        "required": ["id", "executor", "instruction", "depends_on"], "additionalProperties": False}}},
-    "required": ["steps"], "additionalProperties": False,
+    "properties": {
+        "steps": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 4,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string", "pattern": "^s[0-9]$"},
+                    "executor": {"enum": ["llm", "python", "calculator"]},
+                    "instruction": {"type": "string", "maxLength": 200},
+                    "depends_on": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
+                },
+                "required": ["id", "executor", "instruction", "depends_on"],
+                "additionalProperties": False,
+            },
+        }
+    },
+    "required": ["steps"],
+    "additionalProperties": False,
 }
 TASKS = [
     "Plan how to compute the average of 12, 17 and 31, then explain it.",
@@ -53,7 +65,9 @@ def valid(text: str) -> bool:
     for s in steps:
         if set(s) != {"id", "executor", "instruction", "depends_on"}:
             return False
-        if s["executor"] not in ("llm", "python", "calculator") or not isinstance(s["depends_on"], list):
+        if s["executor"] not in ("llm", "python", "calculator") or not isinstance(
+            s["depends_on"], list
+        ):
             return False
     return True
 
@@ -64,8 +78,12 @@ def decode_speed(backend, n_tokens: int = 150, runs: int = 3) -> dict:
         done = backend.complete(Request.chat(PROMPT, max_tokens=n_tokens))
         decode_time = done.seconds - (done.first_token_seconds or 0)
         speeds.append((done.completion_tokens - 1) / decode_time)
-    return {"tokens": n_tokens, "runs": runs, "tok_s": [round(s, 1) for s in speeds],
-            "median_tok_s": round(statistics.median(speeds), 1)}
+    return {
+        "tokens": n_tokens,
+        "runs": runs,
+        "tok_s": [round(s, 1) for s in speeds],
+        "median_tok_s": round(statistics.median(speeds), 1),
+    }
 
 
 def concurrency(backend, n_tokens: int = 128) -> dict:
@@ -78,7 +96,11 @@ def concurrency(backend, n_tokens: int = 128) -> dict:
             done = list(pool.map(lambda r: backend.complete(r), requests))
         seconds = time.perf_counter() - start
         tokens = sum(d.completion_tokens for d in done)
-        out[str(n)] = {"tokens": tokens, "seconds": round(seconds, 2), "aggregate_tok_s": round(tokens / seconds, 1)}
+        out[str(n)] = {
+            "tokens": tokens,
+            "seconds": round(seconds, 2),
+            "aggregate_tok_s": round(tokens / seconds, 1),
+        }
     out["speedup_4"] = round(out["4"]["aggregate_tok_s"] / out["1"]["aggregate_tok_s"], 2)
     return out
 
@@ -98,7 +120,9 @@ def cold_first_token(runs: int = 3) -> dict:
     times = []
     for _ in range(runs):
         t0 = time.time()
-        out = subprocess.run([sys.executable, "-c", COLD, str(t0)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", COLD, str(t0)], capture_output=True, text=True, check=True
+        )
         times.append(float(out.stdout.strip().splitlines()[0]))
     return {"runs": [round(t, 2) for t in times], "median_s": round(statistics.median(times), 2)}
 
@@ -108,16 +132,25 @@ def constrained(backend, n: int = 50) -> dict:
     failures = []
     for i in range(n):
         task = TASKS[i % len(TASKS)]
-        request = Request.chat(task + " Reply with compact JSON.", json_schema=PLAN_SCHEMA,
-                               max_tokens=400, temperature=0.7 if i >= len(TASKS) else 0.0, seed=i)
+        request = Request.chat(
+            task + " Reply with compact JSON.",
+            json_schema=PLAN_SCHEMA,
+            max_tokens=400,
+            temperature=0.7 if i >= len(TASKS) else 0.0,
+            seed=i,
+        )
         done = backend.complete(request)
         seconds.append(done.seconds)
         if valid(done.text):
             ok += 1
         else:
             failures.append(done.text[:300])
-    return {"generations": n, "valid": ok, "median_s": round(statistics.median(seconds), 2),
-            "failures": failures[:5]}
+    return {
+        "generations": n,
+        "valid": ok,
+        "median_s": round(statistics.median(seconds), 2),
+        "failures": failures[:5],
+    }
 
 
 def main() -> None:
@@ -125,8 +158,11 @@ def main() -> None:
     from stepgraph.models.llamacpp import LlamaCppBackend
 
     llama = LlamaCppBackend(embedded.model_path(), name="qwen2.5-coder-0.5b")
-    for key, fn in [("llamacpp_decode", decode_speed), ("llamacpp_concurrency", concurrency),
-                    ("llamacpp_constrained", constrained)]:
+    for key, fn in [
+        ("llamacpp_decode", decode_speed),
+        ("llamacpp_concurrency", concurrency),
+        ("llamacpp_constrained", constrained),
+    ]:
         if not results.has(key):
             print(key, "...", flush=True)
             results.put(key, fn(llama))
@@ -140,8 +176,10 @@ def main() -> None:
     from stepgraph.models.transformers import TransformersBackend
 
     tf = TransformersBackend(embedded.model_path())
-    for key, fn in [("transformers_decode", lambda b: decode_speed(b, n_tokens=60, runs=2)),
-                    ("transformers_constrained", constrained)]:
+    for key, fn in [
+        ("transformers_decode", lambda b: decode_speed(b, n_tokens=60, runs=2)),
+        ("transformers_constrained", constrained),
+    ]:
         if not results.has(key):
             print(key, "...", flush=True)
             results.put(key, fn(tf))

@@ -31,15 +31,21 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wizardlm_tests
 
 def run(mode: str, limit: int | None) -> None:
     out = RESULTS / f"planner_validity_{mode}.jsonl"
-    done = {json.loads(line)["idx"] for line in out.read_text().splitlines()} if out.exists() else set()
+    done = (
+        {json.loads(line)["idx"] for line in out.read_text().splitlines()}
+        if out.exists()
+        else set()
+    )
     items = [json.loads(line) for line in DATA.read_text().splitlines()][:limit]
     todo = [i for i in items if i["idx"] not in done]
     if not todo:
         return
     backend = LlamaCppBackend(embedded.model_path(), name=embedded.DEFAULT_MODEL, n_ctx=16384)
     registry = default_registry()
-    executors = {"llm": "answers, explains, compares or writes text; use for knowledge, reasoning and writing.",
-                 **{n: registry.get(n).description for n in registry.names()}}
+    executors = {
+        "llm": "answers, explains, compares or writes text; use for knowledge, reasoning and writing.",
+        **{n: registry.get(n).description for n in registry.names()},
+    }
     planner = Planner(backend, executors=executors, constrained=(mode == "constrained"))
     with out.open("a") as f:
         for item in todo:
@@ -47,8 +53,11 @@ def run(mode: str, limit: int | None) -> None:
             row = {"idx": item["idx"], "skill": item["Skill"]}
             try:
                 plan = planner.plan(item["Instruction"])
-                row.update(valid=True, steps=len(plan.steps),
-                           edges=sum(len(s.depends_on) for s in plan.steps))
+                row.update(
+                    valid=True,
+                    steps=len(plan.steps),
+                    edges=sum(len(s.depends_on) for s in plan.steps),
+                )
             except StepgraphError as exc:
                 row.update(valid=False, error=f"{type(exc).__name__}: {str(exc)[:200]}")
             row["attempts"] = planner.last_stats.get("attempts", 1)
@@ -60,11 +69,15 @@ def run(mode: str, limit: int | None) -> None:
 
 
 def summarize() -> None:
-    lines = [f"# Planner validity on the WizardLM test set ({machine()['date']})", "",
-             f"Machine: {machine()['cpus']} cores, {machine()['cpu']}, no GPU. Model: "
-             f"{embedded.DEFAULT_MODEL} on llama.cpp, greedy, zero repairs beyond the planner's one.", "",
-             "| decoding | instructions | valid | valid after repair | steps/plan (median, mean) | s/plan (median) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Planner validity on the WizardLM test set ({machine()['date']})",
+        "",
+        f"Machine: {machine()['cpus']} cores, {machine()['cpu']}, no GPU. Model: "
+        f"{embedded.DEFAULT_MODEL} on llama.cpp, greedy, zero repairs beyond the planner's one.",
+        "",
+        "| decoding | instructions | valid | valid after repair | steps/plan (median, mean) | s/plan (median) |",
+        "|---|---|---|---|---|---|",
+    ]
     for mode in ("constrained", "free"):
         path = RESULTS / f"planner_validity_{mode}.jsonl"
         if not path.exists():
@@ -73,9 +86,11 @@ def summarize() -> None:
         valid = [r for r in rows if r["valid"]]
         repaired = [r for r in valid if r.get("attempts", 1) > 1]
         steps = [r["steps"] for r in valid] or [0]
-        lines.append(f"| {mode} | {len(rows)} | {len(valid)} ({100 * len(valid) / len(rows):.1f} %) | "
-                     f"{len(repaired)} | {statistics.median(steps)}, {statistics.mean(steps):.2f} | "
-                     f"{statistics.median(r['seconds'] for r in rows):.1f} |")
+        lines.append(
+            f"| {mode} | {len(rows)} | {len(valid)} ({100 * len(valid) / len(rows):.1f} %) | "
+            f"{len(repaired)} | {statistics.median(steps)}, {statistics.mean(steps):.2f} | "
+            f"{statistics.median(r['seconds'] for r in rows):.1f} |"
+        )
     (RESULTS / "planner_validity.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -28,15 +28,18 @@ def main() -> int:
     runtime = Runtime()  # the embedded default model, the default store
     view = RunView()
     with Live(view.render(), console=console, refresh_per_second=8) as live:
+
         def on_event(event):
             view.update(event)
             live.update(view.render())
 
         result = runtime.run(instruction, on_event=on_event)
     console.print(f"\n[bold]Answer:[/bold] {result.answer}")
-    console.print(f"[dim]run {result.run_id}: {result.status} in {result.seconds:.1f} s, "
-                  f"{len(result.steps)} steps, {result.completion_tokens} tokens generated. "
-                  f"Store: {runtime.store.path}[/dim]")
+    console.print(
+        f"[dim]run {result.run_id}: {result.status} in {result.seconds:.1f} s, "
+        f"{len(result.steps)} steps, {result.completion_tokens} tokens generated. "
+        f"Store: {runtime.store.path}[/dim]"
+    )
     console.print(f"[dim]Replay it: .venv/bin/stepgraph replay {result.run_id}[/dim]")
     return 0 if result.status in ("done", "partial") else 1
 

@@ -13,13 +13,21 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Runtime": "stepgraph.runtime", "RunResult": "stepgraph.runtime", "StepResult": "stepgraph.runtime",
-    "Event": "stepgraph.runtime", "replay": "stepgraph.runtime",
-    "Plan": "stepgraph.planner", "Step": "stepgraph.planner", "Planner": "stepgraph.planner",
+    "Runtime": "stepgraph.runtime",
+    "RunResult": "stepgraph.runtime",
+    "StepResult": "stepgraph.runtime",
+    "Event": "stepgraph.runtime",
+    "replay": "stepgraph.runtime",
+    "Plan": "stepgraph.planner",
+    "Step": "stepgraph.planner",
+    "Planner": "stepgraph.planner",
     "Store": "stepgraph.memory",
-    "Message": "stepgraph.models", "Request": "stepgraph.models", "ScriptedBackend": "stepgraph.models",
+    "Message": "stepgraph.models",
+    "Request": "stepgraph.models",
+    "ScriptedBackend": "stepgraph.models",
     "load_model": "stepgraph.models",
-    "StepgraphError": "stepgraph.errors", "PlanError": "stepgraph.errors",
+    "StepgraphError": "stepgraph.errors",
+    "PlanError": "stepgraph.errors",
 }
 __all__ = sorted(_EXPORTS)
 

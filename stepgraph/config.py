@@ -17,7 +17,9 @@ ENV_PREFIX = "STEPGRAPH_"
 
 
 class Settings(BaseModel):
-    model: str = Field(default="qwen2.5-coder-0.5b", description="model spec (see `stepgraph model --help`)")
+    model: str = Field(
+        default="qwen2.5-coder-0.5b", description="model spec (see `stepgraph model --help`)"
+    )
     planner_model: str | None = Field(default=None, description="a separate model for planning")
     planner_adapter: str | None = Field(default=None, description="LoRA adapter for the planner")
     home: str | None = Field(default=None, description="directory of the memory store")
@@ -55,4 +57,6 @@ def load_settings(path: Path | None = None, **overrides: object) -> Settings:
         return Settings(**data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"bad setting ({problems}). Check stepgraph.toml and STEPGRAPH_* variables.") from None
+        raise ConfigError(
+            f"bad setting ({problems}). Check stepgraph.toml and STEPGRAPH_* variables."
+        ) from None

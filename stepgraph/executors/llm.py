@@ -34,7 +34,9 @@ def context_block(step: StepInput) -> str:
         parts.append("")
     parts.append(f"Your step: {step.instruction}")
     if step.feedback:
-        parts.append(f"\nA previous attempt was rejected: {step.feedback}\nFix that in this attempt.")
+        parts.append(
+            f"\nA previous attempt was rejected: {step.feedback}\nFix that in this attempt."
+        )
     return "\n".join(parts)
 
 
@@ -46,7 +48,9 @@ class LlmExecutor:
     """Answers a step with the model, given its dependencies and the conversation."""
 
     name = "llm"
-    description = "answers, explains, compares or writes text; use for knowledge, reasoning and writing."
+    description = (
+        "answers, explains, compares or writes text; use for knowledge, reasoning and writing."
+    )
 
     def __init__(self, model: BackendBase, *, max_tokens: int = 384, adapter: str | None = None):
         self.model = model
@@ -54,15 +58,22 @@ class LlmExecutor:
         self.adapter = adapter
 
     async def run(self, step: StepInput) -> StepOutput:
-        messages = [Message(role="system", content=ANSWER_SYSTEM), *_conversation(step),
-                    Message(role="user", content=context_block(step))]
+        messages = [
+            Message(role="system", content=ANSWER_SYSTEM),
+            *_conversation(step),
+            Message(role="user", content=context_block(step)),
+        ]
         done = await self.model.acomplete(
             Request(messages=messages, max_tokens=self.max_tokens, adapter=self.adapter)
         )
         text = done.text.strip()
-        return StepOutput(output=text, error=None if text else "the model returned nothing",
-                          prompt_tokens=done.prompt_tokens, completion_tokens=done.completion_tokens,
-                          model=done.model)
+        return StepOutput(
+            output=text,
+            error=None if text else "the model returned nothing",
+            prompt_tokens=done.prompt_tokens,
+            completion_tokens=done.completion_tokens,
+            model=done.model,
+        )
 
 
 def extract_code(text: str) -> str:
@@ -73,8 +84,15 @@ def extract_code(text: str) -> str:
 class CodeWritingExecutor:
     """Wraps a code-running executor (python): when the step has no code, the model writes it."""
 
-    def __init__(self, inner, model: BackendBase, *, arg: str = "code", max_tokens: int = 400,
-                 attempts: int = 2):
+    def __init__(
+        self,
+        inner,
+        model: BackendBase,
+        *,
+        arg: str = "code",
+        max_tokens: int = 400,
+        attempts: int = 2,
+    ):
         self.inner = inner
         self.model = model
         self.arg = arg
@@ -86,23 +104,38 @@ class CodeWritingExecutor:
     async def run(self, step: StepInput) -> StepOutput:
         if step.args.get(self.arg):
             return await self.inner.run(step)
-        messages = [Message(role="system", content=CODE_SYSTEM),
-                    Message(role="user", content=context_block(step))]
+        messages = [
+            Message(role="system", content=CODE_SYSTEM),
+            Message(role="user", content=context_block(step)),
+        ]
         prompt_tokens = completion_tokens = 0
         result = StepOutput(error="no attempt")
         for _ in range(self.attempts):
-            done = await self.model.acomplete(Request(messages=messages, max_tokens=self.max_tokens))
+            done = await self.model.acomplete(
+                Request(messages=messages, max_tokens=self.max_tokens)
+            )
             prompt_tokens += done.prompt_tokens
             completion_tokens += done.completion_tokens
             code = extract_code(done.text)
-            result = await self.inner.run(step.model_copy(update={"args": {**step.args, self.arg: code}}))
+            result = await self.inner.run(
+                step.model_copy(update={"args": {**step.args, self.arg: code}})
+            )
             if result.ok and result.output.strip():
                 break
             problem = result.error or "the program printed nothing; print the result"
-            messages += [Message(role="assistant", content=done.text),
-                         Message(role="user", content=f"Running it failed: {problem[-600:]}\nWrite the fixed program.")]
+            messages += [
+                Message(role="assistant", content=done.text),
+                Message(
+                    role="user",
+                    content=f"Running it failed: {problem[-600:]}\nWrite the fixed program.",
+                ),
+            ]
         data = result.data if isinstance(result.data, dict) else {"result": result.data}
-        return result.model_copy(update={
-            "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "model": self.model.name, "data": {**data, "code": code},
-        })
+        return result.model_copy(
+            update={
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "model": self.model.name,
+                "data": {**data, "code": code},
+            }
+        )

@@ -81,7 +81,9 @@ def get(name: str) -> EmbeddedModel:
         return EMBEDDED[name]
     except KeyError:
         known = ", ".join(EMBEDDED)
-        raise ModelError(f"unknown embedded model {name!r}; the embedded models are: {known}") from None
+        raise ModelError(
+            f"unknown embedded model {name!r}; the embedded models are: {known}"
+        ) from None
 
 
 def _part_files(model: EmbeddedModel) -> list[Path] | None:

@@ -112,19 +112,25 @@ class LlamaCppBackend(BackendBase):
     ):
         path = Path(path)
         if not path.is_file():
-            raise ModelError(f"no model file at {path}; check the path or run `stepgraph model pull`")
+            raise ModelError(
+                f"no model file at {path}; check the path or run `stepgraph model pull`"
+            )
         self.path = path
         self.name = name or path.stem
         llama_cpp, internals = _llama()
         self._c = llama_cpp
         with path.open("rb") as f:
             if f.read(4) != b"GGUF":
-                raise ModelError(f"{path} is not a GGUF model file; pass a .gguf file or an embedded name")
+                raise ModelError(
+                    f"{path} is not a GGUF model file; pass a .gguf file or an embedded name"
+                )
         params = llama_cpp.llama_model_default_params()
         try:
             self._model = internals.LlamaModel(path_model=str(path), params=params, verbose=False)
         except ValueError as exc:
-            raise ModelError(f"llama.cpp could not load {path} ({exc}); the file may be corrupt") from None
+            raise ModelError(
+                f"llama.cpp could not load {path} ({exc}); the file may be corrupt"
+            ) from None
         self._vocab = llama_cpp.llama_model_get_vocab(self._model.model)
         self.n_seq = n_seq
         cparams = llama_cpp.llama_context_default_params()
@@ -172,14 +178,18 @@ class LlamaCppBackend(BackendBase):
         if path.is_dir():
             candidates = sorted(path.glob("*.gguf"))
             if not candidates:
-                raise ModelError(f"no .gguf adapter in {path}; convert it with `stepgraph train` output")
+                raise ModelError(
+                    f"no .gguf adapter in {path}; convert it with `stepgraph train` output"
+                )
             path = candidates[0]
         if not path.is_file():
             raise ModelError(f"no LoRA adapter at {path}")
         adapter = self._c.llama_adapter_lora_init(self._model.model, str(path).encode())
         if not adapter:
-            raise ModelError(f"llama.cpp could not load the LoRA adapter {path}; is it a GGUF LoRA "
-                             f"for this base model ({self.path.name})?")
+            raise ModelError(
+                f"llama.cpp could not load the LoRA adapter {path}; is it a GGUF LoRA "
+                f"for this base model ({self.path.name})?"
+            )
         self._adapters[name] = adapter
 
     def generate(self, requests: list[Request]) -> list[Completion]:
@@ -244,8 +254,10 @@ class LlamaCppBackend(BackendBase):
             grammar = schema_to_gbnf(request.json_schema)
         tokens = self.prompt_tokens(request)
         if len(tokens) + 1 > self._n_ctx_seq:
-            raise ModelError(f"the prompt has {len(tokens)} tokens; this model's context holds "
-                             f"{self._n_ctx_seq} per request. Shorten the input.")
+            raise ModelError(
+                f"the prompt has {len(tokens)} tokens; this model's context holds "
+                f"{self._n_ctx_seq} per request. Shorten the input."
+            )
         job = _Job(request, tokens, Future(), grammar, time.perf_counter(), pieces)
         self._queue.put(job)
         return job.future
@@ -270,7 +282,9 @@ class LlamaCppBackend(BackendBase):
                 self._admit()
                 self._step()
             except Exception as exc:  # a broken engine fails its requests, never hangs them
-                self._fail_all(exc if isinstance(exc, ModelError) else ModelError(f"llama.cpp: {exc}"))
+                self._fail_all(
+                    exc if isinstance(exc, ModelError) else ModelError(f"llama.cpp: {exc}")
+                )
 
     def _fail_all(self, exc: Exception) -> None:
         for slot in self._slots:

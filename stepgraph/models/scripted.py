@@ -19,8 +19,13 @@ class ScriptedBackend(BackendBase):
 
     name = "scripted"
 
-    def __init__(self, replies: Iterable[Reply] = (), *, responder: Callable[[Request], str] | None = None,
-                 stream_delay: float = 0.0):
+    def __init__(
+        self,
+        replies: Iterable[Reply] = (),
+        *,
+        responder: Callable[[Request], str] | None = None,
+        stream_delay: float = 0.0,
+    ):
         self._replies = list(replies)
         self.stream_delay = stream_delay
         self._responder = responder
@@ -49,7 +54,12 @@ class ScriptedBackend(BackendBase):
             text = self._reply(request)
             prompt = sum(len(m.content) for m in request.messages) // 4
             out.append(
-                Completion(text=text, prompt_tokens=prompt, completion_tokens=max(1, len(text) // 4), model="scripted")
+                Completion(
+                    text=text,
+                    prompt_tokens=prompt,
+                    completion_tokens=max(1, len(text) // 4),
+                    model="scripted",
+                )
             )
         return out
 

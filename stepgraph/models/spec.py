@@ -33,7 +33,9 @@ def load_model(spec: str, *, adapters: dict[str, str] | None = None, **options: 
         rest = spec.removeprefix("openai:")
         base_url, _, model = rest.partition("#")
         if not base_url.startswith(("http://", "https://")) or not model:
-            raise ConfigError(f"bad OpenAI spec {spec!r}; write openai:http://host:port/v1#model-name")
+            raise ConfigError(
+                f"bad OpenAI spec {spec!r}; write openai:http://host:port/v1#model-name"
+            )
         return OpenAIBackend(base_url, model, **options)
     if spec == "scripted:" or spec.startswith("scripted:"):
         from stepgraph.models.scripted import ScriptedBackend

@@ -24,13 +24,21 @@ def draw_png(plan: Plan, path: str | Path) -> Path:
     layers = max(graph.nodes[n]["layer"] for n in graph) + 1
     width = max(len(g) for g in nx.topological_generations(graph))
     fig, ax = plt.subplots(figsize=(max(6, 3.2 * width), max(3, 1.8 * layers)))
-    nx.draw_networkx_edges(graph, pos, ax=ax, arrows=True, arrowsize=16, node_size=3000,
-                           edge_color="#888")
+    nx.draw_networkx_edges(
+        graph, pos, ax=ax, arrows=True, arrowsize=16, node_size=3000, edge_color="#888"
+    )
     for step in plan.steps:
         x, y = pos[step.id]
         label = f"{step.id} · {step.executor}\n" + textwrap.fill(step.instruction[:90], 28)
-        ax.text(x, y, label, ha="center", va="center", fontsize=8,
-                bbox={"boxstyle": "round,pad=0.4", "fc": "#eef4ff", "ec": "#3b6fd8"})
+        ax.text(
+            x,
+            y,
+            label,
+            ha="center",
+            va="center",
+            fontsize=8,
+            bbox={"boxstyle": "round,pad=0.4", "fc": "#eef4ff", "ec": "#3b6fd8"},
+        )
     ax.set_title(textwrap.shorten(plan.goal, 90), fontsize=10)
     ax.axis("off")
     ax.margins(0.25)

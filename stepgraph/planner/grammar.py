@@ -36,7 +36,7 @@ def _deps_rules(i: int) -> tuple[str, list[str]]:
         if j == i - 1:
             rules.append(f"{name} ::= {item}")
         else:
-            rules.append(f"{name} ::= {item} ( \",\" dep-{i}-{j + 1} )? | dep-{i}-{j + 1}")
+            rules.append(f'{name} ::= {item} ( "," dep-{i}-{j + 1} )? | dep-{i}-{j + 1}')
     return (f"dep-{i}-1" if i > 1 else ""), rules
 
 
@@ -57,8 +57,14 @@ def plan_gbnf(executors: tuple[str, ...], max_steps: int) -> str:
         rules.extend(dep_rules)
         dep_part = f'"[" ( {deps} )? "]"' if deps else '"[]"'
         rules.append(
-            f"step-{i} ::= " + _lit(f'{{"id":"s{i}","depends_on":') + f" {dep_part} "
-            + _lit(',"executor":') + " executor " + _lit(',"instruction":') + " text " + _lit("}")
+            f"step-{i} ::= "
+            + _lit(f'{{"id":"s{i}","depends_on":')
+            + f" {dep_part} "
+            + _lit(',"executor":')
+            + " executor "
+            + _lit(',"instruction":')
+            + " text "
+            + _lit("}")
         )
         if i < max_steps:
             rules.append(f'tail-{i} ::= ( "," step-{i + 1} tail-{i + 1} )?')
@@ -76,8 +82,10 @@ def check_gbnf(grammar: str) -> None:
 
     bad = [name for name in _RULE.findall(grammar) if not _NAME.fullmatch(name)]
     if bad:
-        raise GrammarError(f"invalid grammar: rule names {', '.join(bad)} are not allowed; "
-                           "llama.cpp takes letters, digits and hyphens only")
+        raise GrammarError(
+            f"invalid grammar: rule names {', '.join(bad)} are not allowed; "
+            "llama.cpp takes letters, digits and hyphens only"
+        )
     try:
         xgrammar.Grammar.from_ebnf(grammar)
     except Exception as exc:  # xgrammar raises RuntimeError/ValueError with the parse error

@@ -91,17 +91,25 @@ def validate_plan(plan: Plan, executors: Iterable[str] | None = None) -> None:
     seen: set[str] = set()
     duplicates = sorted({i for i in ids if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
     if duplicates:
-        raise PlanError(f"duplicate step ids: {', '.join(duplicates)}; give every step its own id",
-                        kind="duplicate_id", step_ids=duplicates)
+        raise PlanError(
+            f"duplicate step ids: {', '.join(duplicates)}; give every step its own id",
+            kind="duplicate_id",
+            step_ids=duplicates,
+        )
     empty = [s.id for s in plan.steps if not s.instruction.strip()]
     if empty:
-        raise PlanError(f"steps {', '.join(empty)} have an empty instruction", kind="empty_step", step_ids=empty)
+        raise PlanError(
+            f"steps {', '.join(empty)} have an empty instruction", kind="empty_step", step_ids=empty
+        )
     known = set(ids)
     for step in plan.steps:
         unknown = [d for d in step.depends_on if d not in known]
         if unknown:
-            raise PlanError(f"step {step.id} depends on unknown steps {', '.join(unknown)}",
-                            kind="unknown_dependency", step_ids=[step.id, *unknown])
+            raise PlanError(
+                f"step {step.id} depends on unknown steps {', '.join(unknown)}",
+                kind="unknown_dependency",
+                step_ids=[step.id, *unknown],
+            )
         if step.id in step.depends_on:
             raise PlanError(f"step {step.id} depends on itself", kind="cycle", step_ids=[step.id])
     if executors is not None:
@@ -109,9 +117,12 @@ def validate_plan(plan: Plan, executors: Iterable[str] | None = None) -> None:
         bad = [s.id for s in plan.steps if s.executor not in allowed]
         if bad:
             names = ", ".join(sorted({plan.step(i).executor for i in bad}))
-            raise PlanError(f"steps {', '.join(bad)} use unknown executors ({names}); "
-                            f"choose from: {', '.join(sorted(allowed))}",
-                            kind="unknown_executor", step_ids=bad)
+            raise PlanError(
+                f"steps {', '.join(bad)} use unknown executors ({names}); "
+                f"choose from: {', '.join(sorted(allowed))}",
+                kind="unknown_executor",
+                step_ids=bad,
+            )
     graph = plan.graph()
     try:
         cycle = nx.find_cycle(graph)
@@ -119,26 +130,38 @@ def validate_plan(plan: Plan, executors: Iterable[str] | None = None) -> None:
         cycle = None
     if cycle:
         members = [edge[0] for edge in cycle]
-        raise PlanError(f"steps {' -> '.join([*members, members[0]])} form a cycle",
-                        kind="cycle", step_ids=members)
+        raise PlanError(
+            f"steps {' -> '.join([*members, members[0]])} form a cycle",
+            kind="cycle",
+            step_ids=members,
+        )
     for step in plan.steps:
         ancestors = nx.ancestors(graph, step.id)
         loose = [r for r in dict.fromkeys(step.references()) if r not in ancestors]
         if loose:
-            raise PlanError(f"step {step.id} uses {', '.join('{{' + r + '}}' for r in loose)} "
-                            f"without depending on {', '.join(loose)}; add them to depends_on",
-                            kind="undeclared_reference", step_ids=[step.id, *loose])
+            raise PlanError(
+                f"step {step.id} uses {', '.join('{{' + r + '}}' for r in loose)} "
+                f"without depending on {', '.join(loose)}; add them to depends_on",
+                kind="undeclared_reference",
+                step_ids=[step.id, *loose],
+            )
     final = plan.final.id
     if graph.out_degree(final) != 0:
         later = sorted(graph.successors(final))
-        raise PlanError(f"the last step {final} must give the answer, but {', '.join(later)} depend on it",
-                        kind="final_not_last", step_ids=[final, *later])
+        raise PlanError(
+            f"the last step {final} must give the answer, but {', '.join(later)} depend on it",
+            kind="final_not_last",
+            step_ids=[final, *later],
+        )
     feeding = nx.ancestors(graph, final)
     unused = [i for i in ids if i != final and i not in feeding]
     if unused:
-        raise PlanError(f"steps {', '.join(unused)} do not lead to the answer (the last step "
-                        f"{final} does not depend on them); remove them or make a later step use them",
-                        kind="unused_step", step_ids=unused)
+        raise PlanError(
+            f"steps {', '.join(unused)} do not lead to the answer (the last step "
+            f"{final} does not depend on them); remove them or make a later step use them",
+            kind="unused_step",
+            step_ids=unused,
+        )
 
 
 def order(plan: Plan) -> list[str]:

@@ -14,7 +14,7 @@ from stepgraph.errors import InstructionError, PlanError
 from stepgraph.models.base import BackendBase, Message, Request
 from stepgraph.planner._stream import StepScanner
 from stepgraph.planner.grammar import plan_gbnf
-from stepgraph.planner.plan import REFERENCE, Plan, Step, validate_plan
+from stepgraph.planner.plan import Plan, Step, validate_plan
 from stepgraph.planner.prompt import planner_messages
 
 DEFAULT_EXECUTORS = {
@@ -30,10 +30,14 @@ def check_instruction(instruction: str) -> str:
     if not text:
         raise InstructionError("the instruction is empty; say what you want done")
     if "\x00" in text:
-        raise InstructionError("the instruction contains NUL bytes; it looks like binary data, not text")
+        raise InstructionError(
+            "the instruction contains NUL bytes; it looks like binary data, not text"
+        )
     printable = sum(ch.isprintable() or ch in "\n\t\r" for ch in text)
     if printable / len(text) < 0.9 or text.count("\ufffd") > max(3, len(text) // 20):
-        raise InstructionError("the instruction looks like binary data, not text; pass readable text")
+        raise InstructionError(
+            "the instruction looks like binary data, not text; pass readable text"
+        )
     return text
 
 
@@ -64,16 +68,31 @@ class Planner:
         self.max_tokens = max_tokens
         self.last_stats: dict[str, Any] = {}
 
-    def _request(self, instruction: str, conversation: list[Message] | None,
-                 feedback: str | None = None, previous: str | None = None) -> Request:
-        messages = planner_messages(instruction, executors=self.executors, conversation=conversation,
-                                    feedback=feedback, previous=previous)
+    def _request(
+        self,
+        instruction: str,
+        conversation: list[Message] | None,
+        feedback: str | None = None,
+        previous: str | None = None,
+    ) -> Request:
+        messages = planner_messages(
+            instruction,
+            executors=self.executors,
+            conversation=conversation,
+            feedback=feedback,
+            previous=previous,
+        )
         grammar = plan_gbnf(tuple(self.executors), self.max_steps) if self.constrained else None
-        request = Request(messages=messages, max_tokens=self.max_tokens, grammar=grammar,
-                          adapter=self.adapter)
+        request = Request(
+            messages=messages, max_tokens=self.max_tokens, grammar=grammar, adapter=self.adapter
+        )
         used = sum(self.model.count_tokens(m.content) + 8 for m in messages)
         if used + self.max_tokens > self.model.context_length:
-            limit = self.model.context_length - self.max_tokens - (used - self.model.count_tokens(instruction))
+            limit = (
+                self.model.context_length
+                - self.max_tokens
+                - (used - self.model.count_tokens(instruction))
+            )
             raise InstructionError(
                 f"the instruction is too long for this model: {self.model.count_tokens(instruction)} tokens, "
                 f"the limit is about {max(0, limit)} tokens. Shorten it or use a model with a longer context."
@@ -86,7 +105,9 @@ class Planner:
         del steps
         return self._final
 
-    def stream(self, instruction: str, *, conversation: list[Message] | None = None) -> Iterator[Step]:
+    def stream(
+        self, instruction: str, *, conversation: list[Message] | None = None
+    ) -> Iterator[Step]:
         """Yield steps while they are decoded (for eager dispatch), then set `final`.
 
         Each streamed step gets the same deterministic fix as the final plan (a `{{sN}}`
@@ -127,7 +148,9 @@ class Planner:
 
         return await asyncio.to_thread(self.plan, instruction, conversation=conversation)
 
-    async def astream(self, instruction: str, *, conversation: list[Message] | None = None) -> AsyncIterator[Step]:
+    async def astream(
+        self, instruction: str, *, conversation: list[Message] | None = None
+    ) -> AsyncIterator[Step]:
         """The async twin of `stream`, for the runtime's eager dispatch."""
         import asyncio
 
@@ -170,8 +193,11 @@ class Planner:
         for i, obj in enumerate(data["steps"]):
             step = _to_step(obj)
             if step is None:
-                raise PlanError(f"step number {i + 1} is not a valid step object: {json.dumps(obj)[:200]}",
-                                kind="parse", step_ids=[str(obj.get("id", i + 1)) if isinstance(obj, dict) else str(i + 1)])
+                raise PlanError(
+                    f"step number {i + 1} is not a valid step object: {json.dumps(obj)[:200]}",
+                    kind="parse",
+                    step_ids=[str(obj.get("id", i + 1)) if isinstance(obj, dict) else str(i + 1)],
+                )
             steps.append(step)
         plan = Plan(goal=goal, steps=steps)
         _add_referenced_dependencies(plan)

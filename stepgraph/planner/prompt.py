@@ -27,34 +27,77 @@ Executors:
 EXAMPLES: list[tuple[str, list[dict]]] = [
     (
         "What is the capital of Australia?",
-        [{"id": "s1", "depends_on": [], "executor": "llm",
-          "instruction": "Answer: what is the capital of Australia?"}],
+        [
+            {
+                "id": "s1",
+                "depends_on": [],
+                "executor": "llm",
+                "instruction": "Answer: what is the capital of Australia?",
+            }
+        ],
     ),
     (
         "A shop sells pens at $3 each. Tom buys 14 pens and pays with a $50 bill. How much change does he get?",
-        [{"id": "s1", "depends_on": [], "executor": "calculator", "instruction": "50 - 14 * 3"},
-         {"id": "s2", "depends_on": ["s1"], "executor": "llm",
-          "instruction": "Tom's change is {{s1}} dollars. State the answer in one sentence."}],
+        [
+            {"id": "s1", "depends_on": [], "executor": "calculator", "instruction": "50 - 14 * 3"},
+            {
+                "id": "s2",
+                "depends_on": ["s1"],
+                "executor": "llm",
+                "instruction": "Tom's change is {{s1}} dollars. State the answer in one sentence.",
+            },
+        ],
     ),
     (
         "Write a haiku about autumn rain.",
-        [{"id": "s1", "depends_on": [], "executor": "llm", "instruction": "Write a haiku about autumn rain."}],
+        [
+            {
+                "id": "s1",
+                "depends_on": [],
+                "executor": "llm",
+                "instruction": "Write a haiku about autumn rain.",
+            }
+        ],
     ),
     (
         "Compare Python and Rust for writing a web server in under 120 words, covering speed and ease of learning.",
-        [{"id": "s1", "depends_on": [], "executor": "llm",
-          "instruction": "List the strengths and weaknesses of Python for writing a web server: speed and ease of learning."},
-         {"id": "s2", "depends_on": [], "executor": "llm",
-          "instruction": "List the strengths and weaknesses of Rust for writing a web server: speed and ease of learning."},
-         {"id": "s3", "depends_on": ["s1", "s2"], "executor": "llm",
-          "instruction": "Using {{s1}} and {{s2}}, write a comparison of Python and Rust for a web server in under 120 words."}],
+        [
+            {
+                "id": "s1",
+                "depends_on": [],
+                "executor": "llm",
+                "instruction": "List the strengths and weaknesses of Python for writing a web server: speed and ease of learning.",
+            },
+            {
+                "id": "s2",
+                "depends_on": [],
+                "executor": "llm",
+                "instruction": "List the strengths and weaknesses of Rust for writing a web server: speed and ease of learning.",
+            },
+            {
+                "id": "s3",
+                "depends_on": ["s1", "s2"],
+                "executor": "llm",
+                "instruction": "Using {{s1}} and {{s2}}, write a comparison of Python and Rust for a web server in under 120 words.",
+            },
+        ],
     ),
     (
         "Find the sum of all prime numbers below 1000 and say whether it is even or odd.",
-        [{"id": "s1", "depends_on": [], "executor": "python",
-          "instruction": "Compute the sum of all prime numbers below 1000 and print it."},
-         {"id": "s2", "depends_on": ["s1"], "executor": "llm",
-          "instruction": "The sum of the primes below 1000 is {{s1}}. Say whether it is even or odd."}],
+        [
+            {
+                "id": "s1",
+                "depends_on": [],
+                "executor": "python",
+                "instruction": "Compute the sum of all prime numbers below 1000 and print it.",
+            },
+            {
+                "id": "s2",
+                "depends_on": ["s1"],
+                "executor": "llm",
+                "instruction": "The sum of the primes below 1000 is {{s1}}. Say whether it is even or odd.",
+            },
+        ],
     ),
 ]
 
@@ -89,5 +132,9 @@ def planner_messages(
     messages.append(Message(role="user", content=task))
     if feedback and previous:
         messages.append(Message(role="assistant", content=previous))
-        messages.append(Message(role="user", content=f"That plan is invalid: {feedback}\nWrite a corrected plan."))
+        messages.append(
+            Message(
+                role="user", content=f"That plan is invalid: {feedback}\nWrite a corrected plan."
+            )
+        )
     return messages

@@ -7,8 +7,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 EventType = Literal[
-    "run_started", "plan_step", "plan_ready", "step_started", "step_finished",
-    "verdict", "answer", "run_finished",
+    "run_started",
+    "plan_step",
+    "plan_ready",
+    "step_started",
+    "step_finished",
+    "verdict",
+    "answer",
+    "run_finished",
 ]
 
 

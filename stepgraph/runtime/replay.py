@@ -75,16 +75,31 @@ def replay(store: Store, run_id: str, *, model: BackendBase | None = None) -> Re
         if model is None:
             names = {s.executor for s in plan.steps}
             executors = [_RecordedExecutor(n, record) for n in names]
-            runtime = Runtime(_RecordedComposer(record.answer or ""), store=scratch,
-                              executors=executors, eager=False)
+            runtime = Runtime(
+                _RecordedComposer(record.answer or ""),
+                store=scratch,
+                executors=executors,
+                eager=False,
+            )
         else:
             runtime = Runtime(model, store=scratch, eager=False)
         result = runtime.run(record.instruction, plan=plan)
         scratch.close()
     replayed = {s.step_id: s.output for s in result.steps}
-    diffs = [StepDiff(step_id=s.step_id, recorded=s.output or "", replayed=replayed.get(s.step_id, ""),
-                      same=(s.output or "") == replayed.get(s.step_id, ""))
-             for s in record.steps]
-    return ReplayReport(run_id=record.id, model=model.name if model else None, answer=result.answer,
-                        recorded_answer=record.answer or "", same_answer=result.answer == (record.answer or ""),
-                        steps=diffs)
+    diffs = [
+        StepDiff(
+            step_id=s.step_id,
+            recorded=s.output or "",
+            replayed=replayed.get(s.step_id, ""),
+            same=(s.output or "") == replayed.get(s.step_id, ""),
+        )
+        for s in record.steps
+    ]
+    return ReplayReport(
+        run_id=record.id,
+        model=model.name if model else None,
+        answer=result.answer,
+        recorded_answer=record.answer or "",
+        same_answer=result.answer == (record.answer or ""),
+        steps=diffs,
+    )

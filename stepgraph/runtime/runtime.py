@@ -81,8 +81,9 @@ class Runtime:
         self.store = store if isinstance(store, Store) else Store(store)
         self.executors = _executor_map(executors, model)
         descriptions = {name: ex.description for name, ex in self.executors.items()}
-        self.planner = planner or Planner(model, executors=descriptions, max_steps=max_steps,
-                                          constrained=constrained)
+        self.planner = planner or Planner(
+            model, executors=descriptions, max_steps=max_steps, constrained=constrained
+        )
         self.planner.executors = descriptions
         self.verifier = verifier or basic_checks
         self.max_seconds = max_seconds
@@ -91,20 +92,34 @@ class Runtime:
         self.eager = eager and not approve_plan
         self.approve_plan = approve_plan
         self._boards: dict[str, Board] = {}
-        self._checkpoints = Path(self.store.path).with_name(Path(self.store.path).stem + "-checkpoints.db")
+        self._checkpoints = Path(self.store.path).with_name(
+            Path(self.store.path).stem + "-checkpoints.db"
+        )
 
     # -- public API ----------------------------------------------------------------------
 
-    def run(self, instruction: str, *, conversation_id: str | None = None, plan: Plan | None = None,
-            on_event: Callable[[Event], None] | None = None) -> RunResult:
+    def run(
+        self,
+        instruction: str,
+        *,
+        conversation_id: str | None = None,
+        plan: Plan | None = None,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> RunResult:
         """Plan and run `instruction`; continue `conversation_id` when given. With `plan`,
         skip planning and run that plan (it is validated first)."""
-        return asyncio.run(self.arun(instruction, conversation_id=conversation_id, plan=plan,
-                                     on_event=on_event))
+        return asyncio.run(
+            self.arun(instruction, conversation_id=conversation_id, plan=plan, on_event=on_event)
+        )
 
-    async def arun(self, instruction: str, *, conversation_id: str | None = None,
-                   plan: Plan | None = None, on_event: Callable[[Event], None] | None = None
-                   ) -> RunResult:
+    async def arun(
+        self,
+        instruction: str,
+        *,
+        conversation_id: str | None = None,
+        plan: Plan | None = None,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> RunResult:
         result = None
         async for item in self.astream(instruction, conversation_id=conversation_id, plan=plan):
             if isinstance(item, RunResult):
@@ -114,14 +129,19 @@ class Runtime:
         assert result is not None
         return result
 
-    async def astream(self, instruction: str, *, conversation_id: str | None = None,
-                      plan: Plan | None = None) -> AsyncIterator[Event | RunResult]:
+    async def astream(
+        self, instruction: str, *, conversation_id: str | None = None, plan: Plan | None = None
+    ) -> AsyncIterator[Event | RunResult]:
         """Events as they happen, then the RunResult last."""
         text = check_instruction(instruction)
         if plan is not None:
             plan = Plan(goal=plan.goal or text, steps=plan.steps).validate_for(self.executors)
-        run_id = self.store.start_run(text, conversation_id=conversation_id, model=self.model.name,
-                                      planner=getattr(self.planner.model, "name", ""))
+        run_id = self.store.start_run(
+            text,
+            conversation_id=conversation_id,
+            model=self.model.name,
+            planner=getattr(self.planner.model, "name", ""),
+        )
         if plan is not None:
             self.store.record_plan(run_id, plan.model_dump())
         async for item in self._drive(run_id, {"run_id": run_id}):
@@ -131,8 +151,9 @@ class Runtime:
         """Continue a run that was killed or interrupted; finished steps do not run again."""
         return asyncio.run(self.aresume(run_id, on_event=on_event))
 
-    async def aresume(self, run_id: str, *, approve: Any = None,
-                      on_event: Callable[[Event], None] | None = None) -> RunResult:
+    async def aresume(
+        self, run_id: str, *, approve: Any = None, on_event: Callable[[Event], None] | None = None
+    ) -> RunResult:
         from langgraph.types import Command
 
         run_id = self.store.resolve_run_id(run_id)
@@ -177,7 +198,9 @@ class Runtime:
                     except StopAsyncIteration:
                         break
                     if mode == "custom" and isinstance(chunk, Event):
-                        self.store.record_event(run_id, chunk.type, {"step_id": chunk.step_id, **chunk.data})
+                        self.store.record_event(
+                            run_id, chunk.type, {"step_id": chunk.step_id, **chunk.data}
+                        )
                         yield chunk
                     elif mode == "updates" and "__interrupt__" in chunk:
                         status = "interrupted"
@@ -199,17 +222,35 @@ class Runtime:
         if status == "interrupted":
             self.store.finish_run(run_id, status="interrupted")
         else:
-            self.store.finish_run(run_id, status=status, answer=answer, error=error, seconds=seconds,
-                                  prompt_tokens=prompt, completion_tokens=completion)
+            self.store.finish_run(
+                run_id,
+                status=status,
+                answer=answer,
+                error=error,
+                seconds=seconds,
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+            )
             if record.conversation_id and answer:
-                self.store.add_message(record.conversation_id, "user", record.instruction, run_id=run_id)
+                self.store.add_message(
+                    record.conversation_id, "user", record.instruction, run_id=run_id
+                )
                 self.store.add_message(record.conversation_id, "assistant", answer, run_id=run_id)
         event = Event(type="run_finished", run_id=run_id, data={"status": status, "error": error})
         self.store.record_event(run_id, event.type, event.data)
         yield event
-        yield RunResult(run_id=run_id, status=status, answer=answer, plan=record.plan, steps=steps,
-                        conversation_id=record.conversation_id, seconds=seconds,
-                        prompt_tokens=prompt, completion_tokens=completion, error=error)
+        yield RunResult(
+            run_id=run_id,
+            status=status,
+            answer=answer,
+            plan=record.plan,
+            steps=steps,
+            conversation_id=record.conversation_id,
+            seconds=seconds,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            error=error,
+        )
 
     def _workflow(self, saver):
         runtime = self
@@ -249,9 +290,14 @@ class Runtime:
                 history = runtime._conversation(record)
                 known_ids = {d["id"] for d in dispatched}
                 plan = await runtime._plan(
-                    run_id, record.instruction, history, write,
+                    run_id,
+                    record.instruction,
+                    history,
+                    write,
                     (lambda step: None if step.id in known_ids else dispatch(step))
-                    if runtime.eager else None)
+                    if runtime.eager
+                    else None,
+                )
                 runtime.store.record_plan(run_id, plan.model_dump())
             if runtime.approve_plan and not dispatched:
                 from langgraph.types import interrupt
@@ -284,18 +330,29 @@ class Runtime:
     def _conversation(self, record) -> list[Message]:
         if not record.conversation_id:
             return []
-        return [Message(role=m.role, content=m.content)  # type: ignore[arg-type]
-                for m in self.store.context(record.conversation_id, record.instruction)
-                if m.role in ("user", "assistant")]
+        return [
+            Message(role=m.role, content=m.content)  # type: ignore[arg-type]
+            for m in self.store.context(record.conversation_id, record.instruction)
+            if m.role in ("user", "assistant")
+        ]
 
-    async def _plan(self, run_id: str, instruction: str, history: list[Message], write,
-                    dispatch: Callable[[Step], None] | None) -> Plan:
+    async def _plan(
+        self,
+        run_id: str,
+        instruction: str,
+        history: list[Message],
+        write,
+        dispatch: Callable[[Step], None] | None,
+    ) -> Plan:
         streamed: list[Step] = []
         async for step in self.planner.astream(instruction, conversation=history or None):
             write(Event(type="plan_step", run_id=run_id, step_id=step.id, data=step.model_dump()))
-            if dispatch is not None and step.executor in self.executors and \
-                    all(d in {s.id for s in streamed} for d in step.depends_on) and \
-                    step.id not in {s.id for s in streamed}:
+            if (
+                dispatch is not None
+                and step.executor in self.executors
+                and all(d in {s.id for s in streamed} for d in step.depends_on)
+                and step.id not in {s.id for s in streamed}
+            ):
                 dispatch(step)
             streamed.append(step)
         plan = self.planner.final
@@ -310,24 +367,51 @@ class Runtime:
         blocked = [d for d, r in deps.items() if r["status"] != "done"]
         outputs = {d: r["output"] for d, r in deps.items()}
         instruction = render(step.instruction, outputs)
-        base = StepResult(step_id=step.id, executor=step.executor, instruction=instruction, attempts=0)
+        base = StepResult(
+            step_id=step.id, executor=step.executor, instruction=instruction, attempts=0
+        )
         if blocked:
-            result = base.model_copy(update={"status": "skipped",
-                                             "error": f"skipped: {', '.join(blocked)} did not finish"})
+            result = base.model_copy(
+                update={
+                    "status": "skipped",
+                    "error": f"skipped: {', '.join(blocked)} did not finish",
+                }
+            )
             self._record_step(run_id, step, result)
             return result.model_dump()
         if board.tokens >= self.max_tokens:
             result = base.model_copy(update={"status": "skipped", "error": "token budget spent"})
             self._record_step(run_id, step, result)
             return result.model_dump()
-        write(Event(type="step_started", run_id=run_id, step_id=step.id,
-                    data={"executor": step.executor, "instruction": instruction}))
-        self.store.record_step(run_id, step.id, executor=step.executor, instruction=instruction,
-                               args=step.args, depends_on=step.depends_on, status="running")
+        write(
+            Event(
+                type="step_started",
+                run_id=run_id,
+                step_id=step.id,
+                data={"executor": step.executor, "instruction": instruction},
+            )
+        )
+        self.store.record_step(
+            run_id,
+            step.id,
+            executor=step.executor,
+            instruction=instruction,
+            args=step.args,
+            depends_on=step.depends_on,
+            status="running",
+        )
         record = self.store.run(run_id)
         history = self._conversation(record) if step.executor == "llm" else []
-        inp = StepInput(run_id=run_id, task=record.instruction, step_id=step.id, instruction=instruction, args=step.args,
-                        dependencies=outputs, conversation=history, timeout=self.step_timeout)
+        inp = StepInput(
+            run_id=run_id,
+            task=record.instruction,
+            step_id=step.id,
+            instruction=instruction,
+            args=step.args,
+            dependencies=outputs,
+            conversation=history,
+            timeout=self.step_timeout,
+        )
         started = time.perf_counter()
         output, verdicts, attempts, tokens = StepOutput(error="not run"), [], 0, [0, 0]
         feedback = None
@@ -339,26 +423,45 @@ class Runtime:
             verdicts = self.verifier(step, inp, output)
             for verdict in verdicts:
                 write(Event(type="verdict", run_id=run_id, step_id=step.id, data=verdict))
-                self.store.record_verdict(run_id, step.id, verdict["check"], verdict["passed"],
-                                          verdict.get("evidence"))
+                self.store.record_verdict(
+                    run_id, step.id, verdict["check"], verdict["passed"], verdict.get("evidence")
+                )
             failed = [v for v in verdicts if v["passed"] is False]
             if not failed:
                 break
             feedback = "; ".join(f"{v['check']}: {v.get('evidence') or 'failed'}" for v in failed)
         board.tokens += tokens[1]
         ok = output.ok and not [v for v in verdicts if v["passed"] is False]
-        result = base.model_copy(update={
-            "output": output.output, "data": output.data, "status": "done" if ok else "failed",
-            "error": output.error or (None if ok else feedback), "attempts": attempts,
-            "seconds": time.perf_counter() - started, "prompt_tokens": tokens[0],
-            "completion_tokens": tokens[1], "model": output.model, "verdicts": verdicts,
-        })
+        result = base.model_copy(
+            update={
+                "output": output.output,
+                "data": output.data,
+                "status": "done" if ok else "failed",
+                "error": output.error or (None if ok else feedback),
+                "attempts": attempts,
+                "seconds": time.perf_counter() - started,
+                "prompt_tokens": tokens[0],
+                "completion_tokens": tokens[1],
+                "model": output.model,
+                "verdicts": verdicts,
+            }
+        )
         if board.current.get(step.id) != step.model_dump():
             return result.model_dump()  # superseded by a repaired plan: leave no trace
         self._record_step(run_id, step, result)
-        write(Event(type="step_finished", run_id=run_id, step_id=step.id,
-                    data={"status": result.status, "output": result.output[:500], "error": result.error,
-                          "seconds": result.seconds}))
+        write(
+            Event(
+                type="step_finished",
+                run_id=run_id,
+                step_id=step.id,
+                data={
+                    "status": result.status,
+                    "output": result.output[:500],
+                    "error": result.error,
+                    "seconds": result.seconds,
+                },
+            )
+        )
         return result.model_dump()
 
     async def _run_executor(self, step: Step, inp: StepInput) -> StepOutput:
@@ -366,9 +469,12 @@ class Runtime:
         if executor is None:
             return StepOutput(error=f"no executor named {step.executor!r}")
         try:
-            async for attempt in AsyncRetrying(stop=stop_after_attempt(2), reraise=True,
-                                               wait=wait_exponential(multiplier=0.2, max=2),
-                                               retry=retry_if_exception(_transient)):
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(2),
+                reraise=True,
+                wait=wait_exponential(multiplier=0.2, max=2),
+                retry=retry_if_exception(_transient),
+            ):
                 with attempt:
                     return await asyncio.wait_for(executor.run(inp), self.step_timeout)
         except TimeoutError:
@@ -379,11 +485,21 @@ class Runtime:
 
     def _record_step(self, run_id: str, step: Step, result: StepResult) -> None:
         self.store.record_step(
-            run_id, step.id, executor=step.executor, instruction=result.instruction, args=step.args,
-            depends_on=step.depends_on, output=result.output, data=_jsonable(result.data),
-            status=result.status, attempts=result.attempts, error=result.error,
-            seconds=result.seconds, prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens, model=result.model,
+            run_id,
+            step.id,
+            executor=step.executor,
+            instruction=result.instruction,
+            args=step.args,
+            depends_on=step.depends_on,
+            output=result.output,
+            data=_jsonable(result.data),
+            status=result.status,
+            attempts=result.attempts,
+            error=result.error,
+            seconds=result.seconds,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            model=result.model,
         )
 
     async def _compose(self, run_id: str, results: list[dict]) -> dict:
@@ -398,15 +514,19 @@ class Runtime:
             answer = steps[-1].output  # the last step already answers from everything before it
         elif not done:
             answer = "I could not complete this task: " + "; ".join(
-                f"{s.step_id}: {s.error}" for s in steps if s.error)
+                f"{s.step_id}: {s.error}" for s in steps if s.error
+            )
         else:
             lines = [f"Task: {record.instruction}", "", "Results:"]
             for s in steps:
                 shown = s.output.strip()[:1500] if s.status == "done" else f"(failed: {s.error})"
                 lines.append(f"- {s.instruction}\n  -> {shown}")
             lines.append("\nWrite the final answer to the task.")
-            messages = [Message(role="system", content=COMPOSE_SYSTEM),
-                        *self._conversation(record)[-4:], Message(role="user", content="\n".join(lines))]
+            messages = [
+                Message(role="system", content=COMPOSE_SYSTEM),
+                *self._conversation(record)[-4:],
+                Message(role="user", content="\n".join(lines)),
+            ]
             done_completion = await self.model.acomplete(Request(messages=messages, max_tokens=512))
             answer = done_completion.text.strip() or steps[-1].output
         write(Event(type="answer", run_id=run_id, data={"answer": answer, "status": status}))
@@ -446,15 +566,25 @@ def _jsonable(value: Any) -> Any:
 
 
 def _step_result(step, record) -> StepResult:
-    verdicts = [{"check": v.check, "passed": v.passed, "evidence": v.evidence}
-                for v in record.verdicts if v.step_id == step.step_id]
+    verdicts = [
+        {"check": v.check, "passed": v.passed, "evidence": v.evidence}
+        for v in record.verdicts
+        if v.step_id == step.step_id
+    ]
     return StepResult(
-        step_id=step.step_id, executor=step.executor or "", instruction=step.instruction or "",
-        output=step.output or "", data=step.data,
+        step_id=step.step_id,
+        executor=step.executor or "",
+        instruction=step.instruction or "",
+        output=step.output or "",
+        data=step.data,
         status=step.status if step.status in ("done", "failed", "skipped") else "failed",
-        error=step.error, attempts=step.attempts or 0, seconds=step.seconds or 0.0,
-        prompt_tokens=step.prompt_tokens or 0, completion_tokens=step.completion_tokens or 0,
-        model=step.model or "", verdicts=verdicts,
+        error=step.error,
+        attempts=step.attempts or 0,
+        seconds=step.seconds or 0.0,
+        prompt_tokens=step.prompt_tokens or 0,
+        completion_tokens=step.completion_tokens or 0,
+        model=step.model or "",
+        verdicts=verdicts,
     )
 
 

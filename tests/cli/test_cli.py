@@ -8,8 +8,14 @@ import pytest
 
 
 def stepgraph(*args, env=None, input=None):
-    return subprocess.run([sys.executable, "-m", "stepgraph.cli", *args], capture_output=True,
-                          text=True, env=env, input=input, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "stepgraph.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=input,
+        timeout=600,
+    )
 
 
 def test_help_lists_the_commands():
@@ -19,14 +25,17 @@ def test_help_lists_the_commands():
         assert command in out.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["plan", "   ", "--model", "qwen2.5-coder-0.5b"], "instruction is empty"),
-    (["run", "hello", "--model", "no-such-model"], "unknown model"),
-    (["run", "hello", "--model", "/nowhere/model.gguf"], "no model file"),
-    (["plan", "hi", "--model", "openai:localhost#m"], "bad OpenAI spec"),
-    (["runs", "show", "r-does-not-exist"], "no run"),
-    (["model", "pull", "gpt-17"], "unknown embedded model"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["plan", "   ", "--model", "qwen2.5-coder-0.5b"], "instruction is empty"),
+        (["run", "hello", "--model", "no-such-model"], "unknown model"),
+        (["run", "hello", "--model", "/nowhere/model.gguf"], "no model file"),
+        (["plan", "hi", "--model", "openai:localhost#m"], "bad OpenAI spec"),
+        (["runs", "show", "r-does-not-exist"], "no run"),
+        (["model", "pull", "gpt-17"], "unknown embedded model"),
+    ],
+)
 def test_user_errors_print_one_line_without_a_traceback(args, message):
     out = stepgraph(*args)
     assert out.returncode == 1
@@ -52,7 +61,9 @@ def test_bad_config_file_is_reported(tmp_path):
 
 @pytest.mark.model
 def test_plan_json_on_the_real_model(real_model, tmp_path):
-    out = stepgraph("plan", "Add 1234 and 4321, then say if the sum is a palindrome.", "--format", "json")
+    out = stepgraph(
+        "plan", "Add 1234 and 4321, then say if the sum is a palindrome.", "--format", "json"
+    )
     assert out.returncode == 0, out.stderr
     plan = json.loads(out.stdout)
     assert plan["steps"] and plan["steps"][0]["id"] == "s1"

@@ -20,8 +20,15 @@ def _fake_model(tmp_path, monkeypatch, parts: list[bytes], *, digest: str | None
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     whole = b"".join(parts)
     model = embedded.EmbeddedModel(
-        name="fake", description="test", package="fakechunk-part", version="1", parts=len(parts),
-        size=len(whole), sha256=digest or hashlib.sha256(whole).hexdigest(), filename="fake.gguf")
+        name="fake",
+        description="test",
+        package="fakechunk-part",
+        version="1",
+        parts=len(parts),
+        size=len(whole),
+        sha256=digest or hashlib.sha256(whole).hexdigest(),
+        filename="fake.gguf",
+    )
     monkeypatch.setitem(embedded.EMBEDDED, "fake", model)
     monkeypatch.setenv("STEPGRAPH_CACHE", str(tmp_path / "cache"))
     for name in list(sys.modules):

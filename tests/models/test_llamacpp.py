@@ -19,8 +19,11 @@ PLAN_SCHEMA = {
             "maxItems": 3,
             "items": {
                 "type": "object",
-                "properties": {"id": {"type": "string"}, "instruction": {"type": "string"},
-                               "depends_on": {"type": "array", "items": {"type": "string"}}},
+                "properties": {
+                    "id": {"type": "string"},
+                    "instruction": {"type": "string"},
+                    "depends_on": {"type": "array", "items": {"type": "string"}},
+                },
                 "required": ["id", "instruction", "depends_on"],
             },
         }
@@ -45,28 +48,36 @@ def test_greedy_is_repeatable_with_prefix_reuse(real_model):
 
 
 def test_a_batch_returns_one_completion_per_request_in_order(real_model):
-    prompts = ["What is 2+2? Reply with the number only.", "What is the capital of France? One word.",
-               "Write the word blue.", "Write the letter Z."]
+    prompts = [
+        "What is 2+2? Reply with the number only.",
+        "What is the capital of France? One word.",
+        "Write the word blue.",
+        "Write the letter Z.",
+    ]
     out = real_model.generate([Request.chat(p, max_tokens=6) for p in prompts])
     assert len(out) == 4
     assert "4" in out[0].text
     assert "paris" in out[1].text.lower()
     assert "blue" in out[2].text.lower()
     # each sequence decodes as it would alone (greedy): batching must not mix sequences
-    assert [c.text for c in out] == [real_model.complete(Request.chat(p, max_tokens=6)).text
-                                     for p in prompts]
+    assert [c.text for c in out] == [
+        real_model.complete(Request.chat(p, max_tokens=6)).text for p in prompts
+    ]
 
 
 def test_json_schema_output_parses_and_validates(real_model):
-    request = Request.chat("Plan how to make tea, as JSON steps.", json_schema=PLAN_SCHEMA, max_tokens=200)
+    request = Request.chat(
+        "Plan how to make tea, as JSON steps.", json_schema=PLAN_SCHEMA, max_tokens=200
+    )
     data = json.loads(real_model.complete(request).text)
     assert 1 <= len(data["steps"]) <= 3
     assert all(set(s) >= {"id", "instruction", "depends_on"} for s in data["steps"])
 
 
 def test_stop_strings_and_max_tokens(real_model):
-    out = real_model.complete(Request.chat("Count from 1 to 10 separated by commas.", max_tokens=40,
-                                           stop=["5"]))
+    out = real_model.complete(
+        Request.chat("Count from 1 to 10 separated by commas.", max_tokens=40, stop=["5"])
+    )
     assert "5" not in out.text and "4" in out.text
     short = real_model.complete(Request.chat("Write a long story.", max_tokens=5))
     assert short.completion_tokens == 5 and short.finish_reason == "length"

@@ -12,9 +12,14 @@ from stepgraph.models.base import Completion
 
 
 def plan_text(*steps):
-    return json.dumps({"steps": [
-        {"id": sid, "depends_on": deps, "executor": ex, "instruction": text}
-        for sid, deps, ex, text in steps]})
+    return json.dumps(
+        {
+            "steps": [
+                {"id": sid, "depends_on": deps, "executor": ex, "instruction": text}
+                for sid, deps, ex, text in steps
+            ]
+        }
+    )
 
 
 class Echo:
@@ -24,7 +29,12 @@ class Echo:
     description = "echoes"
 
     def __init__(self, delay=0.05, fail=(), crash=(), empty_first=()):
-        self.delay, self.fail, self.crash, self.empty_first = delay, set(fail), set(crash), set(empty_first)
+        self.delay, self.fail, self.crash, self.empty_first = (
+            delay,
+            set(fail),
+            set(crash),
+            set(empty_first),
+        )
         self.inputs = []
 
     async def run(self, step):
@@ -48,8 +58,11 @@ def make(tmp_path, replies, executor=None, **options):
     return runtime, backend, executor
 
 
-DIAMOND = plan_text(("s1", [], "llm", "a"), ("s2", [], "llm", "b"),
-                    ("s3", ["s1", "s2"], "python", "join {{s1}} and {{s2}}"))
+DIAMOND = plan_text(
+    ("s1", [], "llm", "a"),
+    ("s2", [], "llm", "b"),
+    ("s3", ["s1", "s2"], "python", "join {{s1}} and {{s2}}"),
+)
 
 
 def test_diamond_runs_in_dependency_order_and_renders_references(tmp_path):
@@ -99,8 +112,12 @@ def test_one_llm_step_answers_without_a_composer_call(tmp_path):
 
 
 def test_a_failing_step_skips_its_dependents_and_the_run_is_partial(tmp_path):
-    plan = plan_text(("s1", [], "llm", "a"), ("s2", [], "llm", "b"), ("s3", ["s1"], "llm", "c {{s1}}"),
-                     ("s4", ["s2", "s3"], "llm", "d"))
+    plan = plan_text(
+        ("s1", [], "llm", "a"),
+        ("s2", [], "llm", "b"),
+        ("s3", ["s1"], "llm", "c {{s1}}"),
+        ("s4", ["s2", "s3"], "llm", "d"),
+    )
     runtime, _, echo = make(tmp_path, [plan], Echo(fail={"s1"}))
     result = runtime.run("abcd")
     status = {s.step_id: s.status for s in result.steps}
@@ -111,8 +128,11 @@ def test_a_failing_step_skips_its_dependents_and_the_run_is_partial(tmp_path):
 
 
 def test_an_executor_crash_is_the_steps_failure_not_the_runs(tmp_path):
-    runtime, _, _ = make(tmp_path, [plan_text(("s1", [], "llm", "a"), ("s2", ["s1"], "llm", "b"))],
-                         Echo(crash={"s1"}))
+    runtime, _, _ = make(
+        tmp_path,
+        [plan_text(("s1", [], "llm", "a"), ("s2", ["s1"], "llm", "b"))],
+        Echo(crash={"s1"}),
+    )
     result = runtime.run("ab")
     s1 = result.steps[0]
     assert s1.status == "failed" and "ZeroDivisionError" in s1.error
@@ -121,8 +141,11 @@ def test_an_executor_crash_is_the_steps_failure_not_the_runs(tmp_path):
 
 
 def test_verifier_failure_retries_once_with_feedback(tmp_path):
-    runtime, _, echo = make(tmp_path, [plan_text(("s1", [], "llm", "a"), ("s2", ["s1"], "llm", "b"))],
-                            Echo(empty_first={"s1"}))
+    runtime, _, echo = make(
+        tmp_path,
+        [plan_text(("s1", [], "llm", "a"), ("s2", ["s1"], "llm", "b"))],
+        Echo(empty_first={"s1"}),
+    )
     result = runtime.run("ab")
     assert result.status == "done"
     s1_inputs = [i for i in echo.inputs if i.step_id == "s1"]
@@ -131,14 +154,18 @@ def test_verifier_failure_retries_once_with_feedback(tmp_path):
 
 
 def test_step_timeout_ends_the_step_cleanly(tmp_path):
-    runtime, _, _ = make(tmp_path, [plan_text(("s1", [], "llm", "a"))], Echo(delay=5), step_timeout=0.2)
+    runtime, _, _ = make(
+        tmp_path, [plan_text(("s1", [], "llm", "a"))], Echo(delay=5), step_timeout=0.2
+    )
     result = runtime.run("slow")
     assert result.steps[0].status == "failed"
     assert "longer than 0.2 s" in result.steps[0].error
 
 
 def test_run_budget_in_seconds_ends_the_run_with_a_clear_status(tmp_path):
-    runtime, _, _ = make(tmp_path, [plan_text(("s1", [], "llm", "a"))], Echo(delay=5), max_seconds=0.5)
+    runtime, _, _ = make(
+        tmp_path, [plan_text(("s1", [], "llm", "a"))], Echo(delay=5), max_seconds=0.5
+    )
     result = runtime.run("slow")
     assert result.status == "budget_exceeded"
     assert "longer than 0.5 s" in result.error
@@ -166,16 +193,19 @@ def test_concurrent_llm_steps_reach_the_model_together(tmp_path):
             return [Completion(text="ok") for _ in requests]
 
     backend = Counting()
-    plan = Plan(steps=[{"id": f"s{i}", "instruction": "x"} for i in range(1, 4)]
-                + [{"id": "s4", "instruction": "y", "depends_on": ["s1", "s2", "s3"]}])
+    plan = Plan(
+        steps=[{"id": f"s{i}", "instruction": "x"} for i in range(1, 4)]
+        + [{"id": "s4", "instruction": "y", "depends_on": ["s1", "s2", "s3"]}]
+    )
     runtime = Runtime(backend, store=tmp_path / "s.db", executors=[LlmExecutor(backend)])
     assert runtime.run("xyz", plan=plan).status == "done"
     assert backend.peak == 3
 
 
 def test_conversation_memory_reaches_the_planner(tmp_path):
-    runtime, backend, _ = make(tmp_path, [plan_text(("s1", [], "llm", "France")),
-                                          plan_text(("s1", [], "llm", "Germany"))])
+    runtime, backend, _ = make(
+        tmp_path, [plan_text(("s1", [], "llm", "France")), plan_text(("s1", [], "llm", "Germany"))]
+    )
     conversation = runtime.store.new_conversation()
     runtime.run("What is the capital of France?", conversation_id=conversation)
     runtime.run("Now do the same for Germany", conversation_id=conversation)
@@ -196,7 +226,9 @@ def test_plan_approval_interrupts_and_resumes_with_an_edited_plan(tmp_path):
     runtime, _, echo = make(tmp_path, [DIAMOND], approve_plan=True)
     first = runtime.run("do a and b, then join")
     assert first.status == "interrupted" and not echo.inputs
-    edited = {"steps": [{"id": "s1", "instruction": "only this", "executor": "llm", "depends_on": []}]}
+    edited = {
+        "steps": [{"id": "s1", "instruction": "only this", "executor": "llm", "depends_on": []}]
+    }
     result = asyncio.run(runtime.aresume(first.run_id, approve=edited))
     assert result.status == "done"
     assert [i.instruction for i in echo.inputs] == ["only this"]
@@ -208,4 +240,6 @@ def test_an_invalid_given_plan_is_refused(tmp_path):
 
     runtime, _, _ = make(tmp_path, [])
     with pytest.raises(PlanError, match="unknown executors"):
-        runtime.run("x", plan=Plan(steps=[{"id": "s1", "instruction": "x", "executor": "teleport"}]))
+        runtime.run(
+            "x", plan=Plan(steps=[{"id": "s1", "instruction": "x", "executor": "teleport"}])
+        )
