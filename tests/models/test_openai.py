@@ -127,8 +127,11 @@ class _Handler(BaseHTTPRequestHandler):
             "object": "chat.completion",
             "model": MODEL,
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text},
-                 "finish_reason": finish}
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": finish,
+                }
             ],
         }
         if self.server.state.include_usage:
@@ -187,8 +190,15 @@ def oai_backend(oai_server: _FakeServer) -> Iterator[OpenAIBackend]:
 def test_generate_returns_text_usage_and_sends_options(
     oai_server: _FakeServer, oai_backend: OpenAIBackend
 ) -> None:
-    request = Request.chat("hello there", system="be brief", max_tokens=50, temperature=0.7,
-                           top_p=0.9, seed=7, stop=["###"])
+    request = Request.chat(
+        "hello there",
+        system="be brief",
+        max_tokens=50,
+        temperature=0.7,
+        top_p=0.9,
+        seed=7,
+        stop=["###"],
+    )
     [completion] = oai_backend.generate([request])
     assert completion.text == "echo: hello there"
     assert completion.prompt_tokens == 11 and completion.completion_tokens == 3
@@ -199,9 +209,8 @@ def test_generate_returns_text_usage_and_sends_options(
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": "hello there"},
     ]
-    assert (body["max_tokens"], body["temperature"], body["top_p"], body["seed"]) == (
-        50, 0.7, 0.9, 7
-    )
+    sent = {k: body[k] for k in ("max_tokens", "temperature", "top_p", "seed")}
+    assert sent == {"max_tokens": 50, "temperature": 0.7, "top_p": 0.9, "seed": 7}
     assert body["stop"] == ["###"] and "response_format" not in body
     assert oai_server.state.headers[0]["Authorization"] == "Bearer sk-test"
 
@@ -329,8 +338,11 @@ def test_unreachable_server_names_the_url() -> None:
 def test_json_schema_is_sent_as_response_format(
     oai_server: _FakeServer, oai_backend: OpenAIBackend
 ) -> None:
-    schema = {"type": "object", "properties": {"answer": {"type": "string"}},
-              "required": ["answer"]}
+    schema = {
+        "type": "object",
+        "properties": {"answer": {"type": "string"}},
+        "required": ["answer"],
+    }
     [completion] = oai_backend.generate([Request.chat("q", json_schema=schema)])
     assert json.loads(completion.text) == {"answer": "q"}
     assert oai_server.state.bodies[0]["response_format"] == {
