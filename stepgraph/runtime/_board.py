@@ -19,6 +19,8 @@ class Board:
         # the step definition each id runs under now; a repaired plan can supersede a
         # dispatched step, and the superseded task must not record over the current one
         self.current: dict[str, dict] = {}
+        self.task = ""  # the run's instruction and conversation, read from the store once
+        self.history: list = []
 
     def _future(self, step_id: str) -> asyncio.Future:
         if step_id not in self._results:
