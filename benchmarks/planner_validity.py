@@ -25,6 +25,7 @@ from stepgraph.executors import default_registry  # noqa: E402
 from stepgraph.models import embedded  # noqa: E402
 from stepgraph.models.llamacpp import LlamaCppBackend  # noqa: E402
 from stepgraph.planner import Planner  # noqa: E402
+from stepgraph.planner.prompt import planner_descriptions  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wizardlm_testset.jsonl"
 
@@ -41,11 +42,7 @@ def run(mode: str, limit: int | None) -> None:
     if not todo:
         return
     backend = LlamaCppBackend(embedded.model_path(), name=embedded.DEFAULT_MODEL, n_ctx=16384)
-    registry = default_registry()
-    executors = {
-        "llm": "answers, explains, compares or writes text; use for knowledge, reasoning and writing.",
-        **{n: registry.get(n).description for n in registry.names()},
-    }
+    executors = planner_descriptions(default_registry())
     planner = Planner(backend, executors=executors, constrained=(mode == "constrained"))
     with out.open("a") as f:
         for item in todo:

@@ -169,11 +169,9 @@ def plan(
         raise StepgraphError("--format png needs --out FILE.png")
     text = sys.stdin.read() if instruction == "-" else instruction
     backend = _backend(model)
-    registry = default_registry()
-    executors = {
-        "llm": "answers, explains, compares or writes text.",
-        **{n: registry.get(n).description for n in registry.names()},
-    }
+    from stepgraph.planner.prompt import planner_descriptions
+
+    executors = planner_descriptions(default_registry())
     planner = Planner(backend, executors=executors, constrained=not unconstrained)
     with err.status("planning ..."):
         result = planner.plan(text)

@@ -22,6 +22,11 @@ CODE_SYSTEM = (
     "need from the task and the earlier results. The program must print its result. Use only "
     "the standard library. Reply with one ```python code block and nothing else."
 )
+EXPRESSION_SYSTEM = (
+    "You turn one step of a larger task into a single arithmetic expression that computes it. "
+    "Use only numbers, + - * / ** ( ) and functions like sqrt, round, min, max. Take the "
+    "numbers from the task and the earlier results. Reply with the expression only."
+)
 _CODE_BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.S)
 
 
@@ -82,7 +87,10 @@ def extract_code(text: str) -> str:
 
 
 class CodeWritingExecutor:
-    """Wraps a code-running executor (python): when the step has no code, the model writes it."""
+    """Wraps an executor that needs code (python) or an expression (calculator): when the
+    step does not carry it, the model writes it for that one step, and rewrites it once with
+    the error. With `direct=True` the step's own text is tried first (a calculator step is
+    usually already an expression)."""
 
     def __init__(
         self,
@@ -90,12 +98,16 @@ class CodeWritingExecutor:
         model: BackendBase,
         *,
         arg: str = "code",
+        system: str = CODE_SYSTEM,
+        direct: bool = False,
         max_tokens: int = 400,
         attempts: int = 2,
     ):
         self.inner = inner
         self.model = model
         self.arg = arg
+        self.system = system
+        self.direct = direct
         self.max_tokens = max_tokens
         self.attempts = attempts
         self.name = inner.name
@@ -104,8 +116,12 @@ class CodeWritingExecutor:
     async def run(self, step: StepInput) -> StepOutput:
         if step.args.get(self.arg):
             return await self.inner.run(step)
+        if self.direct:
+            first = await self.inner.run(step)
+            if first.ok and first.output.strip():
+                return first
         messages = [
-            Message(role="system", content=CODE_SYSTEM),
+            Message(role="system", content=self.system),
             Message(role="user", content=context_block(step)),
         ]
         prompt_tokens = completion_tokens = 0

@@ -4,4 +4,12 @@ from stepgraph.models.base import Backend, BackendBase, Completion, Message, Req
 from stepgraph.models.scripted import ScriptedBackend
 from stepgraph.models.spec import load_model
 
-__all__ = ["Backend", "BackendBase", "Completion", "Message", "Request", "ScriptedBackend", "load_model"]
+__all__ = [
+    "Backend",
+    "BackendBase",
+    "Completion",
+    "Message",
+    "Request",
+    "ScriptedBackend",
+    "load_model",
+]

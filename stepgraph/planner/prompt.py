@@ -23,40 +23,44 @@ Rules:
 Executors:
 {executors}"""
 
+# How the planner should think of the built-in executors. A plan step carries only its
+# instruction (the grammar has no args), so these say what that instruction must be.
+PLANNER_HINTS = {
+    "llm": "answers, explains, compares or writes text; use for knowledge, reasoning and writing.",
+    "calculator": "exact arithmetic; the instruction is one expression only, like 146 * 3.25 or {{s1}} + {{s2}}.",
+    "python": "writes and runs a short Python program for the instruction; use for counting, lists, dates, loops, or math one expression cannot do.",
+    "docs": "searches the user's documents; the instruction says what to look for.",
+}
+
+
+def planner_descriptions(executors) -> dict[str, str]:
+    """Executor name -> the text the planner sees, from executor objects or a registry."""
+    names = executors.names() if hasattr(executors, "names") else list(executors)
+    get = executors.get if hasattr(executors, "get") else executors.__getitem__
+    out = {"llm": PLANNER_HINTS["llm"]} if "llm" not in names else {}
+    out.update({name: PLANNER_HINTS.get(name, get(name).description) for name in names})
+    return out
+
+
 # (instruction, plan steps). Kept small and hand-checked; not part of any evaluation set.
 EXAMPLES: list[tuple[str, list[dict]]] = [
     (
-        "What is the capital of Australia?",
+        "A farm sells eggs at $0.25 each and milk at $1.10 per litre. This week it sold 1240 eggs and 385 litres of milk. What was its revenue, and which product earned more?",
         [
+            {"id": "s1", "depends_on": [], "executor": "calculator", "instruction": "1240 * 0.25"},
+            {"id": "s2", "depends_on": [], "executor": "calculator", "instruction": "385 * 1.10"},
             {
-                "id": "s1",
-                "depends_on": [],
-                "executor": "llm",
-                "instruction": "Answer: what is the capital of Australia?",
-            }
-        ],
-    ),
-    (
-        "A shop sells pens at $3 each. Tom buys 14 pens and pays with a $50 bill. How much change does he get?",
-        [
-            {"id": "s1", "depends_on": [], "executor": "calculator", "instruction": "50 - 14 * 3"},
-            {
-                "id": "s2",
-                "depends_on": ["s1"],
-                "executor": "llm",
-                "instruction": "Tom's change is {{s1}} dollars. State the answer in one sentence.",
+                "id": "s3",
+                "depends_on": ["s1", "s2"],
+                "executor": "calculator",
+                "instruction": "{{s1}} + {{s2}}",
             },
-        ],
-    ),
-    (
-        "Write a haiku about autumn rain.",
-        [
             {
-                "id": "s1",
-                "depends_on": [],
+                "id": "s4",
+                "depends_on": ["s1", "s2", "s3"],
                 "executor": "llm",
-                "instruction": "Write a haiku about autumn rain.",
-            }
+                "instruction": "Eggs earned {{s1}} dollars and milk earned {{s2}} dollars, {{s3}} dollars in total. State the total revenue and which product earned more.",
+            },
         ],
     ),
     (
@@ -97,6 +101,40 @@ EXAMPLES: list[tuple[str, list[dict]]] = [
                 "executor": "llm",
                 "instruction": "The sum of the primes below 1000 is {{s1}}. Say whether it is even or odd.",
             },
+        ],
+    ),
+    (
+        "A shop sells pens at $3 each. Tom buys 14 pens and pays with a $50 bill. How much change does he get?",
+        [
+            {"id": "s1", "depends_on": [], "executor": "calculator", "instruction": "50 - 14 * 3"},
+            {
+                "id": "s2",
+                "depends_on": ["s1"],
+                "executor": "llm",
+                "instruction": "Tom pays $50 for 14 pens at $3 each and gets {{s1}} dollars back. State his change in one sentence.",
+            },
+        ],
+    ),
+    (
+        "Write a haiku about autumn rain.",
+        [
+            {
+                "id": "s1",
+                "depends_on": [],
+                "executor": "llm",
+                "instruction": "Write a haiku about autumn rain.",
+            }
+        ],
+    ),
+    (
+        "What is the capital of Australia?",
+        [
+            {
+                "id": "s1",
+                "depends_on": [],
+                "executor": "llm",
+                "instruction": "Answer: what is the capital of Australia?",
+            }
         ],
     ),
 ]

@@ -26,6 +26,7 @@ from stepgraph.memory import Store
 from stepgraph.models.base import BackendBase, Message, Request
 from stepgraph.planner.plan import REFERENCE, Plan, Step
 from stepgraph.planner.planner import Planner, check_instruction
+from stepgraph.planner.prompt import PLANNER_HINTS
 from stepgraph.runtime._board import Board
 from stepgraph.runtime.events import Event, RunResult, StepResult
 from stepgraph.runtime.verify import StepVerifier, basic_checks
@@ -80,7 +81,7 @@ class Runtime:
         self.model = model
         self.store = store if isinstance(store, Store) else Store(store)
         self.executors = _executor_map(executors, model)
-        descriptions = {name: ex.description for name, ex in self.executors.items()}
+        descriptions = {n: PLANNER_HINTS.get(n, e.description) for n, e in self.executors.items()}
         self.planner = planner or Planner(
             model, executors=descriptions, max_steps=max_steps, constrained=constrained
         )
@@ -549,13 +550,22 @@ def _executor_map(executors, model: BackendBase) -> dict[str, Executor]:
         executors = {e.name: e for e in executors}
     if not isinstance(executors, dict):  # an ExecutorRegistry
         executors = {name: executors.get(name) for name in executors.names()}
-    from stepgraph.executors import PythonExecutor
-    from stepgraph.executors.llm import CodeWritingExecutor
+    from stepgraph.executors import CalculatorExecutor, PythonExecutor
+    from stepgraph.executors.llm import EXPRESSION_SYSTEM, CodeWritingExecutor
 
     wrapped: dict[str, Executor] = {}
     for name, executor in executors.items():
         if isinstance(executor, PythonExecutor):  # the model writes the code a step needs
             executor = CodeWritingExecutor(executor, model)
+        elif isinstance(executor, CalculatorExecutor):
+            executor = CodeWritingExecutor(
+                executor,
+                model,
+                arg="expression",
+                system=EXPRESSION_SYSTEM,
+                direct=True,
+                max_tokens=80,
+            )
         wrapped[name] = executor
     return wrapped
 
