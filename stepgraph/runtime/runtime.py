@@ -509,15 +509,15 @@ class Runtime:
         )
 
     async def _compose(self, run_id: str, results: list[dict]) -> dict:
-        """The final answer from the step results. Every step leads to the last one, so a
-        finished llm last step is the answer; otherwise the model composes it from the results."""
+        """The final answer, written from every step's verified result and the instruction (a
+        last step sees only its own dependencies, and small models drop facts on the way)."""
         write = get_stream_writer()
         board = self._boards[run_id]
         steps = [StepResult(**r) for r in results]
         done = [s for s in steps if s.status == "done"]
         status = "done" if len(done) == len(steps) else ("partial" if done else "failed")
-        if steps[-1].executor == "llm" and status == "done":
-            answer = steps[-1].output  # the last step already answers from everything before it
+        if len(steps) == 1 and steps[0].executor == "llm" and status == "done":
+            answer = steps[0].output  # one llm step answered the whole task itself
         elif not done:
             answer = "I could not complete this task: " + "; ".join(
                 f"{s.step_id}: {s.error}" for s in steps if s.error
