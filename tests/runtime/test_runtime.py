@@ -243,3 +243,16 @@ def test_an_invalid_given_plan_is_refused(tmp_path):
         runtime.run(
             "x", plan=Plan(steps=[{"id": "s1", "instruction": "x", "executor": "teleport"}])
         )
+
+
+def test_replay_against_another_model_diffs_each_step(tmp_path):
+    plan = plan_text(("s1", [], "llm", "a"), ("s2", ["s1"], "llm", "b {{s1}}"))
+    runtime, _, _ = make(tmp_path, [plan])
+    result = runtime.run("a then b")
+    other = ScriptedBackend(responder=lambda r: "different")
+    report = replay(Store(tmp_path / "s.db"), result.run_id, model=other)
+    assert report.model == "scripted"
+    assert [s.step_id for s in report.steps] == ["s1", "s2"]
+    assert all(not s.same and s.replayed == "different" for s in report.steps)
+    assert report.steps[0].recorded == "<s1:a>"
+    assert not report.same_answer
