@@ -9,14 +9,16 @@ an edge to the last step, as the plan validator requires). For each size, in one
       `on_event`) and the whole run, each against the critical path;
   (b) sequential  the sum of the sleeps (and, for small sizes, actually sleeping them in turn);
   (c) supersteps  a LangGraph StateGraph whose scheduler node `Send`s every ready step each
-      superstep (AsyncSqliteSaver checkpointer), plus the zero-overhead superstep bound;
+      superstep, plus the zero-overhead superstep bound;
   (d) functional  bare LangGraph functional API, one `@task` per step that awaits its
-      dependencies, AsyncSqliteSaver checkpointer: the floor under stepgraph's design.
+      dependencies: the floor under stepgraph's design.
+  (LangGraph baselines use AsyncSqliteSaver with WAL + synchronous=NORMAL, like the Runtime.)
 
 Then the runtime's cost per step with executors that return at once (no-op), on DAGs of
 100 and 1000 steps: run time / steps, median over repeats, with the time spent in each
-memory-store call and the checkpointer calls; "what-if" runs that remove one cost each, to
-show what a fix would buy; and a cProfile of one no-op run.
+memory-store call and the checkpointer calls; "what-if" runs that remove one cost each (the
+store writes made while steps run; the SQLite checkpointer), to show what is left to win;
+and a cProfile of one no-op run.
 
 Results go to benchmarks/results/runtime_scheduling.{json,md,png} after every measurement;
 run again to continue where it stopped (`--force` measures again). Single process.
@@ -246,7 +248,7 @@ def run_supersteps(dag: Dag) -> dict[str, Any]:
             state = await graph.ainvoke({"done": []}, config)
             return time.perf_counter() - start, len(state["done"])
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, checkpointer_synchronous_normal():
         wall, done = asyncio.run(main(Path(tmp) / "checkpoints.db"))
     if done != len(dag.ids):
         raise RuntimeError(f"supersteps ran {done} of {len(dag.ids)} steps")
@@ -292,7 +294,7 @@ def run_functional(dag: Dag, *, sleep: bool = True) -> dict[str, Any]:
             await workflow.ainvoke({"n": len(dag.ids)}, {"configurable": {"thread_id": "bench"}})
             return time.perf_counter() - start
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, checkpointer_synchronous_normal():
         cpu = time.process_time()
         wall = asyncio.run(main(Path(tmp) / "checkpoints.db"))
         cpu = time.process_time() - cpu
@@ -384,13 +386,11 @@ class Timers:
         return rows
 
 
-def run_noop(
-    dag: Dag, *, timers: Timers | None = None, store_cls: type[Store] = Store
-) -> dict[str, Any]:
+def run_noop(dag: Dag, *, timers: Timers | None = None, strict: bool = True) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         runtime = Runtime(
             _backend(),
-            store=store_cls(Path(tmp) / "stepgraph.db"),
+            store=Store(Path(tmp) / "stepgraph.db"),
             executors=[NoopExecutor()],
             eager=False,
             max_seconds=3600,
@@ -404,7 +404,7 @@ def run_noop(
             result = runtime.run("benchmark", plan=plan)
         total, cpu = time.perf_counter() - start, time.process_time() - cpu
         runtime.close()
-    if result.status != "done" or len(result.steps) != len(dag.ids):
+    if result.status != "done" or (strict and len(result.steps) != len(dag.ids)):
         raise RuntimeError(f"no-op run ended {result.status}: {result.error}")
     n = len(dag.ids)
     return {
@@ -418,25 +418,10 @@ def run_noop(
 # -- what-ifs: each removes one cost from outside the runtime ------------------------------
 
 
-class RunRecordCachedStore(Store):
-    """Store.run() from Runtime._execute answered from a per-run cache: what the runtime
-    would cost if it read the run record (instruction, conversation) once per run."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._cached: dict[str, Any] = {}
-
-    def run(self, run_id: str):
-        if sys._getframe(1).f_code.co_name == "_execute":
-            if run_id not in self._cached:
-                self._cached[run_id] = super().run(run_id)
-            return self._cached[run_id]
-        return super().run(run_id)
-
-
 @contextmanager
 def checkpointer_synchronous_normal() -> Iterator[None]:
-    """AsyncSqliteSaver with PRAGMA synchronous=NORMAL (WAL): no fsync per commit."""
+    """AsyncSqliteSaver with PRAGMA synchronous=NORMAL (WAL), as the Runtime sets it: the
+    bare LangGraph baselines get the same checkpointer settings as stepgraph."""
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     original = AsyncSqliteSaver.setup
@@ -452,6 +437,103 @@ def checkpointer_synchronous_normal() -> Iterator[None]:
         yield
     finally:
         AsyncSqliteSaver.setup = original
+
+
+@contextmanager
+def no_step_writes() -> Iterator[None]:
+    """What-if: the memory-store writes made while steps run (record_step, record_event,
+    record_verdict) do nothing; start_run, record_plan, finish_run and reads stay."""
+    names = ("record_step", "record_event", "record_verdict")
+    originals = {name: getattr(Store, name) for name in names}
+
+    def nothing(self, *args, **kwargs) -> int:
+        return 0
+
+    for name in names:
+        setattr(Store, name, nothing)
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(Store, name, original)
+
+
+@contextmanager
+def checkpointer_in_memory() -> Iterator[None]:
+    """What-if: the Runtime's AsyncSqliteSaver replaced by LangGraph's InMemorySaver."""
+    from contextlib import asynccontextmanager
+
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    class _Conn:
+        async def execute(self, *args, **kwargs) -> None:  # the Runtime's PRAGMAs
+            return None
+
+    @asynccontextmanager
+    async def from_conn_string(cls, conn_string: str):
+        saver = InMemorySaver()
+        saver.conn = _Conn()
+        yield saver
+
+    original = AsyncSqliteSaver.__dict__["from_conn_string"]
+    AsyncSqliteSaver.from_conn_string = classmethod(from_conn_string)
+    try:
+        yield
+    finally:
+        AsyncSqliteSaver.from_conn_string = original
+
+
+@contextmanager
+def _both(*managers: Callable[[], Any]) -> Iterator[None]:
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        for manager in managers:
+            stack.enter_context(manager())
+        yield
+
+
+@contextmanager
+def _as_is() -> Iterator[None]:
+    yield
+
+
+WHAT_IFS = [
+    ("as is", "baseline", _as_is),
+    ("memory-store writes during steps skipped", "no_step_writes", no_step_writes),
+    ("checkpointer in memory (InMemorySaver)", "memory_checkpointer", checkpointer_in_memory),
+    (
+        "both",
+        "both",
+        lambda: _both(no_step_writes, checkpointer_in_memory),
+    ),
+]
+
+
+def git_state() -> dict[str, Any]:
+    """The commit measured, and whether stepgraph/ had uncommitted changes (read-only git)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "stepgraph"],
+            cwd=root,
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    return {"commit": commit, "stepgraph_dirty": bool(dirty)}
 
 
 # -- results -------------------------------------------------------------------------------
@@ -507,6 +589,7 @@ class Results:
 
     def save(self) -> None:
         self.data["machine"] = machine()
+        self.data["code"] = git_state()
         self.data["date"] = datetime.now(UTC).isoformat(timespec="seconds")
         self.data["goals"] = {"ratio_to_critical_path": GOAL_RATIO, "ms_per_step": GOAL_STEP_MS}
         self.out.mkdir(parents=True, exist_ok=True)
@@ -525,7 +608,10 @@ def markdown(data: dict[str, Any]) -> str:
         "# Runtime scheduling and per-step overhead",
         "",
         f"Measured {data['date']} on {m['nproc']} cores ({m['cpu']}), {m['memory']}, no GPU; "
-        f"Python {m['python']}, LangGraph {m['langgraph']}. The machine was shared with other "
+        f"Python {m['python']}, LangGraph {m['langgraph']}; stepgraph at commit "
+        f"{data.get('code', {}).get('commit', '?')}"
+        f"{' (stepgraph/ modified)' if data.get('code', {}).get('stepgraph_dirty') else ''}. "
+        "The machine was shared with other "
         "jobs (the 1-minute load average at each measurement is in the JSON), so wall times "
         "carry noise; CPU times are given where they matter.",
         "",
@@ -536,9 +622,12 @@ def markdown(data: dict[str, Any]) -> str:
         "",
         "Ratios are wall time / critical path (the longest chain of sleeps). stepgraph: "
         "execution phase = first `step_started` to last `step_finished` event; whole run = "
-        "`Runtime.run` wall time. Supersteps: StateGraph + `Send`, AsyncSqliteSaver; bound = "
+        "`Runtime.run` wall time. LangGraph baselines use AsyncSqliteSaver with WAL and "
+        "`synchronous=NORMAL`, as the Runtime does. Supersteps: StateGraph + `Send`; bound = "
         "the slowest step of each level summed (a superstep scheduler with no overhead). "
-        "Functional: bare LangGraph `@task` per step, AsyncSqliteSaver, no stepgraph. "
+        "Functional: bare LangGraph `@task` per step, no stepgraph. Both LangGraph baselines "
+        "are whole-run wall times (checkpointer setup included): compare them with "
+        "stepgraph's whole run. "
         "Sequential: sum of the sleeps (measured where shown). Each cell is the median of "
         "the repeats (see the JSON); seconds in brackets.",
         "",
@@ -582,11 +671,10 @@ def markdown(data: dict[str, Any]) -> str:
             "",
             "Whole `Runtime.run` wall time / steps (and process CPU time / steps), median "
             "over the repeats; bare functional = the same DAG on the bare functional API "
-            "with AsyncSqliteSaver, no stepgraph (one run; wall, CPU, and wall with the "
-            "checkpointer at `synchronous=NORMAL`).",
+            "with AsyncSqliteSaver, no stepgraph (one run; wall and CPU).",
             "",
             "| steps | repeats | median ms/step | runs ms/step | median CPU ms/step "
-            "| bare functional ms/step (CPU; NORMAL) | goal met |",
+            "| bare functional ms/step (CPU) | goal met |",
             "|---:|---:|---:|---|---:|---:|---|",
         ]
         for key in _sizes(data["overhead"]):
@@ -595,8 +683,7 @@ def markdown(data: dict[str, Any]) -> str:
             lines.append(
                 f"| {key} | {len(r['runs_ms_per_step'])} | {r['median_ms_per_step']:.2f} | {runs} "
                 f"| {r['median_cpu_ms_per_step']:.2f} | {r['functional_ms_per_step']:.2f} "
-                f"({r.get('functional_cpu_ms_per_step', float('nan')):.2f}; "
-                f"{r.get('functional_sync_normal_ms_per_step', float('nan')):.2f}) "
+                f"({r.get('functional_cpu_ms_per_step', float('nan')):.2f}) "
                 f"| {'yes' if r['median_ms_per_step'] < GOAL_STEP_MS else 'no'} |"
             )
         for key in _sizes(data["overhead"]):
@@ -630,15 +717,15 @@ def markdown(data: dict[str, Any]) -> str:
             "## What-ifs: one cost removed from outside the runtime (no-op executors)",
             "",
             "Each variant removes one cost by patching from the benchmark, not the runtime: "
-            "`Store.run` called from `Runtime._execute` answered from a per-run cache (the "
-            "step only needs the run's instruction and conversation id), and the LangGraph "
-            "checkpointer's connection set to `PRAGMA synchronous=NORMAL` (WAL; no fsync per "
-            "commit). Variants are interleaved; median of the runs.",
+            "the memory-store writes made while steps run (`record_step`, `record_event`, "
+            "`record_verdict`) turned into no-ops, and the Runtime's AsyncSqliteSaver swapped "
+            "for LangGraph's InMemorySaver. What is left in `both` is the Runtime's own Python "
+            "and LangGraph's functional API. Variants are interleaved; median of the runs.",
             "",
             "| steps | variant | median ms/step | runs ms/step | median CPU ms/step |",
             "|---:|---|---:|---|---:|",
         ]
-        order = ["baseline", "cached_run", "sync_normal", "both"]
+        order = [key for _, key, _ in WHAT_IFS]
         for key in sorted(
             data["what_if"],
             key=lambda k: (int(k.split("/")[0]), order.index(k.split("/")[1])),
@@ -721,7 +808,7 @@ def main(argv: list[str] | None = None) -> None:
         default=3,
         help="runs of each scheduler per size up to --repeat-max (median kept); 1 above",
     )
-    parser.add_argument("--repeat-max", type=int, default=300)
+    parser.add_argument("--repeat-max", type=int, default=1000)
     parser.add_argument("--overhead-sizes", type=_ints, default=[100, 1000])
     parser.add_argument("--repeats", type=int, default=3, help="no-op runs per overhead size")
     parser.add_argument(
@@ -730,9 +817,9 @@ def main(argv: list[str] | None = None) -> None:
         default=100,
         help="actually sleep the steps one after another up to this size",
     )
-    parser.add_argument("--what-if-sizes", type=_ints, default=[300, 1000])
+    parser.add_argument("--what-if-sizes", type=_ints, default=[100, 1000])
     parser.add_argument("--no-what-if", action="store_true")
-    parser.add_argument("--profile-size", type=int, default=300, help="0 skips the cProfile")
+    parser.add_argument("--profile-size", type=int, default=1000, help="0 skips the cProfile")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--force", action="store_true", help="measure again what is recorded")
@@ -800,8 +887,6 @@ def main(argv: list[str] | None = None) -> None:
             )
         median = _median_run(runs, "ms_per_step")
         bare = run_functional(dag, sleep=False)
-        with checkpointer_synchronous_normal():
-            bare_normal = run_functional(dag, sleep=False)
         results.put(
             "overhead",
             str(n),
@@ -812,44 +897,25 @@ def main(argv: list[str] | None = None) -> None:
                 "median_cpu_ms_per_step": statistics.median(r["cpu_ms_per_step"] for r in runs),
                 "functional_ms_per_step": bare["wall_s"] / n * 1000,
                 "functional_cpu_ms_per_step": bare["cpu_s"] / n * 1000,
-                "functional_sync_normal_ms_per_step": bare_normal["wall_s"] / n * 1000,
                 "profiled_total_s": median["total_s"],
                 "calls": median["calls"],
             },
         )
 
     if not args.no_what_if:
-        variants = [
-            ("as is", "baseline", Store, False),
-            (
-                "Store.run from _execute answered from a per-run cache",
-                "cached_run",
-                RunRecordCachedStore,
-                False,
-            ),
-            ("checkpointer PRAGMA synchronous=NORMAL", "sync_normal", Store, True),
-            ("both", "both", RunRecordCachedStore, True),
-        ]
         for n in args.what_if_sizes:
             dag = Dag(n, args.seed + 1)
-            big = n > args.repeat_max
-            # Above --repeat-max: once each, and only the variants that finish quickly (the
-            # baseline is the overhead section's median).
-            chosen = [v for v in variants if not big or v[1] in ("cached_run", "both")]
-            chosen = [v for v in chosen if not results.has("what_if", f"{n}/{v[1]}")]
+            chosen = [v for v in WHAT_IFS if not results.has("what_if", f"{n}/{v[1]}")]
             runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for i in range(1 if big else args.repeats):
-                for _label, key, store_cls, normal in chosen:
+            for i in range(args.repeats):  # interleaved, so load from other jobs falls on all
+                for _label, key, manager in chosen:
                     timers = Timers()
-                    if normal:
-                        with checkpointer_synchronous_normal():
-                            run = run_noop(dag, timers=timers, store_cls=store_cls)
-                    else:
-                        run = run_noop(dag, timers=timers, store_cls=store_cls)
+                    with manager():
+                        run = run_noop(dag, timers=timers, strict=key == "baseline")
                     run["calls"] = timers.table(n, run["total_s"])
                     runs[key].append(run)
                     say(f"what-if {n} {key} run {i + 1}: {run['ms_per_step']:.2f} ms/step")
-            for label, key, _store_cls, _normal in chosen:
+            for label, key, _manager in chosen:
                 run = _median_run(runs[key], "ms_per_step")
                 run["cpu_ms_per_step"] = statistics.median(r["cpu_ms_per_step"] for r in runs[key])
                 results.put("what_if", f"{n}/{key}", {"variant": label, **run})

@@ -109,6 +109,7 @@ class LlamaCppBackend(BackendBase):
         threads: int | None = None,
         batch: int = 512,
         adapters: dict[str, str | Path] | None = None,
+        kv_unified: bool = True,  # measured: 4 streams 2.0x one stream; per-stream KV 1.2x
     ):
         path = Path(path)
         if not path.is_file():
@@ -139,7 +140,7 @@ class LlamaCppBackend(BackendBase):
         cparams.n_batch = batch
         cparams.n_ubatch = batch
         cparams.n_seq_max = n_seq
-        cparams.kv_unified = False  # each sequence attends over its own stream only
+        cparams.kv_unified = kv_unified
         threads = threads or len(os.sched_getaffinity(0)) or 1
         cparams.n_threads = threads
         cparams.n_threads_batch = threads

@@ -10,7 +10,6 @@ supersteps. LangGraph returns cached task results by call order on resume, so st
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -37,6 +36,9 @@ COMPOSE_SYSTEM = (
     "recompute them. Answer the task directly and completely, in the form it asks for; do "
     "not mention steps or plans. If a result is missing or failed, say what could not be done."
 )
+
+
+_CONTINUE = object()
 
 
 def render(instruction: str, outputs: dict[str, str]) -> str:
@@ -159,9 +161,14 @@ class Runtime:
 
         run_id = self.store.resolve_run_id(run_id)
         record = self.store.run(run_id)
+        if record.status in ("done", "partial"):
+            raise StepgraphError(
+                f"run {run_id} already finished ({record.status}); nothing to resume. "
+                f"`stepgraph replay {run_id}` replays it."
+            )
         payload: Any = Command(resume=approve if approve is not None else True)
-        if record.status not in ("interrupted",):
-            payload = {"run_id": run_id}
+        if record.status != "interrupted":
+            payload = _CONTINUE  # killed, failed or out of budget: continue from the checkpoint
         result = None
         async for item in self._drive(run_id, payload):
             if isinstance(item, RunResult):
@@ -191,6 +198,11 @@ class Runtime:
                 await saver.conn.execute("PRAGMA synchronous=NORMAL")
                 workflow = self._workflow(saver)
                 config = {"configurable": {"thread_id": run_id}}
+                if payload is _CONTINUE:
+                    # LangGraph resumes a thread only on `None` input; new input would start
+                    # over and run finished tasks again. No checkpoint yet: start afresh.
+                    checkpoint = await saver.aget_tuple(config)
+                    payload = None if checkpoint else {"run_id": run_id}
                 stream = workflow.astream(payload, config, stream_mode=["custom", "updates"])
                 deadline = started + self.max_seconds
                 iterator = stream.__aiter__()
@@ -218,11 +230,11 @@ class Runtime:
         except StepgraphError as exc:
             status, error = "failed", str(exc)
         finally:
-            board = self._boards.pop(run_id, None)
+            self._boards.pop(run_id, None)
         record = self.store.run(run_id)
         steps = [_step_result(s, record) for s in record.steps]
         prompt = sum(s.prompt_tokens for s in steps)
-        completion = sum(s.completion_tokens for s in steps) + (board.tokens if board else 0) * 0
+        completion = sum(s.completion_tokens for s in steps)
         seconds = time.perf_counter() - started
         if status == "interrupted":
             self.store.finish_run(run_id, status="interrupted")
@@ -613,6 +625,3 @@ def iter_sync(agen: AsyncIterator) -> Iterator:  # pragma: no cover - helper for
                 break
     finally:
         loop.close()
-
-
-_ = re
