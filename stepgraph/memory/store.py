@@ -520,21 +520,26 @@ class Store:
 
     def record_event(self, run_id: str, type: str, payload: dict[str, Any] | None = None) -> int:
         """Append an event to the run's log; returns its sequence number (1, 2, ...)."""
+        return self.record_events(run_id, [(type, payload)])
+
+    def record_events(self, run_id: str, events: list[tuple[str, dict[str, Any] | None]]) -> int:
+        """Append several events in one transaction (the runtime's hot path); returns the
+        last sequence number. Plain INSERTs: sqlite-utils' insert costs ~10 statements each."""
         with self._write() as db:
             self._require("runs", "id", run_id)
             (seq,) = db.execute(
-                "SELECT coalesce(max(seq), 0) + 1 FROM events WHERE run_id = ?", [run_id]
+                "SELECT coalesce(max(seq), 0) FROM events WHERE run_id = ?", [run_id]
             ).fetchone()
-            db["events"].insert(
-                {
-                    "run_id": run_id,
-                    "seq": seq,
-                    "type": type,
-                    "payload": _dumps(payload or {}),
-                    "created": _now(),
-                }
+            now = _now()
+            rows = [
+                (run_id, seq + i, type, _dumps(payload or {}), now)
+                for i, (type, payload) in enumerate(events, start=1)
+            ]
+            db.conn.executemany(
+                "INSERT INTO events (run_id, seq, type, payload, created) VALUES (?, ?, ?, ?, ?)",
+                rows,
             )
-        return int(seq)
+        return int(seq) + len(events)
 
     def finish_run(
         self,

@@ -190,6 +190,7 @@ class Runtime:
         record = self.store.run(run_id)
         self._boards[run_id] = Board()
         status, error, answer = "failed", None, ""
+        log = _EventLog(self.store, run_id)
         try:
             async with AsyncSqliteSaver.from_conn_string(str(self._checkpoints)) as saver:
                 # WAL + NORMAL survives a killed process (what resume needs) without an
@@ -215,9 +216,7 @@ class Runtime:
                     except StopAsyncIteration:
                         break
                     if mode == "custom" and isinstance(chunk, Event):
-                        self.store.record_event(
-                            run_id, chunk.type, {"step_id": chunk.step_id, **chunk.data}
-                        )
+                        log.add(chunk)
                         yield chunk
                     elif mode == "updates" and "__interrupt__" in chunk:
                         status = "interrupted"
@@ -231,6 +230,7 @@ class Runtime:
             status, error = "failed", str(exc)
         finally:
             self._boards.pop(run_id, None)
+            log.flush()
         record = self.store.run(run_id)
         steps = [_step_result(s, record) for s in record.steps]
         prompt = sum(s.prompt_tokens for s in steps)
@@ -549,6 +549,28 @@ class Runtime:
             answer = done_completion.text.strip() or steps[-1].output
         write(Event(type="answer", run_id=run_id, data={"answer": answer, "status": status}))
         return {"answer": answer, "status": status}
+
+
+class _EventLog:
+    """Writes streamed events to the store in batches: one transaction per event cost more
+    than the rest of a no-op step (measured). At most `seconds` of the log is at risk in a
+    crash; step results themselves are written as each step ends."""
+
+    def __init__(self, store: Store, run_id: str, *, size: int = 32, seconds: float = 0.2):
+        self.store, self.run_id, self.size, self.seconds = store, run_id, size, seconds
+        self.pending: list[tuple[str, dict]] = []
+        self.last = time.perf_counter()
+
+    def add(self, event: Event) -> None:
+        self.pending.append((event.type, {"step_id": event.step_id, **event.data}))
+        if len(self.pending) >= self.size or time.perf_counter() - self.last > self.seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.store.record_events(self.run_id, self.pending)
+            self.pending = []
+        self.last = time.perf_counter()
 
 
 def _executor_map(executors, model: BackendBase) -> dict[str, Executor]:
