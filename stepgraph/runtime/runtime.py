@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -123,14 +123,8 @@ class Runtime:
         plan: Plan | None = None,
         on_event: Callable[[Event], None] | None = None,
     ) -> RunResult:
-        result = None
-        async for item in self.astream(instruction, conversation_id=conversation_id, plan=plan):
-            if isinstance(item, RunResult):
-                result = item
-            elif on_event is not None:
-                on_event(item)
-        assert result is not None
-        return result
+        stream = self.astream(instruction, conversation_id=conversation_id, plan=plan)
+        return await _collect(stream, on_event)
 
     async def astream(
         self, instruction: str, *, conversation_id: str | None = None, plan: Plan | None = None
@@ -169,14 +163,7 @@ class Runtime:
         payload: Any = Command(resume=approve if approve is not None else True)
         if record.status != "interrupted":
             payload = _CONTINUE  # killed, failed or out of budget: continue from the checkpoint
-        result = None
-        async for item in self._drive(run_id, payload):
-            if isinstance(item, RunResult):
-                result = item
-            elif on_event is not None:
-                on_event(item)
-        assert result is not None
-        return result
+        return await _collect(self._drive(run_id, payload), on_event)
 
     def close(self) -> None:
         self.store.close()
@@ -551,6 +538,18 @@ class Runtime:
         return {"answer": answer, "status": status}
 
 
+async def _collect(stream: AsyncIterator, on_event: Callable[[Event], None] | None) -> RunResult:
+    """Hand events to `on_event` and return the RunResult that ends every stream."""
+    result = None
+    async for item in stream:
+        if isinstance(item, RunResult):
+            result = item
+        elif on_event is not None:
+            on_event(item)
+    assert result is not None, "a run stream always ends with its RunResult"
+    return result
+
+
 class _EventLog:
     """Writes streamed events to the store in batches: one transaction per event cost more
     than the rest of a no-op step (measured). At most `seconds` of the log is at risk in a
@@ -635,15 +634,3 @@ def _step_result(step, record) -> StepResult:
         model=step.model or "",
         verdicts=verdicts,
     )
-
-
-def iter_sync(agen: AsyncIterator) -> Iterator:  # pragma: no cover - helper for scripts
-    loop = asyncio.new_event_loop()
-    try:
-        while True:
-            try:
-                yield loop.run_until_complete(agen.__anext__())
-            except StopAsyncIteration:
-                break
-    finally:
-        loop.close()
