@@ -49,13 +49,21 @@ def plan_gbnf(executors: tuple[str, ...], max_steps: int) -> str:
     rules = [
         'root ::= "{\\"steps\\":[" step-1 tail-1 "]}"',
         "executor ::= " + " | ".join(_lit(f'"{name}"') for name in executors),
-        f'text ::= "\\"" char{{1,{MAX_TEXT}}} "\\""',
-        'char ::= [^"\\\\\\x00-\\x1f] | "\\\\" ["\\\\/bfnrt]',
+        # "{" only opens a reference to an earlier step, so a step cannot name itself or a
+        # later step in its text (measured: the 0.5B model wrote {{s2}} inside s2)
+        'char ::= [^"{\\\\\\x00-\\x1f] | "\\\\" ["\\\\/bfnrt]',
     ]
     for i in range(1, max_steps + 1):
         deps, dep_rules = _deps_rules(i)
         rules.extend(dep_rules)
         dep_part = f'"[" ( {deps} )? "]"' if deps else '"[]"'
+        if i == 1:
+            rules.append(f'text-1 ::= "\\"" char{{1,{MAX_TEXT}}} "\\""')
+        else:
+            earlier = " | ".join(_lit(f"s{j}") for j in range(1, i))
+            rules.append(
+                f'text-{i} ::= "\\"" ( char | "{{{{" ( {earlier} ) "}}}}" ){{1,{MAX_TEXT}}} "\\""'
+            )
         rules.append(
             f"step-{i} ::= "
             + _lit(f'{{"id":"s{i}","depends_on":')
@@ -63,7 +71,7 @@ def plan_gbnf(executors: tuple[str, ...], max_steps: int) -> str:
             + _lit(',"executor":')
             + " executor "
             + _lit(',"instruction":')
-            + " text "
+            + f" text-{i} "
             + _lit("}")
         )
         if i < max_steps:

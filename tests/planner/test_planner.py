@@ -25,14 +25,22 @@ def plan_text(*steps: tuple, **dumps) -> str:
     """plan_text(("s1", [], "do x"), ("s2", ["s1"], "use {{s1}}", "python"))."""
     out = []
     for step_id, deps, instruction, *executor in steps:
-        out.append({"id": step_id, "depends_on": deps,
-                    "executor": executor[0] if executor else "llm", "instruction": instruction})
+        out.append(
+            {
+                "id": step_id,
+                "depends_on": deps,
+                "executor": executor[0] if executor else "llm",
+                "instruction": instruction,
+            }
+        )
     return json.dumps({"steps": out}, **dumps)
 
 
-VALID = plan_text(("s1", [], "Find the population of France."),
-                  ("s2", [], "Find the population of Spain."),
-                  ("s3", ["s1", "s2"], "Compare {{s1}} and {{s2}}."))
+VALID = plan_text(
+    ("s1", [], "Find the population of France."),
+    ("s2", [], "Find the population of Spain."),
+    ("s3", ["s1", "s2"], "Compare {{s1}} and {{s2}}."),
+)
 CYCLE = plan_text(("s1", ["s2"], "a"), ("s2", ["s1"], "b"), ("s3", ["s1", "s2"], "c"))
 UNKNOWN_EXECUTOR = plan_text(("s1", [], "search the web", "browser"), ("s2", ["s1"], "sum up"))
 
@@ -96,9 +104,11 @@ def test_deeply_nested_output_is_a_plan_error():
 
 
 def test_reference_without_dependency_is_added_when_the_step_is_earlier():
-    raw = plan_text(("s1", [], "Find the capital of France."),
-                    ("s2", [], "Find the capital of Spain."),
-                    ("s3", ["s2"], "Compare {{s1}} with {{ s2 }}."))
+    raw = plan_text(
+        ("s1", [], "Find the capital of France."),
+        ("s2", [], "Find the capital of Spain."),
+        ("s3", ["s2"], "Compare {{s1}} with {{ s2 }}."),
+    )
     planner, backend = make([raw], constrained=False)
     plan = planner.plan("Compare the capitals.")
     assert plan.step("s3").depends_on == ["s2", "s1"]
@@ -118,10 +128,13 @@ def test_reference_to_a_later_step_is_not_guessed():
 # --- the repair path ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("first", "kind", "offenders"), [
-    (CYCLE, "cycle", ["s1", "s2"]),
-    (UNKNOWN_EXECUTOR, "unknown_executor", ["s1"]),
-])
+@pytest.mark.parametrize(
+    ("first", "kind", "offenders"),
+    [
+        (CYCLE, "cycle", ["s1", "s2"]),
+        (UNKNOWN_EXECUTOR, "unknown_executor", ["s1"]),
+    ],
+)
 def test_invalid_plan_is_repaired_once(first: str, kind: str, offenders: list[str]):
     planner, backend = make([first, VALID])
     plan = planner.plan("Compare the populations of France and Spain.")
@@ -227,8 +240,9 @@ def test_astream_raises_the_plan_error():
 
 
 def test_streamed_steps_match_the_final_plan():
-    raw = plan_text(("s1", [], "Find the capital of France."),
-                    ("s2", [], "Describe {{s1}} in one sentence."))
+    raw = plan_text(
+        ("s1", [], "Find the capital of France."), ("s2", [], "Describe {{s1}} in one sentence.")
+    )
     planner, _ = make([raw])
     streamed = list(planner.stream("Describe the capital of France."))
     assert streamed == planner.final.steps
@@ -286,13 +300,16 @@ def junk(seed: int, size: int) -> str:
     return random.Random(seed).randbytes(size).decode("utf-8", errors="replace")
 
 
-@pytest.mark.parametrize(("instruction", "words"), [
-    ("", "empty"),
-    ("   \n\t  ", "empty"),
-    ("summarise this\x00\x00file", "NUL"),
-    ("\x00", "NUL"),
-    *[(junk(seed, size), "binary") for seed, size in [(1, 64), (2, 300), (3, 4096)]],
-])
+@pytest.mark.parametrize(
+    ("instruction", "words"),
+    [
+        ("", "empty"),
+        ("   \n\t  ", "empty"),
+        ("summarise this\x00\x00file", "NUL"),
+        ("\x00", "NUL"),
+        *[(junk(seed, size), "binary") for seed, size in [(1, 64), (2, 300), (3, 4096)]],
+    ],
+)
 def test_bad_instruction_is_refused_with_a_reason(instruction: str, words: str):
     planner, backend = make([VALID])
     with pytest.raises(InstructionError, match=words):
@@ -308,12 +325,15 @@ def test_random_binary_junk_is_refused(seed: int):
     assert backend.requests == []
 
 
-@pytest.mark.parametrize("text", [
-    "Compare the populations of France and Spain.",
-    "Übersetze „Guten Morgen“ ins Französische – und erkläre die Grammatik.",
-    "用三句话解释光合作用。",
-    "Write a poem about \ufffd characters 🙂\n\twith a tab",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Compare the populations of France and Spain.",
+        "Übersetze „Guten Morgen“ ins Französische – und erkläre die Grammatik.",
+        "用三句话解释光合作用。",
+        "Write a poem about \ufffd characters 🙂\n\twith a tab",
+    ],
+)
 def test_ordinary_text_is_accepted(text: str):
     planner, _ = make([VALID])
     assert planner.plan(text).steps

@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 from stepgraph.planner._stream import StepScanner
 
 TRICKY = [
-    'use {{s1}} and {{ s2 }}',
+    "use {{s1}} and {{ s2 }}",
     'a "quoted" word, a \\ backslash and \\"both\\"',
     "closing } and ] first, then { and [ opening",
     '"}]}',
-    '\\',
+    "\\",
     "line\nbreak\ttab \u2028 \x00 \x1f",
     "ünïcödé 中文 🙂",
 ]
@@ -23,8 +23,9 @@ json_leaf = st.none() | st.booleans() | st.integers() | st.text(max_size=10)
 json_leaf |= st.sampled_from(TRICKY)
 json_value = st.recursive(
     json_leaf,
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 
@@ -92,8 +93,13 @@ def test_each_step_comes_out_the_moment_it_closes(steps):
 def test_one_piece_and_character_by_character_agree():
     steps = [
         {"id": "s1", "depends_on": [], "executor": "llm", "instruction": TRICKY[1]},
-        {"id": "s2", "depends_on": ["s1"], "executor": "python", "instruction": TRICKY[2],
-         "args": {"code": "print({'a': [1, {'b': '}'}]})"}},
+        {
+            "id": "s2",
+            "depends_on": ["s1"],
+            "executor": "python",
+            "instruction": TRICKY[2],
+            "args": {"code": "print({'a': [1, {'b': '}'}]})"},
+        },
     ]
     text = json.dumps({"steps": steps})
     assert StepScanner().feed(text) == steps

@@ -86,8 +86,12 @@ def test_unknown_executor():
 
 
 def test_undeclared_reference():
-    p = plan(("s1", []), ("s2", []), ("s3", ["s1", "s2"], "combine {{s1}} with {{ s2 }}"),
-             ("s4", ["s3"], "use {{s3}} and {{s1}}"))
+    p = plan(
+        ("s1", []),
+        ("s2", []),
+        ("s3", ["s1", "s2"], "combine {{s1}} with {{ s2 }}"),
+        ("s4", ["s3"], "use {{s3}} and {{s1}}"),
+    )
     # s1 is an ancestor of s4 through s3: that is declared enough
     validate_plan(p, EXECUTORS)
     error = rejection(plan(("s1", []), ("s2", []), ("s3", ["s2"], "use {{s1}} and {{s2}}")))
@@ -97,10 +101,12 @@ def test_undeclared_reference():
 
 
 def test_undeclared_reference_in_string_args():
-    p = Plan(steps=[
-        Step(id="s1", instruction="one"),
-        Step(id="s2", instruction="two", executor="python", args={"code": "print({{s1}})"}),
-    ])
+    p = Plan(
+        steps=[
+            Step(id="s1", instruction="one"),
+            Step(id="s2", instruction="two", executor="python", args={"code": "print({{s1}})"}),
+        ]
+    )
     error = rejection(p)
     assert error.kind == "undeclared_reference"
     assert error.step_ids == ["s2", "s1"]
@@ -146,8 +152,12 @@ def test_single_step_passes():
 
 
 def test_diamond_passes():
-    p = plan(("s1", []), ("s2", ["s1"], "left {{s1}}"), ("s3", ["s1"], "right {{s1}}", "python"),
-             ("s4", ["s2", "s3"], "join {{s2}} and {{s3}}"))
+    p = plan(
+        ("s1", []),
+        ("s2", ["s1"], "left {{s1}}"),
+        ("s3", ["s1"], "right {{s1}}", "python"),
+        ("s4", ["s2", "s3"], "join {{s2}} and {{s3}}"),
+    )
     validate_plan(p, EXECUTORS)
 
 

@@ -17,8 +17,9 @@ KNOWN_EXECUTORS = frozenset({"llm", "python"})
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
     max_leaves=25,
 )
 
@@ -40,8 +41,10 @@ model_outputs = st.one_of(
     st.builds(lambda v: json.dumps({"steps": v}), json_values),
     st.builds(lambda v: json.dumps({"steps": v}), st.lists(step_like, max_size=5)),
     st.builds(lambda v: json.dumps(v), st.lists(step_like, max_size=5)),
-    st.builds(lambda v: "Here is the plan:\n```json\n" + json.dumps({"steps": v}) + "\n```",
-              st.lists(step_like, max_size=4)),
+    st.builds(
+        lambda v: "Here is the plan:\n```json\n" + json.dumps({"steps": v}) + "\n```",
+        st.lists(step_like, max_size=4),
+    ),
     st.text(max_size=200),
 )
 
@@ -49,14 +52,24 @@ model_outputs = st.one_of(
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(model_outputs)
 def test_parse_fails_only_with_plan_error(text: str):
-    planner = Planner(ScriptedBackend([]), executors={"llm": "text", "python": "code"},
-                      constrained=False)
+    planner = Planner(
+        ScriptedBackend([]), executors={"llm": "text", "python": "code"}, constrained=False
+    )
     try:
         result = planner.parse(text)
     except PlanError as error:
-        assert error.kind in {"parse", "empty", "duplicate_id", "empty_step",
-                              "unknown_dependency", "cycle", "unknown_executor",
-                              "undeclared_reference", "final_not_last", "unused_step"}
+        assert error.kind in {
+            "parse",
+            "empty",
+            "duplicate_id",
+            "empty_step",
+            "unknown_dependency",
+            "cycle",
+            "unknown_executor",
+            "undeclared_reference",
+            "final_not_last",
+            "unused_step",
+        }
         assert str(error)  # the message goes back to the model, it must say something
     else:
         assert isinstance(result, Plan) and result.steps
@@ -105,8 +118,9 @@ def random_plans(draw) -> Plan:
             refs_in_code = some_of(draw, deps, max_size=1)
             args = {"code": "x = " + "".join("{{" + r + "}}" for r in refs_in_code), "n": 3}
         executor = draw(st.sampled_from(["llm", "python"] * 15 + ["shell"]))
-        steps.append(Step(id=step_id, instruction=instruction, depends_on=deps, args=args,
-                          executor=executor))
+        steps.append(
+            Step(id=step_id, instruction=instruction, depends_on=deps, args=args, executor=executor)
+        )
     return Plan(goal="random", steps=steps)
 
 
@@ -197,15 +211,18 @@ def valid_dags(draw) -> Plan:
     """Valid plans by construction, listed in an arbitrary (not necessarily topological) order."""
     n = draw(st.integers(min_value=1, max_value=8))
     ids = [f"n{i}" for i in range(n)]
-    deps = {ids[i]: sorted(set(draw(st.lists(st.sampled_from(ids[:i]), max_size=3))))
-            if i else [] for i in range(n)}
+    deps = {
+        ids[i]: sorted(set(draw(st.lists(st.sampled_from(ids[:i]), max_size=3)))) if i else []
+        for i in range(n)
+    }
     for i in range(n - 1):  # every step feeds a later one, so all lead to the last
-        if not any(ids[i] in deps[later] for later in ids[i + 1:]):
+        if not any(ids[i] in deps[later] for later in ids[i + 1 :]):
             target = ids[draw(st.integers(min_value=i + 1, max_value=n - 1))]
             deps[target] = sorted({*deps[target], ids[i]})
     shuffled = draw(st.permutations(ids[:-1]))
-    return Plan(steps=[Step(id=i, instruction=f"do {i}", depends_on=deps[i])
-                       for i in [*shuffled, ids[-1]]])
+    return Plan(
+        steps=[Step(id=i, instruction=f"do {i}", depends_on=deps[i]) for i in [*shuffled, ids[-1]]]
+    )
 
 
 def stable_topological(plan: Plan) -> list[str]:
