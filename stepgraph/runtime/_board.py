@@ -21,6 +21,7 @@ class Board:
         self.current: dict[str, dict] = {}
         self.task = ""  # the run's instruction and conversation, read from the store once
         self.history: list = []
+        self.notes: dict[str, str] = {}  # progress shown to the steps of a replanned round
 
     def _future(self, step_id: str) -> asyncio.Future:
         if step_id not in self._results:

@@ -73,6 +73,7 @@ class Runtime:
         eager: bool = True,
         approve_plan: bool = False,
         constrained: bool = True,
+        max_replans: int = 1,
     ):
         from stepgraph.models.spec import load_model
 
@@ -94,6 +95,7 @@ class Runtime:
         self.step_timeout = step_timeout
         self.eager = eager and not approve_plan
         self.approve_plan = approve_plan
+        self.max_replans = max_replans
         self._boards: dict[str, Board] = {}
         self._checkpoints = Path(self.store.path).with_name(
             Path(self.store.path).stem + "-checkpoints.db"
@@ -264,8 +266,12 @@ class Runtime:
             return await runtime._execute(run_id, Step(**step))
 
         @task
-        async def compose(run_id: str, results: list[dict]) -> dict:
-            return await runtime._compose(run_id, results)
+        async def compose(run_id: str, results: list[dict], final_ids: list[str]) -> dict:
+            return await runtime._compose(run_id, results, final_ids)
+
+        @task
+        async def replan(run_id: str, progress: str, round: int) -> dict | None:
+            return await runtime._replan(run_id, progress, round)
 
         @entrypoint(checkpointer=saver)
         async def workflow(inputs: dict) -> dict:
@@ -280,25 +286,35 @@ class Runtime:
             dispatched: list[dict] = []
             futures = []
 
-            def dispatch(step: Step, *, log: bool = True) -> None:
-                if log:
-                    runtime.store.record_event(run_id, "dispatch", step.model_dump())
+            logged = {
+                (e.payload.get("round", 0), e.payload["id"])
+                for e in record.events
+                if e.type == "dispatch"
+            }
+
+            def dispatch(step: Step, *, round: int = 0) -> None:
+                if (round, step.id) not in logged:
+                    logged.add((round, step.id))
+                    runtime.store.record_event(
+                        run_id, "dispatch", {"round": round, **step.model_dump()}
+                    )
                 dispatched.append(step.model_dump())
                 board.current[step.id] = step.model_dump()
                 futures.append(execute(run_id, step.model_dump()))
 
+            # first-round dispatches in their logged order; later rounds follow their replan
             for event in record.events:
-                if event.type == "dispatch":
-                    dispatch(Step(**event.payload), log=False)
+                if event.type == "dispatch" and event.payload.get("round", 0) == 0:
+                    fields = {k: v for k, v in event.payload.items() if k != "round"}
+                    dispatch(Step(**fields))
             if record.plan is not None:
                 plan = Plan(goal=record.plan.get("goal", ""), steps=record.plan["steps"])
             else:
-                history = board.history
                 known_ids = {d["id"] for d in dispatched}
                 plan = await runtime._plan(
                     run_id,
                     record.instruction,
-                    history,
+                    board.history,
                     write,
                     (lambda step: None if step.id in known_ids else dispatch(step))
                     if runtime.eager
@@ -317,17 +333,40 @@ class Runtime:
                 if latest_of.get(step.id) != step.model_dump():
                     dispatch(step)
             results: dict[str, dict] = {}
-            latest = {d["id"]: i for i, d in enumerate(dispatched)}
+            relayed = 0
 
             async def relay(index: int, future) -> None:
                 value = await future
-                if latest[dispatched[index]["id"]] == index:
-                    board.publish(dispatched[index]["id"], value)
-                    results[dispatched[index]["id"]] = value
+                step_id = dispatched[index]["id"]
+                if max(i for i, d in enumerate(dispatched) if d["id"] == step_id) == index:
+                    board.publish(step_id, value)
+                    results[step_id] = value
 
-            await asyncio.gather(*(relay(i, f) for i, f in enumerate(futures)))
-            ordered = [results[s.id] for s in plan.steps]
-            return await compose(run_id, ordered)
+            everything = list(plan.steps)
+            current = plan
+            for round in range(1, runtime.max_replans + 2):
+                pending = list(enumerate(futures))[relayed:]
+                relayed = len(futures)
+                await asyncio.gather(*(relay(i, f) for i, f in pending))
+                failed = [s.id for s in current.steps if results[s.id]["status"] == "failed"]
+                if not failed or round > runtime.max_replans:
+                    break
+                # a step failed even after its retry: plan the rest of the work again
+                progress = _progress(everything, results)
+                new = await replan(run_id, progress, round)
+                if new is None:
+                    break
+                current = _renamed(Plan(**new), f"r{round}")
+                for step in current.steps:
+                    board.notes[step.id] = progress
+                    dispatch(step, round=round)
+                everything += current.steps
+            final_ids = [s.id for s in current.steps]
+            ordered = [results[s.id] for s in everything if results[s.id]["status"] != "skipped"]
+            ordered += [
+                results[s.id] for s in current.steps if results[s.id]["status"] == "skipped"
+            ]
+            return await compose(run_id, ordered, final_ids)
 
         return workflow
 
@@ -407,9 +446,12 @@ class Runtime:
             status="running",
         )
         history = board.history if step.executor == "llm" else []
+        task = board.task
+        if step.id in board.notes:
+            task = f"{task}\n\n{board.notes[step.id]}"
         inp = StepInput(
             run_id=run_id,
-            task=board.task,
+            task=task,
             step_id=step.id,
             instruction=instruction,
             args=step.args,
@@ -507,14 +549,42 @@ class Runtime:
             model=result.model,
         )
 
-    async def _compose(self, run_id: str, results: list[dict]) -> dict:
+    async def _replan(self, run_id: str, progress: str, round: int) -> dict | None:
+        """A new plan for what is left, given what was done and what failed; None when the
+        planner cannot make one (the run then ends with what it has)."""
+        write = get_stream_writer()
+        board = self._boards[run_id]
+        instruction = (
+            f"{board.task}\n\n{progress}\nPlan only the work still needed to finish the task."
+        )
+        try:
+            plan = await self.planner.aplan(instruction, conversation=board.history or None)
+        except StepgraphError as exc:
+            write(Event(type="plan_ready", run_id=run_id, data={"round": round, "error": str(exc)}))
+            return None
+        renamed = _renamed(plan, f"r{round}")
+        self.store.record_plan(run_id, {**renamed.model_dump(), "goal": board.task})
+        write(
+            Event(
+                type="plan_ready",
+                run_id=run_id,
+                data={"round": round, "plan": renamed.model_dump()},
+            )
+        )
+        return plan.model_dump()
+
+    async def _compose(self, run_id: str, results: list[dict], final_ids: list[str]) -> dict:
         """The final answer, written from every step's verified result and the instruction (a
         last step sees only its own dependencies, and small models drop facts on the way)."""
         write = get_stream_writer()
         board = self._boards[run_id]
         steps = [StepResult(**r) for r in results]
         done = [s for s in steps if s.status == "done"]
-        status = "done" if len(done) == len(steps) else ("partial" if done else "failed")
+        final = [s for s in steps if s.step_id in final_ids]
+        if all(s.status == "done" for s in final):
+            status = "done"
+        else:
+            status = "partial" if done else "failed"
         if len(steps) == 1 and steps[0].executor == "llm" and status == "done":
             answer = steps[0].output  # one llm step answered the whole task itself
         elif not done:
@@ -536,6 +606,41 @@ class Runtime:
             answer = done_completion.text.strip() or steps[-1].output
         write(Event(type="answer", run_id=run_id, data={"answer": answer, "status": status}))
         return {"answer": answer, "status": status}
+
+
+def _renamed(plan: Plan, prefix: str) -> Plan:
+    """A replanned round's steps get ids of their own (r1s1, ...), references included."""
+    names = {s.id: f"{prefix}{s.id}" for s in plan.steps}
+
+    def rename(text: str) -> str:
+        return REFERENCE.sub(lambda m: "{{" + names.get(m.group(1), m.group(1)) + "}}", text)
+
+    return Plan(
+        goal=plan.goal,
+        steps=[
+            s.model_copy(
+                update={
+                    "id": names[s.id],
+                    "instruction": rename(s.instruction),
+                    "depends_on": [names[d] for d in s.depends_on],
+                }
+            )
+            for s in plan.steps
+        ],
+    )
+
+
+def _progress(steps: list[Step], results: dict[str, dict]) -> str:
+    lines = ["Progress so far:"]
+    for step in steps:
+        r = results.get(step.id)
+        if r is None:
+            continue
+        if r["status"] == "done":
+            lines.append(f"- done: {r['instruction'][:200]} -> {r['output'].strip()[:300]}")
+        elif r["status"] == "failed":
+            lines.append(f"- FAILED: {r['instruction'][:200]} ({(r['error'] or '')[:200]})")
+    return "\n".join(lines)
 
 
 async def _collect(stream: AsyncIterator, on_event: Callable[[Event], None] | None) -> RunResult:

@@ -256,3 +256,31 @@ def test_replay_against_another_model_diffs_each_step(tmp_path):
     assert all(not s.same and s.replayed == "different" for s in report.steps)
     assert report.steps[0].recorded == "<s1:a>"
     assert not report.same_answer
+
+
+def test_a_step_that_keeps_failing_triggers_a_replan_of_the_rest(tmp_path):
+    first = plan_text(("s1", [], "llm", "fetch"), ("s2", ["s1"], "llm", "use {{s1}}"))
+    second = plan_text(("s1", [], "llm", "another way"), ("s2", ["s1"], "llm", "finish {{s1}}"))
+    runtime, backend, echo = make(tmp_path, [first, second], Echo(fail={"s1"}))
+    events = []
+    result = runtime.run("fetch then use", on_event=events.append)
+    assert result.status == "done"
+    assert {s.step_id for s in result.steps} == {"s1", "s2", "r1s1", "r1s2"}
+    by_id = {s.step_id: s for s in result.steps}
+    assert by_id["s1"].status == "failed" and by_id["s2"].status == "skipped"
+    assert by_id["r1s2"].instruction == "finish <r1s1:another way>"
+    # the replanner saw what failed; the new steps saw the progress
+    replan_prompt = backend.requests[1].messages[-1].content
+    assert "FAILED: fetch" in replan_prompt
+    assert "FAILED: fetch" in next(i for i in echo.inputs if i.step_id == "r1s1").task
+    assert [e.data.get("round") for e in events if e.type == "plan_ready"] == [None, 1]
+    assert len(Store(tmp_path / "s.db").run(result.run_id).plans) == 2
+
+
+def test_replanning_stops_after_max_replans(tmp_path):
+    failing = plan_text(("s1", [], "llm", "fetch"))
+    runtime, _, echo = make(tmp_path, [failing, failing], Echo(fail={"s1", "r1s1"}))
+    result = runtime.run("fetch")
+    assert result.status == "failed"
+    assert [i.step_id for i in echo.inputs].count("r1s1") == 2  # tried, retried, then stop
+    assert not any(s.step_id.startswith("r2") for s in result.steps)
