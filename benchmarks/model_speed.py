@@ -86,6 +86,28 @@ def decode_speed(backend, n_tokens: int = 150, runs: int = 3) -> dict:
     }
 
 
+def plain_llama_cpp_python(n_tokens: int = 150, runs: int = 2) -> dict:
+    """The same prompt through llama-cpp-python's own high-level API: the engine's yardstick."""
+    from llama_cpp import Llama
+
+    llm = Llama(str(embedded.model_path()), n_ctx=4096, verbose=False)
+    speeds = []
+    for _ in range(runs):
+        first, n = None, 0
+        stream = llm.create_chat_completion(
+            [{"role": "user", "content": PROMPT}], max_tokens=n_tokens, temperature=0, stream=True
+        )
+        for _chunk in stream:
+            first = first or time.perf_counter()
+            n += 1
+        speeds.append((n - 1) / (time.perf_counter() - first))
+    llm.close()
+    return {
+        "tok_s": [round(x, 1) for x in speeds],
+        "median_tok_s": round(statistics.median(speeds), 1),
+    }
+
+
 def concurrency(backend, n_tokens: int = 128) -> dict:
     out = {}
     for n in (1, 2, 4):
@@ -168,6 +190,8 @@ def main() -> None:
             results.put(key, fn(llama))
             print(json.dumps(results.data[key]), flush=True)
     llama.close()
+    if not results.has("plain_llama_cpp_python_decode"):
+        results.put("plain_llama_cpp_python_decode", plain_llama_cpp_python())
     if not results.has("cold_first_token"):
         results.put("cold_first_token", cold_first_token())
         print(json.dumps(results.data["cold_first_token"]), flush=True)
