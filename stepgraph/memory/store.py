@@ -160,7 +160,7 @@ class Store:
             self.db = Database(self.conn)
             self._check_ours()
             # After the checks: switching to WAL writes the file header.
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            self._enable_wal()
             # Safe with WAL: a crash cannot corrupt the file, only a power cut can lose
             # the last commits. It saves an fsync per write.
             self.conn.execute("PRAGMA synchronous=NORMAL")
@@ -210,6 +210,26 @@ class Store:
         except sqlite3.Error as e:
             raise self._open_error(e) from e
         return conn
+
+    def _enable_wal(self) -> None:
+        """Switch to WAL, retrying while another process holds the lock: SQLite answers
+        `journal_mode=WAL` with "database is locked" at once, without its busy timeout, when
+        several processes open a new file together (seen with 8 on a loaded machine)."""
+        from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
+
+        def locked(e: BaseException) -> bool:
+            return isinstance(e, sqlite3.OperationalError) and "locked" in str(e)
+
+        for attempt in Retrying(
+            retry=retry_if_exception(locked),
+            stop=stop_after_delay(BUSY_TIMEOUT_S),
+            wait=wait_random(0.02, 0.2),
+            reraise=True,
+        ):
+            with attempt:
+                (mode,) = self.conn.execute("PRAGMA journal_mode").fetchone()
+                if str(mode).lower() != "wal":
+                    self.conn.execute("PRAGMA journal_mode=WAL")
 
     def _check_ours(self) -> None:
         """Refuse, before writing anything, a database we must not migrate."""
