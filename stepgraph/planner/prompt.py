@@ -19,6 +19,7 @@ Rules:
 - A step can use an earlier step's result by writing {{s1}} in its instruction; then it must list s1 in depends_on.
 - The last step gives the final answer and must depend on the steps it needs.
 - Never repeat a step.
+- Never do arithmetic inside an instruction: give each calculation its own calculator step and use its result as {{sN}}.
 
 Executors:
 {executors}"""
