@@ -90,7 +90,10 @@ def plain_llama_cpp_python(n_tokens: int = 150, runs: int = 2) -> dict:
     """The same prompt through llama-cpp-python's own high-level API: the engine's yardstick."""
     from llama_cpp import Llama
 
-    llm = Llama(str(embedded.model_path()), n_ctx=4096, verbose=False)
+    import os
+
+    threads = len(os.sched_getaffinity(0))  # its default is half the cores
+    llm = Llama(str(embedded.model_path()), n_ctx=4096, n_threads=threads, verbose=False)
     speeds = []
     for _ in range(runs):
         first, n = None, 0
