@@ -88,9 +88,9 @@ def decode_speed(backend, n_tokens: int = 150, runs: int = 3) -> dict:
 
 def plain_llama_cpp_python(n_tokens: int = 150, runs: int = 2) -> dict:
     """The same prompt through llama-cpp-python's own high-level API: the engine's yardstick."""
-    from llama_cpp import Llama
-
     import os
+
+    from llama_cpp import Llama
 
     threads = len(os.sched_getaffinity(0))  # its default is half the cores
     llm = Llama(str(embedded.model_path()), n_ctx=4096, n_threads=threads, verbose=False)
