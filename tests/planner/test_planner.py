@@ -368,3 +368,19 @@ def test_stated_limit_is_the_real_limit():
     assert planner.plan("a" * (4 * limit)).steps
     with pytest.raises(InstructionError, match="too long"):
         planner.plan("a" * (4 * limit + 4))
+
+
+def test_a_step_nothing_uses_becomes_a_dependency_of_the_last_step():
+    raw = json.dumps(
+        {
+            "steps": [
+                {"id": "s1", "depends_on": [], "executor": "llm", "instruction": "a"},
+                {"id": "s2", "depends_on": [], "executor": "llm", "instruction": "b"},
+                {"id": "s3", "depends_on": ["s2"], "executor": "llm", "instruction": "c"},
+            ]
+        }
+    )
+    planner = Planner(ScriptedBackend([raw]), executors={"llm": "x"})
+    plan = planner.plan("do a, b and c")
+    assert plan.final.depends_on == ["s2", "s1"]
+    assert planner.last_stats["attempts"] == 1  # no model repair needed
