@@ -7,10 +7,12 @@ efficient when it sees their requests together, so the primitive is a list in, a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from typing import Any, Literal, Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
 
 
 class Message(BaseModel):
@@ -76,6 +78,33 @@ class Backend(Protocol):
     def context_length(self) -> int: ...
 
 
+async def aiter_in_thread(make: Callable[[], Iterable[T]]) -> AsyncIterator[T]:
+    """Run a blocking iterator in a worker thread and hand its items over as they come, so
+    a model's decoding never blocks the event loop; its exception is raised here."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+
+    def pump() -> None:
+        try:
+            for item in make():
+                loop.call_soon_threadsafe(queue.put_nowait, ("item", item))
+            loop.call_soon_threadsafe(queue.put_nowait, ("end", None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+
+    worker = loop.run_in_executor(None, pump)
+    while True:
+        kind, value = await queue.get()
+        if kind == "item":
+            yield value  # type: ignore[misc]
+        elif kind == "error":
+            await worker
+            raise value  # type: ignore[misc]
+        else:
+            break
+    await worker
+
+
 class BackendBase:
     """Shared behaviour: async twins that do not block the event loop, a default stream."""
 
@@ -104,29 +133,8 @@ class BackendBase:
         return (await self.agenerate([request]))[0]
 
     async def astream(self, request: Request) -> AsyncIterator[str]:
-        """Run the blocking stream in a thread and hand pieces over as they come."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
-
-        def pump() -> None:
-            try:
-                for piece in self.stream(request):
-                    loop.call_soon_threadsafe(queue.put_nowait, ("piece", piece))
-                loop.call_soon_threadsafe(queue.put_nowait, ("end", None))
-            except BaseException as exc:  # handed to the consumer, raised there
-                loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
-
-        worker = loop.run_in_executor(None, pump)
-        while True:
-            kind, value = await queue.get()
-            if kind == "piece":
-                yield value  # type: ignore[misc]
-            elif kind == "error":
-                await worker
-                raise value  # type: ignore[misc]
-            else:
-                break
-        await worker
+        async for piece in aiter_in_thread(lambda: self.stream(request)):
+            yield piece
 
     def close(self) -> None:
         """Release the engine's memory. Safe to call twice."""

@@ -37,7 +37,7 @@ def load_model(spec: str, *, adapters: dict[str, str] | None = None, **options: 
                 f"bad OpenAI spec {spec!r}; write openai:http://host:port/v1#model-name"
             )
         return OpenAIBackend(base_url, model, **options)
-    if spec == "scripted:" or spec.startswith("scripted:"):
+    if spec.startswith("scripted:"):
         from stepgraph.models.scripted import ScriptedBackend
 
         return ScriptedBackend(responder=lambda request: "")

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from stepgraph.errors import InstructionError, PlanError
-from stepgraph.models.base import BackendBase, Message, Request
+from stepgraph.models.base import BackendBase, Message, Request, aiter_in_thread
 from stepgraph.planner._stream import StepScanner
 from stepgraph.planner.grammar import plan_gbnf
 from stepgraph.planner.plan import Plan, Step, validate_plan
@@ -101,8 +101,8 @@ class Planner:
 
     def plan(self, instruction: str, *, conversation: list[Message] | None = None) -> Plan:
         """Plan, repairing once; raises PlanError if the repaired plan is still invalid."""
-        steps = list(self.stream(instruction, conversation=conversation))
-        del steps
+        for _ in self.stream(instruction, conversation=conversation):
+            pass
         return self._final
 
     def stream(
@@ -152,30 +152,10 @@ class Planner:
         self, instruction: str, *, conversation: list[Message] | None = None
     ) -> AsyncIterator[Step]:
         """The async twin of `stream`, for the runtime's eager dispatch."""
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
-
-        def pump() -> None:
-            try:
-                for step in self.stream(instruction, conversation=conversation):
-                    loop.call_soon_threadsafe(queue.put_nowait, ("step", step))
-                loop.call_soon_threadsafe(queue.put_nowait, ("end", None))
-            except BaseException as exc:
-                loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
-
-        worker = loop.run_in_executor(None, pump)
-        while True:
-            kind, value = await queue.get()
-            if kind == "step":
-                yield value
-            elif kind == "error":
-                await worker
-                raise value
-            else:
-                break
-        await worker
+        async for step in aiter_in_thread(
+            lambda: self.stream(instruction, conversation=conversation)
+        ):
+            yield step
 
     @property
     def final(self) -> Plan:

@@ -176,7 +176,6 @@ class Runtime:
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
         started = time.perf_counter()
-        record = self.store.run(run_id)
         self._boards[run_id] = Board()
         status, error, answer = "failed", None, ""
         log = _EventLog(self.store, run_id)
