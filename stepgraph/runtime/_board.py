@@ -16,6 +16,7 @@ class Board:
     def __init__(self) -> None:
         self._results: dict[str, asyncio.Future] = {}
         self.tokens = 0
+        self.deadline = float("inf")  # when the run's time budget ends (perf_counter)
         # the step definition each id runs under now; a repaired plan can supersede a
         # dispatched step, and the superseded task must not record over the current one
         self.current: dict[str, dict] = {}

@@ -33,6 +33,7 @@ class StepResult(BaseModel):
     step_id: str
     executor: str
     instruction: str
+    depends_on: list[str] = Field(default_factory=list)
     output: str = ""
     data: Any = None
     status: Literal["done", "failed", "skipped"] = "done"
@@ -58,3 +59,4 @@ class RunResult(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
+    verdicts: list[dict[str, Any]] = Field(default_factory=list)  # on the final answer

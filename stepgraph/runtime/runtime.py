@@ -22,21 +22,13 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from stepgraph.errors import StepgraphError
 from stepgraph.executors.base import Executor, StepInput, StepOutput
 from stepgraph.memory import Store
-from stepgraph.models.base import BackendBase, Message, Request
+from stepgraph.models.base import BackendBase, Message
 from stepgraph.planner.plan import REFERENCE, Plan, Step
 from stepgraph.planner.planner import Planner, check_instruction
 from stepgraph.planner.prompt import PLANNER_HINTS
 from stepgraph.runtime._board import Board
 from stepgraph.runtime.events import Event, RunResult, StepResult
-from stepgraph.runtime.verify import StepVerifier, basic_checks
-
-COMPOSE_SYSTEM = (
-    "You write the final answer to the user's task from the results of the steps that were "
-    "done for it. The results are correct: copy their numbers and facts exactly, never "
-    "recompute them. Answer the task directly and completely, in the form it asks for; do "
-    "not mention steps or plans. If a result is missing or failed, say what could not be done."
-)
-
+from stepgraph.verifier import Composer, Verifier
 
 _CONTINUE = object()
 
@@ -65,7 +57,7 @@ class Runtime:
         store: Store | str | Path | None = None,
         executors: list[Executor] | dict[str, Executor] | None = None,
         planner: Planner | None = None,
-        verifier: StepVerifier | None = None,
+        verifier: Verifier | None = None,
         max_steps: int = 8,
         max_seconds: float = 600.0,
         max_tokens: int = 20000,
@@ -74,6 +66,7 @@ class Runtime:
         approve_plan: bool = False,
         constrained: bool = True,
         max_replans: int = 1,
+        max_revisions: int = 2,
     ):
         from stepgraph.models.spec import load_model
 
@@ -89,7 +82,8 @@ class Runtime:
             model, executors=descriptions, max_steps=max_steps, constrained=constrained
         )
         self.planner.executors = descriptions
-        self.verifier = verifier or basic_checks
+        self.verifier = verifier or Verifier()
+        self.composer = Composer(model, self.verifier, max_revisions=max_revisions)
         self.max_seconds = max_seconds
         self.max_tokens = max_tokens
         self.step_timeout = step_timeout
@@ -177,7 +171,9 @@ class Runtime:
 
         started = time.perf_counter()
         self._boards[run_id] = Board()
+        self._boards[run_id].deadline = started + self.max_seconds
         status, error, answer = "failed", None, ""
+        composed_tokens = [0, 0]
         log = _EventLog(self.store, run_id)
         try:
             async with AsyncSqliteSaver.from_conn_string(str(self._checkpoints)) as saver:
@@ -212,6 +208,10 @@ class Runtime:
                         for value in chunk.values():
                             if isinstance(value, dict) and "answer" in value and "status" in value:
                                 answer, status = value["answer"], value["status"]
+                                composed_tokens = [
+                                    value.get("prompt_tokens", 0),
+                                    value.get("completion_tokens", 0),
+                                ]
         except TimeoutError:
             status, error = "budget_exceeded", f"the run took longer than {self.max_seconds:g} s"
         except StepgraphError as exc:
@@ -221,8 +221,8 @@ class Runtime:
             log.flush()
         record = self.store.run(run_id)
         steps = [_step_result(s, record) for s in record.steps]
-        prompt = sum(s.prompt_tokens for s in steps)
-        completion = sum(s.completion_tokens for s in steps)
+        prompt = sum(s.prompt_tokens for s in steps) + composed_tokens[0]
+        completion = sum(s.completion_tokens for s in steps) + composed_tokens[1]
         seconds = time.perf_counter() - started
         if status == "interrupted":
             self.store.finish_run(run_id, status="interrupted")
@@ -255,6 +255,11 @@ class Runtime:
             prompt_tokens=prompt,
             completion_tokens=completion,
             error=error,
+            verdicts=[
+                {"check": v.check, "passed": v.passed, "evidence": v.evidence}
+                for v in record.verdicts
+                if v.step_id is None
+            ],
         )
 
     def _workflow(self, saver):
@@ -412,7 +417,11 @@ class Runtime:
         outputs = {d: r["output"] for d, r in deps.items()}
         instruction = render(step.instruction, outputs)
         base = StepResult(
-            step_id=step.id, executor=step.executor, instruction=instruction, attempts=0
+            step_id=step.id,
+            executor=step.executor,
+            instruction=instruction,
+            depends_on=step.depends_on,
+            attempts=0,
         )
         if blocked:
             result = base.model_copy(
@@ -466,7 +475,8 @@ class Runtime:
             output = await self._run_executor(step, inp.model_copy(update={"feedback": feedback}))
             tokens[0] += output.prompt_tokens
             tokens[1] += output.completion_tokens
-            verdicts = self.verifier(step, inp, output)
+            checked = await self.verifier.check_step(step, inp, output)
+            verdicts = [v.as_dict() for v in checked]
             for verdict in verdicts:
                 write(Event(type="verdict", run_id=run_id, step_id=step.id, data=verdict))
                 self.store.record_verdict(
@@ -573,38 +583,42 @@ class Runtime:
         return plan.model_dump()
 
     async def _compose(self, run_id: str, results: list[dict], final_ids: list[str]) -> dict:
-        """The final answer, written from every step's verified result and the instruction (a
-        last step sees only its own dependencies, and small models drop facts on the way)."""
+        """The final answer from every step's verified result and the instruction (a last
+        step sees only its own dependencies, and small models drop facts on the way),
+        checked against the instruction and revised while the run's budget lasts."""
         write = get_stream_writer()
         board = self._boards[run_id]
         steps = [StepResult(**r) for r in results]
-        done = [s for s in steps if s.status == "done"]
         final = [s for s in steps if s.step_id in final_ids]
         if all(s.status == "done" for s in final):
             status = "done"
         else:
-            status = "partial" if done else "failed"
-        if len(steps) == 1 and steps[0].executor == "llm" and status == "done":
-            answer = steps[0].output  # one llm step answered the whole task itself
-        elif not done:
-            answer = "I could not complete this task: " + "; ".join(
-                f"{s.step_id}: {s.error}" for s in steps if s.error
+            status = "partial" if any(s.status == "done" for s in steps) else "failed"
+        composed = await self.composer.compose(
+            board.task,
+            steps,
+            history=board.history,
+            final_id=final_ids[-1] if final_ids else None,
+            can_spend=lambda spent: (
+                board.tokens + spent < self.max_tokens and time.perf_counter() < board.deadline
+            ),
+        )
+        board.tokens += composed.completion_tokens
+        verdicts = [v.as_dict() for v in composed.verdicts]
+        for verdict in verdicts:
+            write(Event(type="verdict", run_id=run_id, data=verdict))
+            self.store.record_verdict(
+                run_id, None, verdict["check"], verdict["passed"], verdict.get("evidence")
             )
-        else:
-            lines = [f"Task: {board.task}", "", "Results:"]
-            for s in steps:
-                shown = s.output.strip()[:1500] if s.status == "done" else f"(failed: {s.error})"
-                lines.append(f"- {s.instruction}\n  -> {shown}")
-            lines.append("\nWrite the final answer to the task.")
-            messages = [
-                Message(role="system", content=COMPOSE_SYSTEM),
-                *board.history[-4:],
-                Message(role="user", content="\n".join(lines)),
-            ]
-            done_completion = await self.model.acomplete(Request(messages=messages, max_tokens=512))
-            answer = done_completion.text.strip() or steps[-1].output
+        answer = composed.answer
         write(Event(type="answer", run_id=run_id, data={"answer": answer, "status": status}))
-        return {"answer": answer, "status": status}
+        return {
+            "answer": answer,
+            "status": status,
+            "revisions": composed.revisions,
+            "prompt_tokens": composed.prompt_tokens,
+            "completion_tokens": composed.completion_tokens,
+        }
 
 
 def _renamed(plan: Plan, prefix: str) -> Plan:
@@ -727,6 +741,7 @@ def _step_result(step, record) -> StepResult:
         step_id=step.step_id,
         executor=step.executor or "",
         instruction=step.instruction or "",
+        depends_on=step.depends_on or [],
         output=step.output or "",
         data=step.data,
         status=step.status if step.status in ("done", "failed", "skipped") else "failed",

@@ -1,0 +1,174 @@
+"""GSM8K: a full stepgraph run against the same model answering directly.
+
+Both modes get the same text: the problem and "Give the final answer as a number." and the
+same answer rule: the number after "Answer:" when there is one, else the last number.
+`direct` is one chat completion in which the model may reason as it likes (greedy, 512
+tokens). `run` is a whole Runtime run: plan, python and calculator steps, verification,
+composition. Problems are the first N of ../shared/data/gsm8k_dev.jsonl in file order.
+
+Each problem writes one JSON line to benchmarks/results/gsm8k_<mode>.jsonl as it finishes,
+so a stopped benchmark continues where it stopped; `--summary` writes gsm8k.md.
+
+Run: .venv/bin/python benchmarks/gsm8k.py --mode direct|run [--limit 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import RESULTS, machine  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k_dev.jsonl"
+SUFFIX = "\n\nGive the final answer as a number."
+DIRECT_SYSTEM = (
+    "Solve the math word problem. Think step by step, then write the final answer on the "
+    "last line as 'Answer: <number>'."
+)
+NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+
+
+def final_number(text: str) -> float | None:
+    """The number after the last "Answer:", else the last number in the text."""
+    tail = text.rsplit("nswer:", 1)[-1] if "nswer:" in text else text
+    found = NUMBER.findall(tail) or NUMBER.findall(text)
+    if not found:
+        return None
+    token = found[-1] if tail is text else found[0]
+    try:
+        return float(token.replace("$", "").replace(",", ""))
+    except ValueError:
+        return None
+
+
+def problems(limit: int) -> list[dict]:
+    return [json.loads(line) for line in DATA.read_text().splitlines()][:limit]
+
+
+def _done(out: Path) -> set[int]:
+    if not out.exists():
+        return set()
+    return {json.loads(line)["idx"] for line in out.read_text().splitlines()}
+
+
+def _direct(backend, question: str) -> dict:
+    from stepgraph.models.base import Message, Request
+
+    request = Request(
+        messages=[
+            Message(role="system", content=DIRECT_SYSTEM),
+            Message(role="user", content=question + SUFFIX),
+        ],
+        max_tokens=512,
+    )
+    completion = backend.complete(request)
+    return {
+        "answer": completion.text,
+        "prompt_tokens": completion.prompt_tokens,
+        "completion_tokens": completion.completion_tokens,
+        "status": "done",
+    }
+
+
+def _run(runtime, question: str) -> dict:
+    result = runtime.run(question + SUFFIX)
+    verdicts = [v for s in result.steps for v in s.verdicts if v["passed"] is False]
+    return {
+        "answer": result.answer,
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "status": result.status,
+        "run_id": result.run_id,
+        "steps": [f"{s.executor}:{s.status}" for s in result.steps],
+        "failed_checks": len(verdicts),
+    }
+
+
+def run(mode: str, limit: int) -> None:
+    from stepgraph.models import embedded
+    from stepgraph.models.llamacpp import LlamaCppBackend
+
+    out = RESULTS / f"gsm8k_{mode}.jsonl"
+    todo = [p for p in problems(limit) if p["idx"] not in _done(out)]
+    if not todo:
+        return
+    backend = LlamaCppBackend(embedded.model_path(), name=embedded.DEFAULT_MODEL, n_ctx=16384)
+    runtime = None
+    if mode == "run":
+        from stepgraph import Runtime
+
+        store = Path(tempfile.mkdtemp()) / "gsm8k.db"
+        runtime = Runtime(backend, store=store)
+    with out.open("a") as f:
+        for item in todo:
+            start = time.perf_counter()
+            row = (
+                _direct(backend, item["question"])
+                if runtime is None
+                else _run(runtime, item["question"])
+            )
+            got = final_number(row["answer"])
+            row = {
+                "idx": item["idx"],
+                "gold": item["answer"],
+                "got": got,
+                "correct": got is not None and abs(got - float(item["answer"])) < 1e-6,
+                "seconds": round(time.perf_counter() - start, 2),
+                **row,
+            }
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            print(row["idx"], row["correct"], row["got"], row["gold"], row["seconds"], flush=True)
+    backend.close()
+
+
+def summarize(limit: int) -> None:
+    m = machine()
+    ids = {p["idx"] for p in problems(limit)}
+    lines = [
+        f"# GSM8K: full run against direct answering ({m['date']})",
+        "",
+        f"Machine: {m['cpus']} cores, {m['cpu']}, no GPU. Model: qwen2.5-coder-0.5b (embedded, "
+        f"llama.cpp, greedy) in both modes. Problems: the first {limit} of "
+        "shared/data/gsm8k_dev.jsonl.",
+        "",
+        "| mode | problems | correct | rate | tokens/problem (mean) | s/problem (median, mean) |",
+        "|---|---|---|---|---|---|",
+    ]
+    rates = {}
+    for mode in ("direct", "run"):
+        path = RESULTS / f"gsm8k_{mode}.jsonl"
+        if not path.exists():
+            continue
+        rows = [r for r in map(json.loads, path.read_text().splitlines()) if r["idx"] in ids]
+        if not rows:
+            continue
+        correct = sum(r["correct"] for r in rows)
+        rates[mode] = 100 * correct / len(rows)
+        tokens = statistics.mean(r["prompt_tokens"] + r["completion_tokens"] for r in rows)
+        seconds = [r["seconds"] for r in rows]
+        lines.append(
+            f"| {mode} | {len(rows)} | {correct} | {rates[mode]:.1f} % | {tokens:.0f} | "
+            f"{statistics.median(seconds):.1f}, {statistics.mean(seconds):.1f} |"
+        )
+    if len(rates) == 2:
+        lines += ["", f"Difference: {rates['run'] - rates['direct']:+.1f} points."]
+    (RESULTS / "gsm8k.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", choices=["direct", "run"])
+    parser.add_argument("--limit", type=int, default=50)
+    args = parser.parse_args()
+    if args.mode:
+        run(args.mode, args.limit)
+    summarize(args.limit)

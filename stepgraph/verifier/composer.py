@@ -1,0 +1,138 @@
+"""The composer: the final answer, written from the verified step results and the
+instruction, then checked against the instruction and revised while checks fail.
+
+A revision is kept only when it fails fewer checks than the answer before it, so a
+revision can never make an answer worse; what the model cannot fix and a safe mechanical
+fix can (letter case, a required opening or closing phrase, a forbidden word) is fixed
+mechanically last. Constraints that contradict each other are not revised for: the answer
+says that they do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pydantic import BaseModel, Field
+
+from stepgraph.models.base import BackendBase, Message, Request
+from stepgraph.verifier.constraints import extract_constraints
+from stepgraph.verifier.verdict import Verdict, failures, feedback
+from stepgraph.verifier.verifier import Verifier
+
+COMPOSE_SYSTEM = (
+    "You write the final answer to the user's task from the results of the steps that were "
+    "done for it. The results are correct: copy their numbers and facts exactly, never "
+    "recompute them. Answer the task directly and completely, in the form it asks for; do "
+    "not mention steps or plans. If a result is missing or failed, say what could not be done."
+)
+REVISE = (
+    "Your answer fails these checks:\n{failures}\n\nRewrite the whole answer so that it "
+    "passes them. Keep the facts and numbers of the results. Reply with the answer only."
+)
+
+
+class Composition(BaseModel):
+    answer: str
+    verdicts: list[Verdict] = Field(default_factory=list)
+    revisions: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Composer:
+    """Writes, checks and revises the final answer. `max_revisions` model rewrites at most,
+    and none once `can_spend(tokens the composer has generated)` says the budget is gone."""
+
+    def __init__(self, model: BackendBase, verifier: Verifier, *, max_revisions: int = 2):
+        self.model = model
+        self.verifier = verifier
+        self.max_revisions = max_revisions
+
+    async def compose(
+        self,
+        task: str,
+        results: list,
+        *,
+        history: list[Message] | None = None,
+        final_id: str | None = None,
+        can_spend: Callable[[int], bool] = lambda spent: True,
+    ) -> Composition:
+        """`results` are the run's StepResults in plan order."""
+        done = [r for r in results if r.status == "done"]
+        constraints = extract_constraints(task)
+        tokens = [0, 0]
+        messages: list[Message] = []
+        if not done:
+            answer = "I could not complete this task: " + "; ".join(
+                f"{r.step_id}: {r.error}" for r in results if r.error
+            )
+            return Composition(answer=answer)
+        if len(results) == 1 and results[0].executor == "llm":
+            answer = done[0].output.strip()  # one llm step answered the whole task itself
+            messages = [Message(role="user", content=task)]
+        else:
+            messages = [
+                Message(role="system", content=COMPOSE_SYSTEM),
+                *(history or [])[-4:],
+                Message(role="user", content=_results_prompt(task, results, constraints)),
+            ]
+            answer = await self._complete(messages, tokens) or done[-1].output.strip()
+        verdicts = await self.verifier.check_answer(task, answer, results, final_id=final_id)
+        revisions = 0
+        while failures(verdicts) and revisions < self.max_revisions and can_spend(tokens[1]):
+            revisions += 1
+            asked = [
+                *messages,
+                Message(role="assistant", content=answer),
+                Message(role="user", content=REVISE.format(failures=feedback(verdicts))),
+            ]
+            revised = await self._complete(asked, tokens)
+            if not revised:
+                continue
+            checked = await self.verifier.check_answer(task, revised, results, final_id=final_id)
+            if len(failures(checked)) < len(failures(verdicts)):
+                answer, verdicts = revised, checked
+        answer, verdicts = await self._repair(task, answer, verdicts, results, final_id)
+        if constraints.conflicts and "contradict" not in answer.lower():
+            answer += (
+                "\n\nNote: some requirements of this task contradict each other, so not all "
+                "of them can be met: " + "; ".join(constraints.conflicts) + "."
+            )
+        return Composition(
+            answer=answer,
+            verdicts=verdicts,
+            revisions=revisions,
+            prompt_tokens=tokens[0],
+            completion_tokens=tokens[1],
+        )
+
+    async def _complete(self, messages: list[Message], tokens: list[int]) -> str:
+        done = await self.model.acomplete(Request(messages=messages, max_tokens=768))
+        tokens[0] += done.prompt_tokens
+        tokens[1] += done.completion_tokens
+        return done.text.strip()
+
+    async def _repair(self, task, answer, verdicts, results, final_id):
+        """Mechanical fixes for what revision left failing, each kept only if it helps."""
+        constraints = extract_constraints(task)
+        for constraint in constraints.constraints:
+            if constraint.check(answer).passed is not False:
+                continue
+            fixed = constraint.repair(answer)
+            if fixed is None or fixed == answer:
+                continue
+            checked = await self.verifier.check_answer(task, fixed, results, final_id=final_id)
+            if len(failures(checked)) < len(failures(verdicts)):
+                answer, verdicts = fixed, checked
+        return answer, verdicts
+
+
+def _results_prompt(task: str, results: list, constraints) -> str:
+    lines = [f"Task: {task}", "", "Results:"]
+    for r in results:
+        shown = r.output.strip()[:1500] if r.status == "done" else f"(failed: {r.error})"
+        lines.append(f"- {r.instruction}\n  -> {shown}")
+    if constraints.constraints:
+        lines += ["", "The answer must meet these requirements:", constraints.describe()]
+    lines.append("\nWrite the final answer to the task.")
+    return "\n".join(lines)

@@ -1,0 +1,1554 @@
+"""Deterministic instruction-constraint checks (IFEval-style).
+
+An instruction such as "Answer in French, in at most 50 words, and do not use the word 'very'"
+carries constraints on the *form* of the answer that no step result can be judged without. They
+are the constraints Evol-Instruct's "add constraints" rewrites introduce and IFEval verifies, and
+they can be checked by code, so nobody has to trust a model's opinion of a word count.
+
+`extract_constraints` reads them with a table of small regex rules (`_RULES`, tried in order; a
+later rule never reads text an earlier one has read). It only extracts what it is confident
+about, because a false constraint makes the runtime revise a good answer: a phrase that looks
+like a constraint on the answer's form but that no rule can read safely (a per-item count such as
+"at most 10 words per bullet", a character limit, a tone) is reported in `unparsed`, never checked.
+
+Counting rules
+--------------
+* words: tokens matched by ``\\b[\\w'-]+\\b`` after markdown symbols are dropped (heading ``#``,
+  blockquote ``>``, list markers ``-``/``*``/``+``/``•``/``1.``/``1)``, emphasis ``*``/``_``/
+  backticks, code-fence lines, link targets). "don't" and "well-known" are one word each; "3.5"
+  is two (the same split as IFEval's ``\\w+`` tokenizer for decimals).
+* sentences: a sentence ends at ``.``, ``!`` or ``?`` (runs such as "?!" or "..." end one
+  sentence) followed by whitespace or the end of the text. A decimal such as 3.5 never ends one,
+  nor do the abbreviations e.g., i.e., Mr., Mrs., Ms., Dr., Prof., Sr., Jr., St., vs., cf.,
+  approx., fig. A blank line, a list item and a heading also end a sentence; markdown
+  heading lines are not sentences. Text with no closing punctuation is one sentence.
+* paragraphs: blocks separated by blank lines or by a divider line (``***``, ``---``, ``___``;
+  ``***`` is IFEval's separator and also counts inline, surrounded by whitespace). A block that
+  is only a markdown heading is not a paragraph.
+* bullets: lines starting (after indentation) with ``-``, ``*``, ``+``, ``•``, ``1.`` or ``1)``
+  followed by a space; only top-level items count (nested items, indented deeper than the least
+  indented item, do not), and continuation text never does. Divider lines are not bullets.
+* sections: lines starting with the named marker and a number ("SECTION 1", "Section 2",
+  matched case-insensitively, optionally as a heading or in bold); without a named marker,
+  markdown headings. With neither marker nor headings there is no verdict (sections may be
+  marked some other way).
+* "an N-word answer", "in N words", "about N words": about N, i.e. within N // 5 either side
+  (exact for N < 5). "fewer than / under N" means at most N - 1, "more than / over N" at least
+  N + 1.
+* start / end phrases: case-insensitive, whitespace-collapsed, ignoring leading/trailing
+  whitespace, markdown quote/heading/emphasis marks and quotation marks; an end phrase that does
+  not itself end in punctuation may be followed by ``.``, ``!`` or ``?``. A phrase must end (start)
+  on a word boundary: "Yes" does not match "Yesterday".
+* required / forbidden words: whole-word, case-insensitive ("apple" does not match "apples").
+* case: IFEval's rule, the whole answer equals its ``.lower()`` (``.upper()``).
+* JSON: the whole answer parses with ``json.loads``, optionally inside one fenced code block.
+* Markdown: at least one heading, list item, emphasis, code fence, table row or link (only
+  headings when the instruction asks for headings, and so on).
+* language: ``langdetect`` (seeded, as IFEval does); answers under 3 words (and under 12
+  letters, for scripts without spaces) get no verdict, and so does a detection below p=0.6
+  that disagrees with the required language.
+
+What is read
+------------
+* A count is read after a quantifier ("at least", "no more than", "under", "exactly",
+  "between N and M", "N-M", "N words or fewer", "a word limit of N", "limit it to N") or, for
+  sentences, paragraphs, bullets and sections, after a frame that makes it the answer's own
+  ("in 3 sentences", "write 2 paragraphs", "should have 4 sections", "there should be 3
+  paragraphs", "a 3-paragraph essay", "a list of 5 items"). A bare number before a noun ("the 5
+  steps", "a 3-day trip", "translate these 2 sentences") is content, never a constraint.
+* A count that may be about a part of the answer ("each", "per", "the first", "a title of",
+  "3 paragraphs with at most 2 sentences", "the word X in at least 2 sentences") is not
+  checked but reported as unparsed, as is a count of characters, lines, syllables or times.
+* Bare (unquoted) words are only read after a noun that names them ("the keywords apple and
+  banana"), or as proper nouns after "mention"; start/end phrases need quotes or "the phrase"/
+  "the word".
+* Language, JSON and Markdown need a verb that puts the answer in them ("answer in French",
+  "respond in JSON", "format your answer in Markdown"); "what does X mean in German?" and
+  "write a function that returns JSON" are content.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from stepgraph.verifier.verdict import Verdict
+
+__all__ = [
+    "Constraint",
+    "Constraints",
+    "check_answer",
+    "count_bullets",
+    "count_paragraphs",
+    "count_sentences",
+    "count_words",
+    "extract_constraints",
+]
+
+ConstraintKind = Literal[
+    "word_count",
+    "sentence_count",
+    "paragraph_count",
+    "bullet_count",
+    "section_count",
+    "required_words",
+    "forbidden_words",
+    "starts_with",
+    "ends_with",
+    "case",
+    "json_format",
+    "markdown_format",
+    "language",
+]
+
+# ---------------------------------------------------------------------------------------------
+# Counting
+# ---------------------------------------------------------------------------------------------
+
+_WORD = re.compile(r"\b[\w'-]+\b")
+_FENCE_LINE = re.compile(r"^[ \t]*(?:```|~~~).*$", re.M)
+_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_LINE_MARKS = re.compile(r"^[ \t]*(?:>[ \t]*)*(?:#{1,6}[ \t]+|(?:[-*+•]|\d+[.)])[ \t]+)?", re.M)
+_EMPHASIS = re.compile(r"[*`~]+|(?<!\w)_+|_+(?!\w)")
+_BULLET = re.compile(r"^(?P<indent>[ \t]*)(?:[-*+•]|\d+[.)])[ \t]+\S.*$", re.M)
+_DIVIDER = re.compile(r"^[ \t]*(?:(?:\*[ \t]*){3,}|(?:-[ \t]*){3,}|(?:_[ \t]*){3,})$")
+_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+\S", re.M)
+# fmt: off
+_ABBREVIATIONS = {
+    "e.g", "i.e", "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "cf", "approx", "fig",
+}
+# fmt: on
+_SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)")
+
+
+def _plain_text(text: str) -> str:
+    """The answer without markdown symbols, so that they never count as words."""
+    text = _FENCE_LINE.sub(" ", text)
+    text = _LINK.sub(r"\1", text)
+    text = _LINE_MARKS.sub("", text)
+    return _EMPHASIS.sub(" ", text)
+
+
+def count_words(text: str) -> int:
+    return len(_WORD.findall(_plain_text(text)))
+
+
+def _is_bullet_line(line: str) -> bool:
+    return bool(_BULLET.fullmatch(line)) and not _DIVIDER.fullmatch(line)
+
+
+def _sentence_blocks(text: str) -> list[str]:
+    """Runs of prose: a blank line, a list item or a heading starts a new one; headings are
+    dropped because a title is not a sentence."""
+    blocks: list[list[str]] = [[]]
+    for line in text.splitlines():
+        if not line.strip() or _DIVIDER.fullmatch(line) or _HEADING.match(line):
+            blocks.append([])
+        elif _is_bullet_line(line):
+            blocks.append([line])
+        else:
+            blocks[-1].append(line)
+    return [" ".join(b) for b in blocks if b]
+
+
+def count_sentences(text: str) -> int:
+    total = 0
+    for block in _sentence_blocks(_FENCE_LINE.sub("", text)):
+        block = _plain_text(block)
+        start = 0
+        for m in _SENTENCE_END.finditer(block):
+            if m.group().rstrip("\"'”’)]") == ".":
+                before = re.search(r"([\w.]+)$", block[start : m.start()])
+                if before and before.group(1).lower() in _ABBREVIATIONS:
+                    continue
+            if re.search(r"\w", block[start : m.end()]):
+                total += 1
+            start = m.end()
+        if re.search(r"\w", block[start:]):
+            total += 1
+    return total
+
+
+def count_paragraphs(text: str) -> int:
+    text = re.sub(r"(?:^|(?<=\s))\*{3,}(?=\s|$)", "\n\n", text)
+    lines = ["" if _DIVIDER.fullmatch(line) else line for line in text.splitlines()]
+    blocks = re.split(r"\n[ \t]*\n", "\n".join(lines))
+    return sum(
+        1
+        for b in blocks
+        if re.search(r"\w", b) and not all(_HEADING.match(x) for x in b.strip().splitlines())
+    )
+
+
+def count_bullets(text: str) -> int:
+    """Top-level list items only: sub-items belong to the item above them."""
+    indents = [
+        len(m.group("indent").expandtabs(4))
+        for m in _BULLET.finditer(text)
+        if not _DIVIDER.fullmatch(m.group())
+    ]
+    if not indents:
+        return 0
+    top = min(indents)
+    return sum(1 for i in indents if i <= top + 1)
+
+
+def _count_sections(text: str, marker: str | None) -> tuple[int | None, str]:
+    if marker:
+        pattern = re.compile(
+            rf"^[ \t>]*(?:#{{1,6}}[ \t]*)?[*_]{{0,3}}{re.escape(marker)}[ \t]+(?:\d+|[IVXLC]+)\b",
+            re.I | re.M,
+        )
+        return len(pattern.findall(text)), f"sections marked '{marker} N'"
+    headings = len(_HEADING.findall(text))
+    if not headings:
+        return None, "no section marker named and no markdown headings"
+    return headings, "sections (markdown headings)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers in instructions
+# ---------------------------------------------------------------------------------------------
+
+# fmt: off
+_SMALL = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+    "nineteen",
+]
+# fmt: on
+# fmt: off
+_NUMBER_WORDS = {w: i for i, w in enumerate(_SMALL)} | {
+    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+    "eighty": 80, "ninety": 90, "hundred": 100, "thousand": 1000,
+}
+# fmt: on
+_NW = "(?:" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")\b"
+_NUM_CORE = (
+    rf"(?:\d{{1,3}}(?:,\d{{3}})+(?!\d)|\d+|a\s+single|single|a\s+(?:hundred|thousand)\b|{_NW})"
+    rf"(?:(?:\s+|-){_NW}|(?:(?<=hundred)|(?<=thousand))\s+and\s+{_NW})*"
+)
+
+
+def _num(group: str) -> str:
+    return rf"(?P<{group}>{_NUM_CORE})"
+
+
+def _to_int(text: str) -> int:
+    text = text.lower().replace(",", "").strip()
+    if text.isdigit():
+        return int(text)
+    total = current = 0
+    for token in re.split(r"[\s-]+", text):
+        if token in ("", "and"):
+            continue
+        value = 1 if token in ("a", "single") else _NUMBER_WORDS[token]
+        if value == 100:
+            current = max(current, 1) * 100
+        elif value == 1000:
+            total += max(current, 1) * 1000
+            current = 0
+        else:
+            current += value
+    return total + current
+
+
+# ---------------------------------------------------------------------------------------------
+# The constraint model
+# ---------------------------------------------------------------------------------------------
+
+_COUNT_UNITS = {
+    "word_count": ("words", "word"),
+    "sentence_count": ("sentences", "sentence"),
+    "paragraph_count": ("paragraphs", "paragraph"),
+    "bullet_count": ("bullets", "bullet point"),
+    "section_count": ("sections", "section"),
+}
+_COUNTERS: dict[str, Callable[[str], int]] = {
+    "word_count": count_words,
+    "sentence_count": count_sentences,
+    "paragraph_count": count_paragraphs,
+    "bullet_count": count_bullets,
+}
+
+# Language names an instruction may use, to ISO 639-1 codes as langdetect reports them.
+# fmt: off
+LANGUAGES = {
+    "english": "en", "french": "fr", "spanish": "es", "castilian": "es", "german": "de",
+    "italian": "it", "portuguese": "pt", "dutch": "nl", "russian": "ru", "chinese": "zh",
+    "mandarin": "zh", "japanese": "ja", "korean": "ko", "arabic": "ar", "hindi": "hi",
+    "bengali": "bn", "turkish": "tr", "polish": "pl", "swedish": "sv", "norwegian": "no",
+    "danish": "da", "finnish": "fi", "greek": "el", "hebrew": "he", "thai": "th",
+    "vietnamese": "vi", "indonesian": "id", "ukrainian": "uk", "czech": "cs", "slovak": "sk",
+    "slovenian": "sl", "romanian": "ro", "hungarian": "hu", "persian": "fa", "farsi": "fa",
+    "urdu": "ur", "swahili": "sw", "tamil": "ta", "telugu": "te", "marathi": "mr",
+    "gujarati": "gu", "kannada": "kn", "malayalam": "ml", "punjabi": "pa", "nepali": "ne",
+    "bulgarian": "bg", "croatian": "hr", "catalan": "ca", "lithuanian": "lt", "latvian": "lv",
+    "estonian": "et", "tagalog": "tl", "afrikaans": "af", "albanian": "sq", "macedonian": "mk",
+    "welsh": "cy", "somali": "so",
+}
+# fmt: on
+_LANGUAGE_NAMES = {code: name.title() for name, code in reversed(LANGUAGES.items())}
+
+
+def _norm(text: str) -> str:
+    text = text.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def _term_pattern(term: str) -> re.Pattern[str]:
+    body = r"\s+".join(re.escape(t) for t in term.split())
+    return re.compile(rf"(?<!\w){body}(?!\w)", re.I)
+
+
+_EDGE_MARKS = "\"'“”‘’`*_>#"
+
+
+class Constraint(BaseModel):
+    """One requirement on the answer's form, kept with the phrase it was read from so that a
+    reviewer can see why the runtime asked for a revision."""
+
+    kind: ConstraintKind
+    source: str
+    low: int | None = None  # counts: at least / at most; equal for "exactly"
+    high: int | None = None
+    words: list[str] = Field(default_factory=list)  # required / forbidden words and phrases
+    phrase: str = ""  # starts_with / ends_with
+    case: Literal["lower", "upper"] | None = None
+    language: str = ""  # ISO 639-1 code
+    marker: str | None = None  # section marker word such as "Section" in "Section 1"
+    element: str | None = None  # markdown element asked for: heading, list, emphasis, table
+
+    @property
+    def check_name(self) -> str:
+        """The verdict's name: one per direction of a count, so feedback reads "max_words"."""
+        if self.kind in _COUNT_UNITS:
+            unit = _COUNT_UNITS[self.kind][0]
+            if self.low is not None and self.low == self.high:
+                return f"exact_{unit}"
+            if self.low is not None and self.high is not None:
+                return f"range_{unit}"
+            return f"min_{unit}" if self.low is not None else f"max_{unit}"
+        if self.kind == "case":
+            return f"{self.case}case"
+        return self.kind
+
+    def describe(self) -> str:
+        """The constraint in plain words, for a composer prompt and for verdict evidence."""
+        if self.kind in _COUNT_UNITS:
+            text = f"{self._bounds_text()} {_COUNT_UNITS[self.kind][0]}"
+            if self.kind == "section_count" and self.marker:
+                text += f", each starting with '{self.marker} N'"
+            return text
+        quoted = ", ".join(f"'{w}'" for w in self.words)
+        return {
+            "required_words": f"include the words {quoted}",
+            "forbidden_words": f"do not use the words {quoted}",
+            "starts_with": f"start the answer with '{self.phrase}'",
+            "ends_with": f"end the answer with '{self.phrase}'",
+            "case": f"write the whole answer in {self.case}case letters",
+            "json_format": "the whole answer must be valid JSON",
+            "markdown_format": "format the answer in Markdown"
+            + (f" (use {self.element}s)" if self.element else ""),
+            "language": f"write the answer in {_LANGUAGE_NAMES.get(self.language, self.language)}",
+        }[self.kind]
+
+    def _bounds_text(self) -> str:
+        if self.low is not None and self.low == self.high:
+            return f"exactly {self.low}"
+        if self.low is not None and self.high is not None:
+            return f"between {self.low} and {self.high}"
+        return f"at least {self.low}" if self.low is not None else f"at most {self.high}"
+
+    def check(self, answer: str) -> Verdict:
+        passed, evidence = _CHECKS[self.kind](self, answer)
+        return Verdict(check=self.check_name, passed=passed, evidence=evidence)
+
+    def repair(self, answer: str) -> str | None:
+        """A mechanical fix, so that no model call is spent on what code can do: lower/upper
+        case, prepending a start phrase, appending an end phrase, deleting a forbidden word.
+        None where only a rewrite would do (counts, formats, language, required words); the
+        caller re-checks the result against every constraint. A passing answer is returned as
+        is."""
+        fixer = _REPAIRS.get(self.kind)
+        if fixer is None:
+            return None
+        if self.check(answer).passed:
+            return answer
+        return fixer(self, answer)
+
+
+def _check_count(c: Constraint, answer: str) -> tuple[bool | None, str]:
+    unit = _COUNT_UNITS[c.kind][0]
+    if c.kind == "section_count":
+        n, what = _count_sections(answer, c.marker)
+        if n is None:
+            return None, f"{what}; cannot count sections ({c._bounds_text()} required)"
+        unit = what
+    else:
+        n = _COUNTERS[c.kind](answer)
+    ok = (c.low is None or n >= c.low) and (c.high is None or n <= c.high)
+    return ok, f"{n} {unit}; {c._bounds_text()} {'required' if c.low is not None else 'allowed'}"
+
+
+def _check_required(c: Constraint, answer: str) -> tuple[bool | None, str]:
+    missing = [w for w in c.words if not _term_pattern(w).search(answer)]
+    if missing:
+        return False, "missing: " + ", ".join(f"'{w}'" for w in missing)
+    return True, "all present: " + ", ".join(f"'{w}'" for w in c.words)
+
+
+def _check_forbidden(c: Constraint, answer: str) -> tuple[bool | None, str]:
+    found = [(w, len(_term_pattern(w).findall(answer))) for w in c.words]
+    found = [(w, n) for w, n in found if n]
+    if found:
+        return False, "used: " + ", ".join(f"'{w}' ({n}x)" for w, n in found)
+    return True, "none used: " + ", ".join(f"'{w}'" for w in c.words)
+
+
+def _strip_edges(text: str) -> str:
+    return _norm(text).strip(_EDGE_MARKS + " ")
+
+
+def _check_start(c: Constraint, answer: str) -> tuple[bool | None, str]:
+    text, phrase = _strip_edges(answer), _strip_edges(c.phrase)
+    if not phrase:
+        return None, f"the phrase '{c.phrase}' has no text to look for"
+    ok = text.startswith(phrase) and not (
+        phrase[-1:].isalnum() and text[len(phrase) : len(phrase) + 1].isalnum()
+    )
+    return ok, f"answer starts with '{answer.strip()[: len(c.phrase) + 10]}'"
+
+
+def _check_end(c: Constraint, answer: str) -> tuple[bool | None, str]:
+    text, phrase = _strip_edges(answer), _strip_edges(c.phrase)
+    if not phrase:
+        return None, f"the phrase '{c.phrase}' has no text to look for"
+    if phrase[-1:].isalnum():
+        text = _strip_edges(text.rstrip(".!?…"))
+    ok = text.endswith(phrase) and not (
+        phrase[:1].isalnum() and text[-len(phrase) - 1 : -len(phrase)].isalnum()
+    )
+    return ok, f"answer ends with '{answer.strip()[-(len(c.phrase) + 10) :]}'"
+
+
+def _check_case(c: Constraint, answer: str) -> tuple[bool | None, str]:
+    wrong = re.findall(r"[^\W\d_]", answer)
+    wrong = [ch for ch in wrong if ch != (ch.lower() if c.case == "lower" else ch.upper())]
+    if not wrong:
+        return True, f"all letters are {c.case}case"
+    other = "uppercase" if c.case == "lower" else "lowercase"
+    return False, f"{len(wrong)} {other} letters, e.g. '{''.join(wrong[:10])}'"
+
+
+_JSON_FENCE = re.compile(r"```[ \t]*(?:json)?[ \t]*\n(.*?)\n?[ \t]*```", re.S | re.I)
+
+
+def _check_json(c: Constraint, answer: str) -> tuple[bool | None, str]:
+    text = answer.strip()
+    fenced = _JSON_FENCE.fullmatch(text)
+    if fenced:
+        text = fenced.group(1)
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        return False, f"not JSON: {exc}"
+    return True, "parses as JSON" + (" (in a fenced block)" if fenced else "")
+
+
+_MARKDOWN_ELEMENTS = {
+    "heading": _HEADING,
+    "list": _BULLET,
+    "emphasis": re.compile(
+        r"(\*\*|__)\S(?:.*?\S)?\1|(?<![*\w])\*[^*\s][^*\n]*\*(?!\*)|(?<!\w)_[^_\s][^_\n]*_(?!\w)"
+    ),
+    "table": re.compile(r"^[ \t]*\|.*\|[ \t]*$", re.M),
+    "code": re.compile(r"^[ \t]*```", re.M),
+    "link": _LINK,
+}
+
+
+def _check_markdown(c: Constraint, answer: str) -> tuple[bool | None, str]:
+    wanted = [c.element] if c.element else list(_MARKDOWN_ELEMENTS)
+    found = [name for name in wanted if _MARKDOWN_ELEMENTS[name].search(answer)]
+    if found:
+        return True, "markdown found: " + ", ".join(found)
+    return False, "no markdown " + (f"{c.element}s" if c.element else "elements") + " found"
+
+
+def _check_language(c: Constraint, answer: str) -> tuple[bool | None, str]:
+    letters = len(re.findall(r"[^\W\d_]", answer))
+    if count_words(answer) < 3 and letters < 12:
+        return None, "answer too short to detect its language"
+    import langdetect  # here, not at the top: its profiles load slowly and few tasks need it
+    from langdetect.lang_detect_exception import LangDetectException
+
+    langdetect.DetectorFactory.seed = 0
+    try:
+        best = langdetect.detect_langs(answer)[0]
+    except LangDetectException as exc:
+        return None, f"language not detected: {exc}"
+    code = best.lang.split("-")[0]
+    if code != c.language and best.prob < 0.6:
+        return None, f"language unclear (best guess {code}, p={best.prob:.2f})"
+    return code == c.language, f"detected {code} (p={best.prob:.2f}); {c.language} required"
+
+
+_CHECKS: dict[str, Callable[[Constraint, str], tuple[bool | None, str]]] = {
+    **dict.fromkeys(_COUNT_UNITS, _check_count),
+    "required_words": _check_required,
+    "forbidden_words": _check_forbidden,
+    "starts_with": _check_start,
+    "ends_with": _check_end,
+    "case": _check_case,
+    "json_format": _check_json,
+    "markdown_format": _check_markdown,
+    "language": _check_language,
+}
+
+
+def _repair_forbidden(c: Constraint, answer: str) -> str:
+    for _ in range(10):  # removing one word can join two halves of another only so often
+        before = answer
+        for w in c.words:
+            word = _term_pattern(w).pattern
+            # the word with the space before it, or (at a line start) the space after it
+            answer = re.sub(rf"[ \t]+{word}|{word}[ \t]*", "", answer, flags=re.I)
+        if answer == before:
+            break
+    return answer
+
+
+def _block_start(answer: str) -> bool:
+    return bool(re.match(r"\s*(?:#|>|```|[-*+•][ \t]|\d+[.)][ \t]|[{\[])", answer))
+
+
+def _repair_start(c: Constraint, answer: str) -> str:
+    sep = "\n\n" if _block_start(answer) else " "
+    return f"{c.phrase}{sep}{answer.lstrip()}"
+
+
+def _repair_end(c: Constraint, answer: str) -> str:
+    last = answer.rstrip().splitlines()[-1] if answer.strip() else ""
+    sep = "\n\n" if _block_start(last) or last.strip().startswith("|") else " "
+    return f"{answer.rstrip()}{sep}{c.phrase}" if answer.strip() else c.phrase
+
+
+_REPAIRS: dict[str, Callable[[Constraint, str], str]] = {
+    "case": lambda c, a: a.lower() if c.case == "lower" else a.upper(),
+    "starts_with": _repair_start,
+    "ends_with": _repair_end,
+    "forbidden_words": _repair_forbidden,
+}
+
+
+class Constraints(BaseModel):
+    """Everything read from one instruction. Unparsed phrases and conflicts are kept so that the
+    runtime can tell the user what it could not check or cannot satisfy, instead of guessing."""
+
+    constraints: list[Constraint] = Field(default_factory=list)
+    unparsed: list[str] = Field(default_factory=list)
+    conflicts: list[str] = Field(default_factory=list)
+
+    def check(self, answer: str) -> list[Verdict]:
+        verdicts = [c.check(answer) for c in self.constraints]
+        verdicts += [
+            Verdict(
+                check="unparsed_constraint",
+                passed=None,
+                evidence=f"could not read the constraint '{phrase}'; not checked",
+            )
+            for phrase in self.unparsed
+        ]
+        return verdicts
+
+    def describe(self) -> str:
+        return "\n".join(f"- {c.describe()}" for c in self.constraints)
+
+
+# ---------------------------------------------------------------------------------------------
+# Extraction: the rule table
+# ---------------------------------------------------------------------------------------------
+
+_F = re.I
+
+
+@dataclass
+class _Hit:
+    """What a rule read at one match: constraints, or a reason it refused (then the sentence is
+    reported as unparsed), and where the text it read ends."""
+
+    constraints: list[Constraint] = field(default_factory=list)
+    end: int = -1
+    rejected: str = ""
+
+
+@dataclass(frozen=True)
+class _Rule:
+    name: str
+    pattern: re.Pattern[str]
+    read: Callable[[re.Match[str], str], _Hit | None]
+
+
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?;])(?<!\be\.g\.)(?<!\bi\.e\.)\s+|\n\s*")
+
+
+def _sentence_span(text: str, pos: int) -> tuple[int, int]:
+    start, end = 0, len(text)
+    for m in _SENTENCE_BREAK.finditer(text):
+        if m.end() <= pos:
+            start = m.end()
+        elif m.start() >= pos:
+            end = m.start()
+            break
+    return start, end
+
+
+def _prefix(text: str, m: re.Match[str]) -> str:
+    return text[_sentence_span(text, m.start())[0] : m.start()]
+
+
+# Words before a count (in the same sentence) that make it a count of a part of the answer.
+_SCOPE_BEFORE = re.compile(
+    r"\b(?:each|every|per|apiece)\b"
+    r"|\bthe\s+(?:first|second|third|fourth|fifth|last|final|latter|former|other)\b"
+    r"|\b(?:first|second|third|fourth|fifth|last|final|opening|closing|introductory|concluding)"
+    r"\s+(?:[\w-]+\s+)?(?:paragraph|sentence|section|bullet|line|item|part|word|stanza)s?\b"
+    r"|\b(?:title|headline|heading|subheading|caption|postscript|subject\s+line|tagline|slogan"
+    r"|hashtag)s?\b|\bp\.\s?s\.|\bhighlight"
+    r"|\bparagraph\s+\d"
+    r"|\b(?:a|one|the|single)\s+(?:single\s+)?(?:paragraph|sentence|bullet(?:\s+point)?|section"
+    r"|line|item)\s+(?:of|with|containing|having|that)\b",
+    _F,
+)
+# "3 paragraphs with at most 2 sentences": the count is per paragraph.
+_PER_PART_TAIL = re.compile(
+    r"(?:paragraphs?|sentences?|bullets?|bullet\s+points?|sections?|lines?|items?|stanzas?"
+    r"|verses?|points?)\s*,?\s*(?:each\s+)?(?:with|of|containing|having|that\s+(?:each\s+)?"
+    r"(?:have|has|contains?)|consisting\s+of|made\s+of)\s+$",
+    _F,
+)
+# "the word 'X' in at least 2 sentences": a frequency, not a length.
+_FREQUENCY_TAIL = re.compile(
+    r"\b(?:the|a|each)\s+(?:key)?(?:words?|phrases?|letters?|terms?)\s+"
+    r"(?:[\"“'‘][^\"”'’]*[\"”'’]|[A-Za-z][\w'-]*)\s+"
+    r"(?:(?:should|must|to)\s+)?(?:appear|occur|be\s+used)?\s*(?:in|within|across)\s+$",
+    _F,
+)
+_SCOPE_AFTER = re.compile(
+    r"\s*(?:each\b(?!\s+(?:of|with|containing|having|consisting|made)\b)|apiece\b|per\s+\w+"
+    r"|in\s+(?:each|every|the\s+(?:first|second|third|last|final|opening|closing|title|heading))\b"
+    r"|in\s+(?:all\s+)?(?:caps|capitals?|capital\s+letters|upper[\s-]?case|lower[\s-]?case)\b"
+    r"|for\s+(?:each|every|the\s+(?:title|heading|first|last))\b|long\s+each\b)",
+    _F,
+)
+_TOTAL = re.compile(
+    r"\b(?:in\s+total|total|overall|altogether|in\s+all\b(?!\s+(?:caps|capital|upper|lower)))\b"
+    r"|\b(?:entire|whole|complete)\s+(?:answer|response|reply|output|text)\b",
+    _F,
+)
+
+
+def _scope_problem(text: str, m: re.Match[str]) -> str:
+    """Why a count (or phrase) found at `m` might be about a part of the answer, or ''."""
+    before = _prefix(text, m)
+    after = text[m.end() : _sentence_span(text, m.start())[1]]
+    near = re.split(r"[,;:]|\b(?:and|with|but)\b", before, flags=_F)[-1]
+    if _TOTAL.search(near + m.group() + after[:30]):
+        return ""
+    if _SCOPE_BEFORE.search(before + " " + m.group()):
+        return "applies to a part of the answer"
+    if _PER_PART_TAIL.search(before) or _FREQUENCY_TAIL.search(before):
+        return "applies to a part of the answer"
+    if _SCOPE_AFTER.match(after):
+        return "applies to a part of the answer"
+    return ""
+
+
+# --- counts ---------------------------------------------------------------------------------
+
+_QUANT_KINDS = [
+    (
+        "min",
+        r"at\s+least|no\s+(?:less|fewer)\s+than|not\s+(?:less|fewer)\s+than|a\s+minimum\s+of"
+        r"|minimum\s+of|minimum|min\.?",
+    ),
+    (
+        "max",
+        r"at\s+most|no\s+more\s+than|not\s+more\s+than|no\s+longer\s+than|not\s+longer\s+than"
+        r"|a\s+maximum\s+of|maximum\s+of|maximum|max\.?|up\s+to|within"
+        r"|(?:must|should|shall|will|does|do)\s+not\s+exceed|(?:doesn't|don't|never|not\s+to)\s+exceed"
+        r"|without\s+exceeding|not\s+exceeding",
+    ),
+    ("lt", r"fewer\s+than|less\s+than|under|below|shorter\s+than"),
+    ("gt", r"more\s+than|over|greater\s+than|longer\s+than|in\s+excess\s+of"),
+    ("exact", r"exactly|precisely"),
+    ("about", r"about|around|approximately|roughly|approx\.?|~"),
+]
+_QUANT = "(?P<q>" + "|".join(f"(?:{p})" for _, p in _QUANT_KINDS) + ")"
+_ADJ = (
+    r"(?:(?:short|brief|concise|complete|full|separate|distinct|clear|simple|long|numbered"
+    r"|bulleted|markdown|key|main|different|well-written|coherent)\s+){0,2}"
+)
+_UNIT = (
+    r"(?P<unit>words?|sentences?|paragraphs?|bullet(?:ed)?[\s-]*points?|bullets?"
+    r"|(?:bulleted|numbered|list)\s+items?|sections?)\b"
+)
+_UNIT_NO_WORDS = (
+    r"(?P<unit>sentences?|paragraphs?|bullet(?:ed)?[\s-]*points?|bullets?"
+    r"|(?:bulleted|numbered|list)\s+items?|sections?)\b"
+)
+_UNIT_SINGULAR = r"(?P<unit>word|sentence|paragraph|section|bullet(?:[\s-]point)?)"
+
+
+def _unit_kind(unit: str) -> str:
+    unit = unit.lower()
+    for kind, stem in (
+        ("word_count", "word"),
+        ("sentence_count", "sentence"),
+        ("paragraph_count", "paragraph"),
+        ("section_count", "section"),
+    ):
+        if unit.startswith(stem):
+            return kind
+    return "bullet_count"
+
+
+def _quant_kind(q: str) -> str:
+    for kind, pattern in _QUANT_KINDS:
+        if re.fullmatch(pattern, q.strip(), _F):
+            return kind
+    raise ValueError(q)
+
+
+def _quant_bounds(how: str, n: int) -> tuple[int | None, int | None]:
+    return {
+        "min": (n, None),
+        "max": (None, n),
+        "lt": (None, n - 1),
+        "gt": (n + 1, None),
+        "exact": (n, n),
+        "about": (n - n // 5, n + n // 5),
+    }[how]
+
+
+def _count_hit(
+    m: re.Match[str], text: str, how: str, n: int, m2: int | None = None, kind: str = ""
+) -> _Hit | None:
+    kind = kind or _unit_kind(m.group("unit"))
+    low, high = (min(n, m2), max(n, m2)) if m2 is not None else _quant_bounds(how, n)
+    if problem := _scope_problem(text, m):
+        return _Hit(rejected=problem)
+    if high is not None and high < 0:
+        return None
+    return _Hit([Constraint(kind=kind, source="", low=low, high=high)])
+
+
+def _read_range(m: re.Match[str], text: str) -> _Hit | None:
+    return _count_hit(m, text, "", _to_int(m.group("n")), _to_int(m.group("m")))
+
+
+def _read_dash_range(m: re.Match[str], text: str) -> _Hit | None:
+    """Reads "3-5 sentences"; but "twenty-five words" is one number, not a range from 20 to 5."""
+    n, m2 = _to_int(m.group("n")), _to_int(m.group("m"))
+    return _count_hit(m, text, "", n, m2) if n < m2 else None
+
+
+def _read_quantified(m: re.Match[str], text: str) -> _Hit | None:
+    return _count_hit(m, text, _quant_kind(m.group("q")), _to_int(m.group("n")))
+
+
+def _read_postfix(m: re.Match[str], text: str) -> _Hit | None:
+    post = m.group("post").lower()
+    how = "min" if re.search(r"more|longer|above|over|min|least", post) else "max"
+    return _count_hit(m, text, how, _to_int(m.group("n")))
+
+
+def _read_limit(m: re.Match[str], text: str) -> _Hit | None:
+    q = m.groupdict().get("q")
+    return _count_hit(m, text, _quant_kind(q) if q else "max", _to_int(m.group("n")))
+
+
+def _read_count_noun(m: re.Match[str], text: str) -> _Hit | None:
+    """Reads "a word count of 100" and "word limit: 100"."""
+    q = m.group("q")
+    if q:
+        how = _quant_kind(q)
+    elif m.group("post").lower() in ("limit", "maximum"):
+        how = "max"
+    elif m.group("post").lower() == "minimum":
+        how = "min"
+    else:
+        how = "about" if m.group("unit").lower() == "word" else "exact"
+    return _count_hit(m, text, how, _to_int(m.group("n")))
+
+
+def _read_approximate(m: re.Match[str], text: str) -> _Hit | None:
+    """Reads "a 100-word summary" and "answer in 50 words" as a target length, not an exact one."""
+    unit = m.group("unit").lower()
+    return _count_hit(
+        m, text, "about" if unit.startswith("word") else "exact", _to_int(m.group("n"))
+    )
+
+
+_WRITING_VERB = re.compile(
+    r"\b(?:write|compose|draft|create|produce|generate|craft|answer|respond|reply)\b", _F
+)
+
+
+def _read_framed(m: re.Match[str], text: str) -> _Hit | None:
+    """Reads "in 3 sentences", "should have 2 paragraphs", "there should be 4 sections" as a
+    count the answer must have, even without "exactly"."""
+    frame = m.group("frame").lower()
+    if frame == "with":
+        before = _prefix(text, m)
+        if not _WRITING_VERB.search(before) or re.search(r"\bgiven\b", before, _F):
+            return None
+    return _count_hit(m, text, "exact", _to_int(m.group("n")))
+
+
+def _read_list(m: re.Match[str], text: str) -> _Hit | None:
+    q = m.groupdict().get("q")
+    return _count_hit(
+        m, text, _quant_kind(q) if q else "exact", _to_int(m.group("n")), kind="bullet_count"
+    )
+
+
+def _read_unsupported(m: re.Match[str], text: str) -> _Hit | None:
+    """Reports "at most 280 characters" rather than guessing. "N times" only counts when the
+    sentence is about a word or letter ("13 less than 4 times as many" is arithmetic)."""
+    if m.group().lower().endswith(("time", "times")):
+        start, end = _sentence_span(text, m.start())
+        if not re.search(_TIMES_OF, text[start:end]):
+            return None
+    return _Hit(rejected="a count of something no rule counts")
+
+
+_TIMES_OF = re.compile(r"\b(?:words?|letters?|phrases?|keywords?|terms?|characters?)\b", _F)
+
+
+# --- phrases and terms ------------------------------------------------------------------------
+
+_QUOTE_AT = re.compile(r"\"([^\"\n]+)\"|“([^”\n]+)”|‘([^’\n]+)’|'([^\n]+?)'(?!\w)|`([^`\n]+)`")
+# Words that end a bare word list ("use the words apple and banana in your answer").
+# fmt: off
+_STOPWORDS = {
+    "the", "a", "an", "in", "on", "at", "of", "to", "for", "with", "your", "you", "it", "its",
+    "this", "that", "these", "those", "and", "or", "but", "be", "is", "are", "as", "by", "from",
+    "any", "all", "some", "each", "every", "words", "word", "phrase", "phrases", "term", "terms",
+    "keyword", "keywords", "response", "answer", "reply", "text", "output", "when", "while", "if",
+    "more", "less", "than", "such", "like", "following", "instead", "either", "both", "only",
+    "also", "too", "i", "do", "don't", "not", "never", "use", "write", "make", "keep", "avoid",
+    "respond", "start", "begin", "end", "finish", "include", "mention", "describe", "explain",
+    "give", "provide", "please", "then", "so", "must", "should", "can", "will",
+}
+# fmt: on
+_TERM_NOUN = re.compile(
+    r"\s*(?:(?:any|all)\s+(?:of\s+)?)?(?:the\s+|these\s+|this\s+)?(?:following\s+)?"
+    r"(?P<noun>(?:key\s*)?words?|keywords?|terms?|phrases?)?\s*(?:like\s+|such\s+as\s+)?:?\s*",
+    _F,
+)
+_TERM_END = re.compile(r"\s*(?:[,.;:!?)]|$|\s(?:and|or|in|anywhere|throughout|within)\b)", _F)
+_TERM_SEP = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+|\s*[&/]\s*", _F)
+_BARE_TERM = re.compile(r"[A-Za-z][\w'-]*")
+_PROPER_NOUN = re.compile(r"[A-Z][\w'-]*(?:[ \t]+[A-Z][\w'-]*)*")
+# "do not use the letter 'e'", "avoid commas": not words, and not checked as words.
+_NOT_WORDS = re.compile(
+    r"\s*(?:the\s+|any\s+)?(?:letters?|characters?|commas?|punctuation|symbols?|emojis?|numbers?"
+    r"|digits?|capital|upper|lower)\b",
+    _F,
+)
+
+
+def _quoted_at(text: str, pos: int) -> tuple[str, int] | None:
+    m = _QUOTE_AT.match(text, pos)
+    if not m:
+        return None
+    return next(g for g in m.groups() if g is not None).strip(), m.end()
+
+
+def _read_terms(
+    text: str, pos: int, capitalized: bool = False
+) -> tuple[list[str], int, bool, bool]:
+    """Terms after "use the words": quoted ones, or bare single words after a noun such as
+    "words"/"keywords" (or, where `capitalized`, bare proper nouns: "mention Paris")."""
+    if _NOT_WORDS.match(text, pos):
+        return [], pos, False, False
+    lead = _TERM_NOUN.match(text, pos)
+    assert lead is not None
+    pos = lead.end()
+    bare_ok = bool(lead.group("noun"))
+    terms: list[str] = []
+    end, had_or, after_conjunction, quoted_list = pos, False, False, None
+    while True:
+        quoted = _quoted_at(text, pos)
+        if quoted and quoted_list is not False:
+            term, nxt = quoted
+            quoted_list = True
+        else:
+            bare = _BARE_TERM.match(text, pos)
+            if quoted_list or not bare or bare.group().lower() in _STOPWORDS:
+                break
+            if not (bare_ok or (capitalized and bare.group()[0].isupper())):
+                break
+            if not bare_ok:  # a proper noun may run on: "mention the Eiffel Tower"
+                bare = _PROPER_NOUN.match(text, pos) or bare
+            # "the words good, bad, describe the movie": a bare word followed by more text
+            # after a plain comma starts the next clause.
+            if terms and not after_conjunction and not _TERM_END.match(text, bare.end()):
+                break
+            term, nxt = bare.group(), bare.end()
+            quoted_list = False
+        terms.append(term)
+        end = nxt
+        sep = _TERM_SEP.match(text, nxt)
+        if after_conjunction or not sep:
+            break  # "X, Y and Z" ends at Z
+        after_conjunction = bool(re.search(r"\b(?:and|or)\b|[&/]", sep.group(), _F))
+        had_or = had_or or bool(re.search(r"\bor\b|/", sep.group(), _F))
+        pos = sep.end()
+    return terms, end, had_or, bare_ok
+
+
+_PHRASE_VERB_BEFORE = re.compile(
+    r"\b(?:start|begin|end|finish|conclude|open|close)\w*(?:\s+[\w-]+){0,4}\s*$", _F
+)
+
+
+def _terms_hit(m: re.Match[str], text: str, kind: str) -> _Hit | None:
+    verb = m.group().lower()
+    terms, end, had_or, named = _read_terms(text, m.end(), capitalized="mention" in verb)
+    if not terms or (verb == "with" and not named):
+        return None
+    if verb == "with" and _PHRASE_VERB_BEFORE.search(_prefix(text, m)):
+        return None  # "start with word X" is a start phrase, not a required word
+    if had_or and kind == "required_words":
+        return _Hit(end=end, rejected="either/or word list")
+    return _Hit([Constraint(kind=kind, source="", words=terms)], end=end)
+
+
+def _read_required(m: re.Match[str], text: str) -> _Hit | None:
+    return _terms_hit(m, text, "required_words")
+
+
+def _read_forbidden(m: re.Match[str], text: str) -> _Hit | None:
+    return _terms_hit(m, text, "forbidden_words")
+
+
+_PHRASE_NOUN = re.compile(
+    r"\s*(?:(?P<article>the|this|these)\s+(?:following\s+)?(?:exact\s+|precise\s+|same\s+)?"
+    r"(?P<noun>phrase|words?|sentence|line|greeting|question|salutation|text)\s*:?\s*"
+    r"|(?P<bare_noun>word|phrase)\s+)?",
+    _F,
+)
+_ANSWER_OBJECT = re.compile(
+    r"(?:(?:your|the|this|my)\s+)?(?:(?:entire|whole|full|complete|final)\s+)?"
+    r"(?:answer|response|reply|output|message|text|essay|letter|email|e-mail|story|poem|post"
+    r"|note|speech|article|summary|it)?\s*",
+    _F,
+)
+_PHRASE_SCOPE = re.compile(
+    r"\b(?:each|every)\b|\bparagraph\s+\d|\b(?:first|second|third|fourth|fifth|last|final|next)"
+    r"\s+(?:paragraph|sentence|section|bullet|line|item|part|stanza)|\b(?:postscript|p\.\s?s\.)"
+    r"|\b(?:title|heading|headline|subject\s+line|paragraphs?|sentences?|lines?|bullets?"
+    r"|sections?|items?|stanzas?|verses?)\s+(?:should|must|has\s+to|needs\s+to|will)\b",
+    _F,
+)
+
+
+def _read_phrase(text: str, pos: int, single_word: bool = False) -> tuple[str, int] | None:
+    lead = _PHRASE_NOUN.match(text, pos)
+    assert lead is not None
+    quoted = _quoted_at(text, lead.end())
+    if quoted:
+        return quoted
+    if (lead.group("bare_noun") or "").lower() == "phrase":
+        return None  # "begin with phrase" + no quotes: too vague to read
+    noun = (lead.group("noun") or lead.group("bare_noun") or "").lower()
+    if noun == "word" or (single_word and not noun):
+        bare = re.compile(r"[\w'-]+").match(text, lead.end())
+        return (bare.group(), bare.end()) if bare else None
+    if not noun:
+        return None
+    bare = re.compile(
+        r"[^\n]+?(?=[.;](?:\s|$)|\n|$|,?\s+and\s+(?:then\s+)?(?:end|finish|start|begin|use|do|include)\b)",
+        _F,
+    )
+    found = bare.match(text, lead.end())
+    return (found.group().strip(), found.end()) if found and found.group().strip() else None
+
+
+def _phrase_hit(m: re.Match[str], text: str, kind: str, single_word: bool = False) -> _Hit | None:
+    read = _read_phrase(text, m.end(), single_word)
+    if read is None:
+        return None
+    phrase, end = read
+    obj = m.groupdict().get("obj") or ""
+    if not _ANSWER_OBJECT.fullmatch(obj) or _PHRASE_SCOPE.search(_prefix(text, m) + " " + obj):
+        return _Hit(end=end, rejected="applies to a part of the answer")
+    return _Hit([Constraint(kind=kind, source="", phrase=phrase)], end=end)
+
+
+def _read_start(m: re.Match[str], text: str) -> _Hit | None:
+    return _phrase_hit(m, text, "starts_with")
+
+
+def _read_end(m: re.Match[str], text: str) -> _Hit | None:
+    return _phrase_hit(m, text, "ends_with")
+
+
+def _read_first_word(m: re.Match[str], text: str) -> _Hit | None:
+    kind = "starts_with" if m.group("which").lower() == "first" else "ends_with"
+    return _phrase_hit(m, text, kind, single_word=True)
+
+
+# --- case, formats, language, sections --------------------------------------------------------
+
+_CASE_SCOPE_BEFORE = re.compile(
+    r"\b(?:words?|names?|acronyms?|initials|keywords?|first\s+letters?|title|headings?|headline"
+    r"|each|every|letter\s+\w)\b",
+    _F,
+)
+_CASE_SCOPE_AFTER = re.compile(
+    r"\s*(?:for|in|on)\s+(?:the\s+|all\s+|each\s+|every\s+)?(?:title|headings?|names?|first"
+    r"|keywords?|key\s+words|acronyms?|initials|labels?)\b|[^.!?\n]*\b(?:\d+|once|twice)\s+times?\b"
+    r"|[^.!?\n]*\b(?:once|twice)\b",
+    _F,
+)
+
+
+_CASE_DESCRIPTION = re.compile(
+    r"\b(?:contains?|consists?\s+of|has|have|is|are|uses)\s+(?:only\s+|all\s+)?(?:in\s+)?$", _F
+)
+_MODAL = re.compile(r"\b(?:should|must|needs?\s+to|has\s+to|have\s+to|shall)\b", _F)
+
+
+def _case_reader(case: str) -> Callable[[re.Match[str], str], _Hit | None]:
+    def read(m: re.Match[str], text: str) -> _Hit | None:
+        after = text[m.end() : _sentence_span(text, m.start())[1]]
+        before = _prefix(text, m)
+        if _CASE_DESCRIPTION.search(before) and not _MODAL.search(before + after):
+            return None  # "... and contains only lowercase letters" describes some input
+        if _CASE_SCOPE_BEFORE.search(before) or _CASE_SCOPE_AFTER.match(after):
+            return _Hit(rejected="letter case of a part of the answer")
+        return _Hit([Constraint(kind="case", source="", case=case)])
+
+    return read
+
+
+_QUESTION_START = re.compile(
+    r"^\s*(?:how|what|why|which|where|when|can\s+i|could\s+i|is|are|does|do\s+i)\b", _F
+)
+_CODE_CONTEXT = re.compile(
+    r"\b(?:function|method|endpoint|api|program|script|code|class|server|service|that|which)\b", _F
+)
+
+
+def _read_json(m: re.Match[str], text: str) -> _Hit | None:
+    before = _prefix(text, m)
+    if _CODE_CONTEXT.search(before) or _QUESTION_START.match(before + m.group()):
+        return None
+    return _Hit([Constraint(kind="json_format", source="")])
+
+
+_MARKDOWN_ELEMENT_WORDS = [
+    ("heading", r"head|title"),
+    ("emphasis", r"bold|italic|emphasis|highlight"),
+    ("list", r"list|bullet"),
+    ("table", r"table"),
+]
+
+
+def _read_markdown(m: re.Match[str], text: str) -> _Hit | None:
+    if _QUESTION_START.match(_prefix(text, m) + m.group()):
+        return None
+    if re.match(r"\s+(?:divider|separator|horizontal\s+rule|rule)s?\b", text[m.end() :], _F):
+        return None  # "separated with the markdown divider ***" asks for paragraphs
+    element = None
+    named = (m.groupdict().get("el") or "").lower()
+    for name, words in _MARKDOWN_ELEMENT_WORDS:
+        if re.search(words, named):
+            element = name
+    return _Hit([Constraint(kind="markdown_format", source="", element=element)])
+
+
+def _read_language(m: re.Match[str], text: str) -> _Hit | None:
+    trailing = m.group().lstrip(", ").lower().startswith(("and", "in"))
+    at_end = re.match(r"\s*(?:only\s*|please\s*)?(?:[.!?]|$)", text[m.end() :], _F)
+    if trailing and not at_end and not _ANSWER_WORD.search(_prefix(text, m)):
+        return None  # ", and in French, ..." only counts at the end or after "your answer"
+    code = LANGUAGES[m.group("lang").lower()]
+    return _Hit([Constraint(kind="language", source="", language=code)])
+
+
+_ANSWER_WORD = re.compile(r"\b(?:answer|response|reply|output|respond|write|written)\b", _F)
+
+
+def _read_marker(m: re.Match[str], text: str) -> _Hit | None:
+    return _Hit([Constraint(kind="section_count", source="", low=1, marker=m.group("marker"))])
+
+
+_LANG = "(?P<lang>" + "|".join(LANGUAGES) + r")\b"
+_LANG_END = (
+    r"(?:\s+language)?(?=\s*(?:$|[.,;:!?)\"'”’]|\b(?:only|please|and|with|without|no|throughout"
+    r"|as|so|for|too|but|about|of|on|that|to|using|from|except)\b))"
+)
+_NUM_N, _NUM_M = _num("n"), _num("m")
+_VERB_OBJ = r"\s+(?P<obj>(?:[\w-]+\s+){0,4}?)"
+
+_RULES: list[_Rule] = [
+    # Section markers come first: "begin each section with 'SECTION X'" is not a start phrase.
+    _Rule(
+        "section_marker",
+        re.compile(
+            r"\b(?:mark|label|start|begin|prefix|title|head|number)\w*\s+(?:the\s+)?"
+            r"(?:beginning\s+of\s+)?(?:each|every)\s+(?:new\s+)?section\s+(?:with|by|using|as)\s+"
+            r"(?:the\s+(?:word|label|heading|text)\s+)?[\"“'‘`]?(?P<marker>[A-Za-z]+)\s+"
+            r"(?:X|N|\d+|\{\w*\}|\[\w*\]|#)\b[\"”'’`]?",
+            _F,
+        ),
+        _read_marker,
+    ),
+    _Rule(
+        "first_or_last_word",
+        re.compile(
+            r"\b(?:the\s+)?(?:very\s+)?(?P<which>first|last|final)\s+word\s+of\s+(?:your|the)\s+"
+            r"(?:entire\s+)?(?:answer|response|reply|output)\s+(?:should|must|has\s+to|needs\s+to"
+            r"|will|shall)\s+be\s+",
+            _F,
+        ),
+        _read_first_word,
+    ),
+    _Rule(
+        "starts_with",
+        re.compile(
+            r"\b(?:start|begin|open|commence)(?:s|ning|ing|ed)?"
+            + _VERB_OBJ
+            + r"(?:with|by\s+(?:saying|writing))\b",
+            _F,
+        ),
+        _read_start,
+    ),
+    _Rule(
+        "ends_with",
+        re.compile(
+            r"\b(?:end|finish|conclude|close|wrap\s+up)(?:s|ing|ed)?"
+            + _VERB_OBJ
+            + r"(?:with|by\s+(?:saying|writing))\b",
+            _F,
+        ),
+        _read_end,
+    ),
+    _Rule(
+        "forbidden_words",
+        re.compile(
+            r"\b(?:(?:do\s+not|don't|never|must\s+not|mustn't|should\s+not|shouldn't|cannot"
+            r"|can't|may\s+not)\s+(?:use|include|say|write|mention|contain|type|utter)"
+            r"|without\s+(?:using|mentioning|saying|including|writing|the\s+use\s+of)"
+            r"|refrain\s+from\s+(?:using|mentioning|saying)|avoid(?:\s+using|\s+mentioning)?"
+            r"|exclude|omit)\b",
+            _F,
+        ),
+        _read_forbidden,
+    ),
+    _Rule(
+        "required_words",
+        re.compile(
+            r"\b(?:include|use|using|incorporate|contain|containing|feature|mention|mentioning"
+            r"|with)\b",
+            _F,
+        ),
+        _read_required,
+    ),
+    _Rule(
+        "case_lower_negated",
+        re.compile(
+            r"\b(?:no|without(?:\s+any)?|(?:do\s+not|don't|never|avoid)\s+(?:use\s+|using\s+)?"
+            r"(?:any\s+)?)\s*(?:capital|upper[\s-]?case|capitali[sz]ed)\s+letters?\b"
+            r"|\bno\s+capitals\b|\b(?:no|without(?:\s+any)?)\s+capitali[sz]ation\b",
+            _F,
+        ),
+        _case_reader("lower"),
+    ),
+    _Rule(
+        "case_upper_negated",
+        re.compile(
+            r"\b(?:no|without(?:\s+any)?|(?:do\s+not|don't|never|avoid)\s+(?:use\s+|using\s+)?"
+            r"(?:any\s+)?)\s*lower[\s-]?case\s+letters?\b",
+            _F,
+        ),
+        _case_reader("upper"),
+    ),
+    _Rule(
+        "case_lower",
+        re.compile(r"\blower[\s-]?case\b(?:\s+(?:letters?|characters?))?", _F),
+        _case_reader("lower"),
+    ),
+    _Rule(
+        "case_upper",
+        re.compile(
+            r"\ball\s+caps\b|\ball\s+(?:capital|capitali[sz]ed)\s+letters\b"
+            r"|\b(?:in|using|with)\s+(?:all\s+)?capital\s+letters\b|\bin\s+(?:all\s+)?capitals\b"
+            r"|\bupper[\s-]?case\b(?:\s+letters)?|\bcapital\s+letters\s+only\b",
+            _F,
+        ),
+        _case_reader("upper"),
+    ),
+    _Rule(
+        "json_format",
+        re.compile(
+            r"\b(?:answer|respond|reply|output|return)\s+(?:(?:only|strictly|solely|exclusively)\s+)?"
+            r"(?:(?:in|as|using|with)\s+)?(?:a\s+|an\s+)?(?:valid\s+|raw\s+|pure\s+|proper\s+)?json\b"
+            r"|\b(?:give|provide|present|write|format|formatted|wrap|wrapped|structure|structured"
+            r"|answer|respond|reply|output|return)\s+(?:(?:your|the|this|my|me|it|entire|whole"
+            r"|full|final|complete|answer|response|output|reply|result|results|everything)\s+){0,4}"
+            r"(?:in|as|using|into|with)\s+(?:a\s+|an\s+)?(?:valid\s+|raw\s+|pure\s+|proper\s+)?json\b"
+            r"|\b(?:answer|response|output|reply)\s+(?:should|must|has\s+to|needs\s+to|will|shall)"
+            r"\s+(?:only\s+)?be\s+(?:[\w-]+\s+){0,2}?(?:(?:in|as)\s+)?(?:a\s+|an\s+)?(?:valid\s+)?json\b"
+            r"|\b(?:in|as)\s+(?:a\s+|an\s+)?(?:valid\s+)?json\s+(?:format|object|array)\b"
+            r"|\bjson\s+only\b|\bonly\s+(?:valid\s+)?json\b",
+            _F,
+        ),
+        _read_json,
+    ),
+    _Rule(
+        "markdown_format",
+        re.compile(
+            r"\b(?:use|using|with|include|add|apply)\s+(?:some\s+|proper\s+|the\s+)?markdown"
+            r"(?:\s+(?P<el>headings?|headers?|titles?|bold(?:\s+text)?|italics?|emphasis|lists?"
+            r"|bullet[\s-]*points?|bullets?|tables?|formatting|syntax|format))?\b"
+            r"|\b(?:format|formatted|write|written|answer|respond|reply|output|return|provide|give"
+            r"|present)\s+(?:[\w-]+\s+){0,3}?(?:in|using|with|as)\s+markdown\b"
+            r"|\b(?:answer|response|reply|output)\s+(?:should|must|has\s+to|needs\s+to|will)\s+"
+            r"(?:be\s+)?(?:[\w-]+\s+){0,2}?(?:in|using|with|as)\s+markdown\b",
+            _F,
+        ),
+        _read_markdown,
+    ),
+    _Rule(
+        "language",
+        re.compile(
+            r"\b(?:answer|respond|reply|write|response|output|tell\s+me)\s+(?:[\w-]+\s+){0,3}?"
+            r"(?:in|using)\s+"
+            r"(?:the\s+)?" + _LANG + _LANG_END,
+            _F,
+        ),
+        _read_language,
+    ),
+    _Rule(
+        "language_trailing",
+        re.compile(
+            r"(?:,\s*|\band\s+)(?:only\s+|entirely\s+)?in\s+(?:the\s+)?" + _LANG + _LANG_END, _F
+        ),
+        _read_language,
+    ),
+    # Counts, most specific first.
+    _Rule(
+        "count_between",
+        re.compile(rf"\bbetween\s+{_NUM_N}\s+and\s+{_NUM_M}\s+{_ADJ}{_UNIT}", _F),
+        _read_range,
+    ),
+    _Rule(
+        "count_from_to",
+        re.compile(rf"\bfrom\s+{_NUM_N}\s+to\s+{_NUM_M}\s+{_ADJ}{_UNIT}", _F),
+        _read_range,
+    ),
+    _Rule(
+        "count_dash_range",
+        re.compile(
+            rf"(?<![\w.-]){_NUM_N}\s*(?:-|–|—|\bto\b|\bor\b)\s*{_NUM_M}[\s-]+{_ADJ}{_UNIT}", _F
+        ),
+        _read_dash_range,
+    ),
+    _Rule(
+        "count_limit_to",
+        re.compile(
+            rf"\blimit(?:ed)?\s+(?:[\w-]+\s+){{0,3}}?to\s+(?:{_QUANT}\s+)?{_NUM_N}\s+{_ADJ}{_UNIT}",
+            _F,
+        ),
+        _read_limit,
+    ),
+    _Rule(
+        "count_quantified",
+        re.compile(rf"\b{_QUANT}\s+(?:of\s+)?{_NUM_N}\s*-?\s*{_ADJ}{_UNIT}", _F),
+        _read_quantified,
+    ),
+    _Rule(
+        "count_postfix",
+        re.compile(
+            rf"(?<![\w.-]){_NUM_N}[\s-]+{_ADJ}{_UNIT}\s+(?P<post>or\s+(?:fewer|less|under|below)"
+            r"|or\s+(?:more|longer|above|over)|max(?:imum)?|min(?:imum)?|at\s+most|at\s+least"
+            r"|tops)\b",
+            _F,
+        ),
+        _read_postfix,
+    ),
+    _Rule(
+        "count_noun_limit",
+        re.compile(
+            rf"(?<![\w.-]){_NUM_N}[\s-]+(?P<unit>word|sentence|paragraph)[\s-]+"
+            r"(?P<post>limit|maximum|max|cap|minimum|min)\b",
+            _F,
+        ),
+        _read_postfix,
+    ),
+    _Rule(
+        "count_noun_first",
+        re.compile(
+            r"\b(?P<unit>word|sentence|paragraph)[\s-]+(?P<post>count|limit|maximum|minimum)\s+"
+            r"(?:of\s+|is\s+|:\s*|(?:should|must)\s+(?:be\s+)?)?"
+            rf"(?:{_QUANT}\s+)?{_NUM_N}\b",
+            _F,
+        ),
+        _read_count_noun,
+    ),
+    _Rule(
+        "count_list_of",
+        re.compile(
+            r"\b(?:bulleted\s+|numbered\s+|bullet[\s-]point\s+|markdown\s+)?list\s+(?:of|with"
+            rf"|containing)\s+(?:{_QUANT}\s+)?{_NUM_N}\s+{_ADJ}(?:items?|points?|entries|entry"
+            r"|elements?|bullets?|bullet\s+points?)\b",
+            _F,
+        ),
+        _read_list,
+    ),
+    _Rule(
+        "count_n_item_list",
+        re.compile(
+            rf"(?<![\w.-]){_NUM_N}[\s-]+(?:item|point|bullet|entry)[\s-]+(?:bulleted\s+"
+            r"|numbered\s+)?list\b",
+            _F,
+        ),
+        _read_list,
+    ),
+    _Rule(
+        "count_framed",
+        re.compile(
+            r"\b(?P<frame>in|into|use|using|write|give|provide|with"
+            r"|(?:split|divide|divided|organi[sz]e|organi[sz]ed|break|broken)\s+(?:[\w-]+\s+){0,3}?into"
+            r"|(?:should|must|shall|will|needs?\s+to|has\s+to|have\s+to)\s+(?:only\s+)?(?:have"
+            r"|contain|consist\s+of|include|comprise|be\s+made\s+(?:up\s+)?of|be\s+in|be)"
+            r"|there\s+(?:should|must|will)\s+be|(?:answer|respond|reply)\s+with)\s+"
+            rf"(?:only\s+|just\s+)?{_NUM_N}\s+{_ADJ}{_UNIT_NO_WORDS}",
+            _F,
+        ),
+        _read_framed,
+    ),
+    _Rule(
+        "count_adjective",
+        re.compile(
+            rf"(?<![\w.-]){_NUM_N}[\s-]+{_UNIT_SINGULAR}(?=[\s-]+"
+            r"(?!(?:limit|count|maximum|max|minimum|min|or|and|to|in|of|per|each|long|points?"
+            r"|bullets?)\b)[a-z])",
+            _F,
+        ),
+        _read_approximate,
+    ),
+    _Rule(
+        "count_in_words",
+        re.compile(rf"\bin\s+(?:just\s+|only\s+)?{_NUM_N}\s+{_ADJ}(?P<unit>words?)\b", _F),
+        _read_approximate,
+    ),
+    # Counts of units no rule checks: reported, never guessed.
+    _Rule(
+        "count_unsupported",
+        re.compile(
+            rf"\b(?:{_QUANT}|between|exactly)\s+(?:of\s+)?{_NUM_N}\s+(?:[\w-]+\s+)?"
+            r"(?:characters?|chars|letters?|lines?|syllables?|stanzas?|verses?|tokens?|pages?"
+            r"|emojis?|hashtags?|commas?|exclamation\s+marks?|placeholders?|times)\b",
+            _F,
+        ),
+        _read_unsupported,
+    ),
+]
+
+# --- unparsed phrases and conflicts -----------------------------------------------------------
+
+_CLAUSE_BREAK = re.compile(r"(?<=[.!?;])\s+|\n\s*|,\s+|\s+(?:and|but|then)\s+", _F)
+_CUE = re.compile(
+    r"\b(?:at\s+least|at\s+most|exactly|no\s+more\s+than|no\s+less\s+than|fewer\s+than"
+    r"|less\s+than|more\s+than|must|do\s+not|don't|without|only|limit|never|avoid|refrain)\b",
+    _F,
+)
+_FORM_NOUN = re.compile(
+    r"\b(?:words?|sentences?|paragraphs?|characters?|chars|lines?|letters?|format(?:ting|ted)?"
+    r"|style|tone|length|long|short|commas?|punctuation|capitali[sz]\w*|capitals?|uppercase"
+    r"|lowercase|syllables?|bullets?|sections?|stanzas?|verses?|markdown|json|quotation"
+    r"|quotes|placeholders?|emojis?|exclamation)\b",
+    _F,
+)
+# ...and that it is about the answer: it names the answer, is an order about wording, or its
+# subject is a property of the text ("the tone must be formal").
+_ABOUT_ANSWER = re.compile(r"\b(?:your|answer|response|reply|output)\b", _F)
+_IMPERATIVE_START = re.compile(
+    r"^\s*(?:please\s+)?(?:use|keep|avoid|do\s+not|don't|never|limit|refrain|only|each|every)\b"
+    r"|^\s*(?:the\s+|its\s+)?(?:tone|style|length|format(?:ting)?|register|wording)\b",
+    _F,
+)
+
+
+def _looks_like_form_constraint(clause: str) -> bool:
+    return bool(
+        _CUE.search(clause)
+        and _FORM_NOUN.search(clause)
+        and (_ABOUT_ANSWER.search(clause) or _IMPERATIVE_START.match(clause))
+    )
+
+
+# A sentence about the input, not an order about the answer: "The string contains only
+# lowercase letters", "Assume the list has at least one item". A modal verb makes it an order
+# again: "The story should begin with 'Once'".
+_DESCRIBES_INPUT = re.compile(
+    r"\s*(?:(?:you\s+(?:can|may|should|must)\s+)?(?:assume|suppose))\b"
+    r"|\s*(?:the|this|that|these|those|each|every|its)\s+(?:given\s+|following\s+|input\s+"
+    r"|original\s+)?(?:text|document|article|passage|string|input|file|paragraph|list|array|email"
+    r"|letter|story|essay|book|message|sentence|data|parameter|word|poem|song|report|speech"
+    r"|chapter|table|query|user|customer|author|person|name)s?\b"
+    r"(?![^.!?\n]*\b(?:should|must|needs?\s+to|has\s+to|have\s+to|shall)\b)",
+    _F,
+)
+
+
+def _overlaps(spans: list[tuple[int, int]], start: int, end: int) -> bool:
+    return any(a < end and start < b for a, b in spans)
+
+
+def _mask(text: str) -> str:
+    """Blank out code blocks and long quotations: text the answer works on, not instructions."""
+
+    def blank(m: re.Match[str]) -> str:
+        return re.sub(r"[^\n]", " ", m.group())
+
+    text = re.sub(r"```.*?```", blank, text, flags=re.S)
+    return re.sub(r"\"[^\"]{200,}\"|“[^”]{200,}”", blank, text)
+
+
+def _count_conflicts(cs: list[Constraint]) -> list[str]:
+    found = []
+    counts = [c for c in cs if c.kind in _COUNT_UNITS]
+    for i, a in enumerate(counts):
+        for b in counts[i + 1 :]:
+            if a.kind != b.kind:
+                continue
+            if (a.low is not None and b.high is not None and a.low > b.high) or (
+                b.low is not None and a.high is not None and b.low > a.high
+            ):
+                found.append(
+                    f"{a.describe()} ('{a.source}') contradicts {b.describe()} ('{b.source}')"
+                )
+    return found
+
+
+def _conflicts(cs: list[Constraint]) -> list[str]:
+    found = _count_conflicts(cs)
+    cases = {c.case: c for c in cs if c.kind == "case"}
+    if "lower" in cases and "upper" in cases:
+        found.append(
+            f"all lowercase ('{cases['lower'].source}') contradicts all uppercase "
+            f"('{cases['upper'].source}')"
+        )
+    required = {w.lower(): c for c in cs if c.kind == "required_words" for w in c.words}
+    for c in cs:
+        if c.kind == "forbidden_words":
+            for w in c.words:
+                if w.lower() in required:
+                    found.append(
+                        f"'{w}' is both required ('{required[w.lower()].source}') and "
+                        f"forbidden ('{c.source}')"
+                    )
+    # a start/end phrase and a letter case never conflict: phrases match case-insensitively
+    if any(c.kind == "json_format" for c in cs):
+        for c in cs:
+            if c.kind in ("bullet_count", "section_count"):
+                found.append(f"a JSON answer cannot also have {c.describe()} ('{c.source}')")
+    return found
+
+
+def _dedupe(cs: list[Constraint]) -> list[Constraint]:
+    seen, out = set(), []
+    for c in cs:
+        key = (
+            c.kind,
+            c.low,
+            c.high,
+            tuple(w.lower() for w in c.words),
+            c.phrase.lower(),
+            c.case,
+            c.language,
+            (c.marker or "").lower(),
+            c.element,
+        )
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
+def _attach_markers(cs: list[Constraint]) -> list[Constraint]:
+    """One constraint, not two: "3 sections" says how many, "mark each section with SECTION X"
+    says how to count them."""
+    markers = [c for c in cs if c.kind == "section_count" and c.marker]
+    counts = [c for c in cs if c.kind == "section_count" and not c.marker]
+    if not markers or not counts:
+        return cs
+    for c in counts:
+        c.marker = markers[0].marker
+        c.source = f"{c.source} / {markers[0].source}"
+    return [c for c in cs if c not in markers[:1]]
+
+
+def extract_constraints(instruction: str) -> Constraints:
+    """Read the form constraints of an instruction once, so that every step result and the
+    final answer are checked against the same list, and the composer prompt can state it."""
+    text = _mask(instruction)
+    read: list[tuple[int, Constraint]] = []
+    consumed: list[tuple[int, int]] = []
+    unparsed: list[str] = []
+    for rule in _RULES:
+        for m in rule.pattern.finditer(text):
+            if _overlaps(consumed, m.start(), m.end()):
+                continue
+            if _DESCRIBES_INPUT.match(text[slice(*_sentence_span(text, m.start()))]):
+                continue
+            hit = rule.read(m, text)
+            if hit is None:
+                continue
+            end = max(m.end(), hit.end)
+            if _overlaps(consumed, m.start(), end):
+                continue
+            consumed.append((m.start(), end))
+            if hit.rejected:
+                start, stop = _sentence_span(text, m.start())
+                unparsed.append(instruction[start:stop].strip())
+            for c in hit.constraints:
+                c.source = instruction[m.start() : end].strip()
+                read.append((m.start(), c))
+    for start, end in _spans(text, _CLAUSE_BREAK):
+        clause = text[start:end]
+        if not _overlaps(consumed, start, end) and _looks_like_form_constraint(clause):
+            unparsed.append(instruction[start:end].strip().rstrip(".;"))
+    constraints = _attach_markers(_dedupe([c for _, c in sorted(read, key=lambda x: x[0])]))
+    return Constraints(
+        constraints=constraints,
+        unparsed=list(dict.fromkeys(unparsed)),
+        conflicts=_conflicts(constraints),
+    )
+
+
+def _spans(text: str, separator: re.Pattern[str]) -> list[tuple[int, int]]:
+    spans, last = [], 0
+    for m in separator.finditer(text):
+        spans.append((last, m.start()))
+        last = m.end()
+    spans.append((last, len(text)))
+    return [(a, b) for a, b in spans if text[a:b].strip()]
+
+
+def check_answer(instruction: str, answer: str) -> list[Verdict]:
+    """For callers that check one answer against one instruction and keep nothing else."""
+    return extract_constraints(instruction).check(answer)

@@ -1,0 +1,184 @@
+"""The verifier: every step result is checked before anything depends on it, and the final
+answer is checked against the instruction.
+
+Deterministic checks come first because a small model judging a small model is noise:
+executor errors, empty output, arithmetic recomputed, JSON (and the step's schema), code
+that compiles, the form constraints written in the step's or the task's text, and the
+computed results the answer must state. An LLM judge is asked only where none of those
+applies, and only when one is configured; its criterion is kept with its verdict, and an
+answer it gives that is not a clear yes or no is "no verdict", never a pass.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from stepgraph.executors.base import StepInput, StepOutput
+from stepgraph.models.base import BackendBase, Message, Request
+from stepgraph.planner.plan import Step
+from stepgraph.verifier.constraints import extract_constraints
+from stepgraph.verifier.numeric import check_arithmetic, check_results_stated, single_number
+from stepgraph.verifier.shape import check_code, check_json
+from stepgraph.verifier.verdict import Verdict
+
+COMPUTING = ("calculator", "python", "sql")
+# a user's own check: (step, input, output) -> verdicts, plain or async
+StepCheck = Callable[[Step, StepInput, StepOutput], "list[Verdict] | Awaitable[list[Verdict]]"]
+
+JUDGE_SYSTEM = (
+    "You check one piece of work against one criterion. Reply with JSON only: "
+    '{"passed": true or false, "reason": "one short sentence"}.'
+)
+JUDGE_SCHEMA = {
+    "type": "object",
+    "properties": {"passed": {"type": "boolean"}, "reason": {"type": "string"}},
+    "required": ["passed", "reason"],
+}
+
+
+class Verifier:
+    """Checks step results and final answers.
+
+    `judge`: a model asked where no deterministic check applies (None: never). By default it
+    judges only final answers; `judge_steps=True` also judges llm steps, which costs one
+    more model call per such step. `checks` are extra step checks of your own.
+    """
+
+    def __init__(
+        self,
+        judge: BackendBase | None = None,
+        *,
+        judge_steps: bool = False,
+        judge_answer: bool = True,
+        checks: Iterable[StepCheck] = (),
+    ):
+        self.judge = judge
+        self.judge_steps = judge_steps
+        self.judge_answer = judge_answer
+        self.checks = list(checks)
+
+    async def check_step(self, step: Step, inp: StepInput, out: StepOutput) -> list[Verdict]:
+        if out.error:
+            return [Verdict(check="executor_ok", passed=False, evidence=out.error[-500:])]
+        text = out.output
+        if not text.strip():
+            return [
+                Verdict(check="non_empty", passed=False, evidence="the step produced no output")
+            ]
+        verdicts = [Verdict(check="non_empty", passed=True, evidence=f"{len(text)} characters")]
+        if step.executor not in COMPUTING:
+            verdicts += _present(check_arithmetic(text), check_code(text))
+        schema = step.args.get("schema")
+        constraints = extract_constraints(step.instruction)  # not dependency text filled in
+        if isinstance(schema, dict):
+            verdicts.append(check_json(text, schema))
+        verdicts += [v for v in constraints.check(text) if v.passed is not None]
+        for check in self.checks:
+            found = check(step, inp, out)
+            verdicts += await found if isinstance(found, Awaitable) else found
+        only_non_empty = len(verdicts) == 1  # no deterministic check could say more
+        if (
+            self.judge is not None
+            and self.judge_steps
+            and step.executor == "llm"
+            and only_non_empty
+        ):
+            criterion = f"The result does what this step asked: {inp.instruction}"
+            verdicts.append(await self.ask_judge(criterion, text))
+        return verdicts
+
+    async def check_answer(
+        self, instruction: str, answer: str, results: list[Any], *, final_id: str | None = None
+    ) -> list[Verdict]:
+        """The final answer against the instruction's constraints, its own arithmetic, and the
+        results the computing steps ended on. `results` are StepResults (or their dicts)."""
+        if not answer.strip():
+            return [Verdict(check="non_empty", passed=False, evidence="the answer is empty")]
+        constraints = extract_constraints(instruction)
+        verdicts = constraints.check(answer)
+        if constraints.conflicts:
+            verdicts.append(
+                Verdict(
+                    check="contradictory_constraints",
+                    passed=None,
+                    evidence="; ".join(constraints.conflicts),
+                )
+            )
+        verdicts += _present(
+            check_arithmetic(answer),
+            check_results_stated(answer, computed_results(results, final_id)),
+        )
+        decided = [v for v in verdicts if v.passed is not None]
+        if not decided and self.judge is not None and self.judge_answer:
+            verdicts.append(
+                await self.ask_judge(
+                    f"The answer does what the task asked, completely: {instruction}", answer
+                )
+            )
+        return verdicts
+
+    async def ask_judge(self, criterion: str, text: str) -> Verdict:
+        assert self.judge is not None
+        request = Request(
+            messages=[
+                Message(role="system", content=JUDGE_SYSTEM),
+                Message(role="user", content=f"Criterion: {criterion}\n\nWork:\n{text[:3000]}"),
+            ],
+            max_tokens=120,
+            json_schema=JUDGE_SCHEMA,
+        )
+        try:
+            reply = (await self.judge.acomplete(request)).text
+        except Exception as exc:  # a judge that fails gives no verdict, it does not fail the run
+            return Verdict(
+                check="judge", passed=None, evidence=f"the judge failed: {exc}", criterion=criterion
+            )
+        return parse_judgement(reply, criterion)
+
+
+def parse_judgement(reply: str, criterion: str) -> Verdict:
+    """A judge's reply as a verdict; anything but a clear boolean is "no verdict"."""
+    try:
+        value = json.loads(reply)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict) or not isinstance(value.get("passed"), bool):
+        return Verdict(
+            check="judge",
+            passed=None,
+            evidence=f"no verdict: the judge answered {reply[:200]!r}",
+            criterion=criterion,
+        )
+    return Verdict(
+        check="judge",
+        passed=value["passed"],
+        evidence=str(value.get("reason", ""))[:500],
+        criterion=criterion,
+    )
+
+
+def computed_results(results: list[Any], final_id: str | None = None) -> list[tuple[str, float]]:
+    """The numbers the answer must state: what each computing step ended on, when it is one
+    number and no step but the last one uses it (an intermediate value feeding another
+    computation need not be repeated)."""
+    rows = [r if isinstance(r, dict) else r.model_dump() for r in results]
+    used_by: dict[str, set[str]] = {}
+    for row in rows:
+        for dep in row.get("depends_on") or []:
+            used_by.setdefault(dep, set()).add(row["step_id"])
+    found = []
+    for row in rows:
+        if row["executor"] not in COMPUTING or row["status"] != "done":
+            continue
+        if used_by.get(row["step_id"], set()) - {final_id}:
+            continue
+        value = single_number(row["output"])
+        if value is not None:
+            found.append((row["step_id"], value))
+    return found
+
+
+def _present(*verdicts: Verdict | None) -> list[Verdict]:
+    return [v for v in verdicts if v is not None]

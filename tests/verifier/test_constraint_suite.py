@@ -1,0 +1,887 @@
+"""The IFEval-style constraint checks against hand-checked (instruction, answer, expected) cases.
+
+Every expected outcome below was worked out by hand (word counts are written next to the answer),
+never by running the code. Each case asserts the exact set of checks the instruction yields, so a
+false constraint (an extra check), a false pass and a false fail all fail the test."""
+
+from __future__ import annotations
+
+import pytest
+
+from stepgraph.verifier.constraints import (
+    Constraint,
+    Constraints,
+    check_answer,
+    count_bullets,
+    count_paragraphs,
+    count_sentences,
+    count_words,
+    extract_constraints,
+)
+
+C = pytest.param
+
+CASES = [
+    # --- word counts ------------------------------------------------------------------------
+    C(
+        "Describe the sea in at most 10 words.",
+        "The sea is vast, blue and full of life.",  # 9 words
+        {"max_words": True},
+        id="max-words-pass",
+    ),
+    C(
+        "Describe the sea in at most 10 words.",
+        "The sea is vast, deep, blue and full of strange and wonderful life.",  # 13
+        {"max_words": False},
+        id="max-words-fail",
+    ),
+    C(
+        "Write at least 12 words about cats.",
+        "Cats are curious animals that love to sleep in warm sunny spots all day long.",  # 15
+        {"min_words": True},
+        id="min-words-pass",
+    ),
+    C(
+        "Write at least 12 words about cats.",
+        "Cats are curious animals.",  # 4
+        {"min_words": False},
+        id="min-words-fail",
+    ),
+    C(
+        "Describe yourself in exactly five words.",
+        "Curious, kind, patient, funny, loyal.",  # 5
+        {"exact_words": True},
+        id="exact-words-number-word-pass",
+    ),
+    C(
+        "Describe yourself in exactly five words.",
+        "I am very curious and kind.",  # 6
+        {"exact_words": False},
+        id="exact-words-fail",
+    ),
+    C(
+        "Answer in fewer than 8 words: what is water?",
+        "Water is H2O.",  # 3; fewer than 8 = at most 7
+        {"max_words": True},
+        id="fewer-than-pass",
+    ),
+    C(
+        "Summarize it in fewer than 5 words.",
+        "It is a short story.",  # 5: not fewer than 5
+        {"max_words": False},
+        id="fewer-than-boundary-fail",
+    ),
+    C(
+        "Explain gravity in under twenty words.",
+        "Gravity is the force that pulls masses toward each other.",  # 10
+        {"max_words": True},
+        id="under-twenty-words-pass",
+    ),
+    C(
+        "Use no more than six words.",
+        "Water boils at one hundred degrees Celsius.",  # 7
+        {"max_words": False},
+        id="no-more-than-fail",
+    ),
+    C(
+        "Write more than 5 words about rain.",
+        "Rain falls softly on the roof.",  # 6: more than 5
+        {"min_words": True},
+        id="more-than-pass",
+    ),
+    C(
+        "Write more than 5 words about rain.",
+        "Rain falls on the roof.",  # 5: not more than 5
+        {"min_words": False},
+        id="more-than-boundary-fail",
+    ),
+    C(
+        "Describe autumn in between 5 and 10 words.",
+        "Leaves turn red and gold, then fall.",  # 7
+        {"range_words": True},
+        id="between-words-pass",
+    ),
+    C(
+        "Describe autumn in between 5 and 10 words.",
+        "Leaves fall.",  # 2
+        {"range_words": False},
+        id="between-words-fail",
+    ),
+    C(
+        "Write a 10-word summary of Hamlet.",
+        "A prince avenges his father's murder, and nearly everyone dies.",  # 10; 8..12 allowed
+        {"range_words": True},
+        id="n-word-summary-pass",
+    ),
+    C(
+        "Write a 10-word summary of Hamlet.",
+        "Prince Hamlet seeks revenge.",  # 4
+        {"range_words": False},
+        id="n-word-summary-fail",
+    ),
+    C(
+        "Keep your reply no longer than 4 words.",
+        "Yes, that works fine.",  # 4
+        {"max_words": True},
+        id="no-longer-than-pass",
+    ),
+    C(
+        "Limit your answer to 3 words.",
+        "The capital is Paris.",  # 4
+        {"max_words": False},
+        id="limit-to-words-fail",
+    ),
+    C(
+        "Answer in at most 4 words.",
+        "- **Paris** is lovely",  # 3: markdown symbols are not words
+        {"max_words": True},
+        id="markdown-symbols-not-words",
+    ),
+    C(
+        "Reply in at most 3 words.",
+        "I don't know.",  # 3: don't is one word
+        {"max_words": True},
+        id="contraction-is-one-word",
+    ),
+    C(
+        "Answer in one word: what is the capital of France?",
+        "The capital is Paris.",  # 4
+        {"exact_words": False},
+        id="one-word-fail",
+    ),
+    # --- sentence counts --------------------------------------------------------------------
+    C(
+        "Explain rain in at most 2 sentences.",
+        "Water vapor condenses into droplets. They fall when heavy.",
+        {"max_sentences": True},
+        id="max-sentences-pass",
+    ),
+    C(
+        "Explain rain in at most 2 sentences.",
+        "Water evaporates. It condenses into clouds. Droplets fall as rain.",
+        {"max_sentences": False},
+        id="max-sentences-fail",
+    ),
+    C(
+        "Answer in exactly 2 sentences.",
+        "Dr. Smith measured 3.5 liters, e.g. in the lab. The result was clear.",
+        {"exact_sentences": True},
+        id="sentences-decimals-and-abbreviations",
+    ),
+    C(
+        "Summarize the text in 3 sentences.",
+        "It is about a war. Many people die.",
+        {"exact_sentences": False},
+        id="in-n-sentences-fail",
+    ),
+    C(
+        "Answer in one sentence: why is the sky blue?",
+        "Air molecules scatter blue light more than red light.",
+        {"exact_sentences": True},
+        id="one-sentence-pass",
+    ),
+    C(
+        "Your response should contain at least 3 sentences.",
+        "Sure! Here it is.",
+        {"min_sentences": False},
+        id="min-sentences-fail",
+    ),
+    C(
+        "Your response should contain less than 3 sentences.",
+        "Yes. No. Maybe.",
+        {"max_sentences": False},
+        id="less-than-sentences-fail",
+    ),
+    C(
+        "Write about dogs in 3-5 sentences.",
+        "Dogs are loyal. They love walks. They guard homes. They play fetch.",
+        {"range_sentences": True},
+        id="sentence-range-pass",
+    ),
+    # --- paragraph counts -------------------------------------------------------------------
+    C(
+        "Write exactly 2 paragraphs about tea.",
+        "Tea is old.\n\nTea is tasty.",
+        {"exact_paragraphs": True},
+        id="exact-paragraphs-pass",
+    ),
+    C(
+        "Write exactly 2 paragraphs about tea.",
+        "Tea is old. Tea is tasty.",
+        {"exact_paragraphs": False},
+        id="exact-paragraphs-fail",
+    ),
+    C(
+        "There should be 3 paragraphs. Paragraphs are separated with the markdown divider: ***",
+        "First part.\n***\nSecond part.\n***\nThird part.",
+        {"exact_paragraphs": True},
+        id="ifeval-divider-paragraphs",
+    ),
+    C(
+        "Answer in 2 paragraphs.",
+        "# Tea\n\nTea is old.\n\nTea is tasty.",
+        {"exact_paragraphs": True},
+        id="heading-is-not-a-paragraph",
+    ),
+    C(
+        "Write a 3-paragraph essay on trees.",
+        "Trees grow.\n\nTrees give shade.",
+        {"exact_paragraphs": False},
+        id="n-paragraph-essay-fail",
+    ),
+    C(
+        "Use at most 2 paragraphs.",
+        "One paragraph only.",
+        {"max_paragraphs": True},
+        id="max-paragraphs-pass",
+    ),
+    # --- bullet counts ----------------------------------------------------------------------
+    C(
+        "Your answer must contain exactly 3 bullet points. Use the markdown bullet points such "
+        "as: * This is point 1.",
+        "* Apples\n* Pears\n* Plums",
+        {"exact_bullets": True, "markdown_format": True},
+        id="ifeval-exact-bullets-pass",
+    ),
+    C(
+        "Your answer must contain exactly 3 bullet points. Use the markdown bullet points such "
+        "as: * This is point 1.",
+        "* Apples\n* Pears",
+        {"exact_bullets": False, "markdown_format": True},
+        id="ifeval-exact-bullets-fail",
+    ),
+    C(
+        "Give me a list of 4 items to pack for a beach trip.",
+        "1. Towel\n2. Sunscreen\n3) Hat\n4. Water",
+        {"exact_bullets": True},
+        id="list-of-items-numbered",
+    ),
+    C(
+        "Use exactly 2 bullet points.",
+        "- Fruit\n  - apples\n  - pears\n- Vegetables",
+        {"exact_bullets": True},
+        id="nested-bullets-not-counted",
+    ),
+    C(
+        "List your ideas in at most 2 bullets.",
+        "• one\n• two\n• three",
+        {"max_bullets": False},
+        id="max-bullets-fail",
+    ),
+    C(
+        "Write at least 2 bullet points.",
+        "- a point\n\n* * *\n\nSome text",
+        {"min_bullets": False},
+        id="divider-is-not-a-bullet",
+    ),
+    # --- required / forbidden words ---------------------------------------------------------
+    C(
+        "Include the keywords apple and banana in your response.",
+        "An Apple a day; a BANANA too.",
+        {"required_words": True},
+        id="required-keywords-pass",
+    ),
+    C(
+        "Include the keywords apple and banana in your response.",
+        "I like apples and bananas.",
+        {"required_words": False},
+        id="required-keywords-word-boundary-fail",
+    ),
+    C(
+        "Use the word 'serendipity' in your story.",
+        "It was pure serendipity.",
+        {"required_words": True},
+        id="use-the-word-pass",
+    ),
+    C(
+        "Mention Paris and Berlin in your answer.",
+        "Paris is lovely.",
+        {"required_words": False},
+        id="mention-fail",
+    ),
+    C(
+        "Your answer must contain the phrase 'climate change'.",
+        "Climate   change is real.",
+        {"required_words": True},
+        id="required-phrase-whitespace",
+    ),
+    C(
+        "Describe the movie without using the words good, bad or nice.",
+        "The movie was gripping and memorable.",
+        {"forbidden_words": True},
+        id="forbidden-pass",
+    ),
+    C(
+        "Describe the movie without using the words good, bad or nice.",
+        "It was a Good film, not bad.",
+        {"forbidden_words": False},
+        id="forbidden-fail",
+    ),
+    C(
+        "Avoid the word 'very' in your answer.",
+        "Every scene was great.",
+        {"forbidden_words": True},
+        id="forbidden-word-boundary-pass",
+    ),
+    C(
+        "Never mention London.",
+        "I visited london last year.",
+        {"forbidden_words": False},
+        id="never-mention-case-insensitive",
+    ),
+    C(
+        'Answer in fewer than 20 words and do not use the word "very".',
+        "It is very good.",  # 4
+        {"max_words": True, "forbidden_words": False},
+        id="max-words-and-forbidden",
+    ),
+    # --- start / end phrases ----------------------------------------------------------------
+    C(
+        "Start your answer with 'Yes'.",
+        "Yes, the store is open.",
+        {"starts_with": True},
+        id="start-pass",
+    ),
+    C(
+        "Start your answer with 'Yes'.",
+        "Yesterday it was open.",
+        {"starts_with": False},
+        id="start-word-boundary-fail",
+    ),
+    C(
+        'Begin your response with "Dear Anna".',
+        "**Dear Anna,**\n\nThanks for the letter.",
+        {"starts_with": True},
+        id="start-ignores-markdown",
+    ),
+    C(
+        "End your response with the phrase 'Thank you'.",
+        "That is all. Thank you!",
+        {"ends_with": True},
+        id="end-allows-trailing-punctuation",
+    ),
+    C(
+        "End your response with the phrase 'Thank you'.",
+        "Thank you for reading.",
+        {"ends_with": False},
+        id="end-fail",
+    ),
+    C(
+        "Finish your response with this exact phrase 'Any other questions?'. No other words "
+        "should follow this phrase.",
+        "Here is the plan. Any other questions?",
+        {"ends_with": True},
+        id="ifeval-end-phrase-pass",
+    ),
+    C(
+        "Finish your response with this exact phrase 'Any other questions?'. No other words "
+        "should follow this phrase.",
+        "Here is the plan. Any other questions",
+        {"ends_with": False},
+        id="end-phrase-punctuation-required",
+    ),
+    C(
+        'Write a limerick. The first word of your response should be "There".',
+        "There once was a cat from Peru.",
+        {"starts_with": True},
+        id="first-word-pass",
+    ),
+    C(
+        "Start your answer with the word Hello and end it with the word Goodbye.",
+        "Hello there, friend. Goodbye.",
+        {"starts_with": True, "ends_with": True},
+        id="bare-start-and-end-words",
+    ),
+    # --- letter case ------------------------------------------------------------------------
+    C(
+        "Your entire response should be in English, and in all lowercase letters. No capital "
+        "letters are allowed.",
+        "the weather today is sunny and warm, with a light breeze from the west.",
+        {"language": True, "lowercase": True},
+        id="ifeval-lowercase-pass",
+    ),
+    C(
+        "Your entire response should be in English, and in all lowercase letters. No capital "
+        "letters are allowed.",
+        "The weather today is sunny and warm, with a light breeze from the west.",
+        {"language": True, "lowercase": False},
+        id="ifeval-lowercase-fail",
+    ),
+    C("Respond in all caps.", "I LOVE THIS PLAN!", {"uppercase": True}, id="all-caps-pass"),
+    C(
+        "Write your answer in all capital letters.",
+        "I love THIS plan.",
+        {"uppercase": False},
+        id="capital-letters-fail",
+    ),
+    # --- JSON / Markdown --------------------------------------------------------------------
+    C(
+        "Wrap your entire output in JSON format.",
+        '{"name": "Ada", "age": 36}',
+        {"json_format": True},
+        id="json-pass",
+    ),
+    C(
+        "Wrap your entire output in JSON format.",
+        '```json\n{"ok": true}\n```',
+        {"json_format": True},
+        id="json-fenced-pass",
+    ),
+    C(
+        "Return a JSON object with keys name and age.",
+        'Sure! {"name": "Ada", "age": 36}',
+        {"json_format": False},
+        id="json-with-prose-fail",
+    ),
+    C(
+        "Use markdown headings to organize your answer.",
+        "# Intro\nText\n## Details\nMore",
+        {"markdown_format": True},
+        id="markdown-headings-pass",
+    ),
+    C(
+        "Use markdown headings to organize your answer.",
+        "**Intro**: text",
+        {"markdown_format": False},
+        id="markdown-headings-fail",
+    ),
+    C(
+        "Format your answer in Markdown.",
+        "Use *care* when cooking.",
+        {"markdown_format": True},
+        id="markdown-emphasis-pass",
+    ),
+    C(
+        "Format your answer in Markdown.",
+        "Plain text only.",
+        {"markdown_format": False},
+        id="markdown-fail",
+    ),
+    # --- sections ---------------------------------------------------------------------------
+    C(
+        "Your response must have 2 sections. Mark the beginning of each section with Section X.",
+        "Section 1\nHistory of tea.\nSection 2\nHow to brew it.",
+        {"exact_sections": True},
+        id="ifeval-sections-pass",
+    ),
+    C(
+        "Your response must have 2 sections. Mark the beginning of each section with Section X.",
+        "Section 1\nHistory and brewing of tea.",
+        {"exact_sections": False},
+        id="ifeval-sections-fail",
+    ),
+    C(
+        "Write a blog post with 3 sections.",
+        "## One\na\n## Two\nb\n## Three\nc",
+        {"exact_sections": True},
+        id="sections-as-headings-pass",
+    ),
+    C(
+        "Write a blog post with 3 sections.",
+        "Just one block of text.",
+        {"exact_sections": None},
+        id="sections-unmarked-no-verdict",
+    ),
+    # --- language ---------------------------------------------------------------------------
+    C(
+        "Answer in French: what is your favourite season?",
+        "Ma saison préférée est l'automne, parce que les arbres sont magnifiques.",
+        {"language": True},
+        id="french-pass",
+    ),
+    C(
+        "Respond only in Spanish.",
+        "My favourite season is autumn because the trees are beautiful.",
+        {"language": False},
+        id="spanish-fail",
+    ),
+    C("Respond only in Spanish.", "Hola amigo", {"language": None}, id="too-short-no-verdict"),
+    C(
+        "Write a short poem in German.",
+        "Der Wind weht leise über das Feld, und die Sonne geht langsam unter.",
+        {"language": True},
+        id="german-pass",
+    ),
+    # --- no form constraints ----------------------------------------------------------------
+    C("What is 17 * 23?", "391", {}, id="plain-arithmetic"),
+    C(
+        "Plan a 3-day trip to Rome for 2 people with a budget of 900 euros.",
+        "Day 1: Colosseum. Day 2: Vatican. Day 3: Trastevere.",
+        {},
+        id="plain-trip-numbers-are-content",
+    ),
+    C(
+        "Summarize the 5 steps of the water cycle.",
+        "Evaporation, condensation, precipitation, collection, transpiration.",
+        {},
+        id="plain-five-steps",
+    ),
+    C("Compute the total. Do not forget the tax.", "The total is 12.", {}, id="plain-tax"),
+    C(
+        "What does 'Schadenfreude' mean in German?",
+        "Pleasure at someone else's misfortune.",
+        {},
+        id="plain-word-meaning-in-german",
+    ),
+    C(
+        "Write a function that counts the words in a string. It must handle empty strings.",
+        "def count(s): return len(s.split())",
+        {},
+        id="plain-code-about-words",
+    ),
+    C(
+        "Translate these 2 sentences into French: I am tired. I want to sleep.",
+        "Je suis fatigué. Je veux dormir.",
+        {},
+        id="plain-translate-two-sentences",
+    ),
+    C(
+        "Explain the role of women in French society.",
+        "Women have shaped French society.",
+        {},
+        id="plain-french-society",
+    ),
+    C(
+        "Write a Flask endpoint that will return JSON.",
+        "@app.get('/')\ndef index(): return {}",
+        {},
+        id="plain-code-returns-json",
+    ),
+    C("How do I make a table in markdown?", "Use pipes.", {}, id="plain-markdown-question"),
+    C(
+        "The document has 5 sections; summarize it.",
+        "It covers five topics.",
+        {},
+        id="plain-input-sections",
+    ),
+    C(
+        "There are 50 books in a small library. Half of them are written in English, and 10% in "
+        "German. All others are written in Spanish. How many Spanish books are there?",
+        "30",
+        {},
+        id="plain-books-written-in-english",
+    ),
+    C(
+        "Check if a string is a palindrome. You can assume that the string is not empty and "
+        "contains only lowercase letters.",
+        "Compare it with its reverse.",
+        {},
+        id="plain-input-is-lowercase",
+    ),
+    C(
+        "Which composer wrote the oratorio “Messiah”, which includes the “Hallelujah” chorus?",
+        "Handel.",
+        {},
+        id="plain-quoted-title-is-not-a-keyword",
+    ),
+    C(
+        "Alex has caught 5 more than Stan, and Stan has caught 13 less than 4 times as many as "
+        "Adelwolfe. How many has Stan caught?",
+        "Stan has caught 115.",
+        {},
+        id="plain-less-than-times-is-arithmetic",
+    ),
+    C(
+        "The text contains at least 300 words; summarize it in 2 sentences.",
+        "It is long. It is good.",
+        {"exact_sentences": True},
+        id="input-length-is-not-answer-length",
+    ),
+    # --- unparsed phrases: reported, never checked -----------------------------------------
+    C(
+        "Each bullet point should have at most 10 words.",
+        "- a b c",
+        {"unparsed_constraint": None},
+        id="unparsed-per-bullet-words",
+    ),
+    C(
+        "Your answer must be at most 280 characters.",
+        "Short.",
+        {"unparsed_constraint": None},
+        id="unparsed-characters",
+    ),
+    C(
+        "Do not use any commas in your response.",
+        "No commas here",
+        {"unparsed_constraint": None},
+        id="unparsed-commas",
+    ),
+    C(
+        "Write 3 bullet points of at most 10 words each.",
+        "- one\n- two\n- three",
+        {"exact_bullets": True, "unparsed_constraint": None},
+        id="bullets-read-per-bullet-words-unparsed",
+    ),
+    C("The tone must be formal.", "Hi!", {"unparsed_constraint": None}, id="unparsed-tone"),
+    C(
+        "Use no more than 5 words in all capital letters.",
+        "HELLO world",
+        {"unparsed_constraint": None},
+        id="unparsed-capital-word-frequency",
+    ),
+    # --- contradictions still check both sides ----------------------------------------------
+    C(
+        "Write at least 200 words and at most 50 words.",
+        "Short answer here.",  # 3
+        {"min_words": False, "max_words": True},
+        id="conflicting-word-bounds",
+    ),
+    C(
+        "Include the word 'cat' and do not use the word 'cat'.",
+        "A cat sat.",
+        {"required_words": True, "forbidden_words": False},
+        id="conflicting-required-forbidden",
+    ),
+    # --- combinations -----------------------------------------------------------------------
+    C(
+        "Answer in at most 3 sentences and at most 60 words.",
+        "Yes. It works.",  # 2 sentences, 3 words
+        {"max_sentences": True, "max_words": True},
+        id="sentences-and-words",
+    ),
+    C(
+        "Write an essay of at least 300 words with exactly 3 paragraphs.",
+        "Too short.\n\nSecond.\n\nThird.",  # 4 words, 3 paragraphs
+        {"min_words": False, "exact_paragraphs": True},
+        id="words-and-paragraphs",
+    ),
+]
+
+
+def _outcomes(instruction: str, answer: str) -> dict[str, bool | None]:
+    got: dict[str, bool | None] = {}
+    for v in check_answer(instruction, answer):
+        assert v.check not in got or got[v.check] == v.passed, f"{v.check} disagrees with itself"
+        got[v.check] = v.passed
+    return got
+
+
+@pytest.mark.parametrize(("instruction", "answer", "expected"), CASES)
+def test_suite_case(instruction: str, answer: str, expected: dict[str, bool | None]) -> None:
+    assert _outcomes(instruction, answer) == expected
+
+
+def test_suite_is_large_and_covers_every_kind() -> None:
+    assert len(CASES) >= 70
+    kinds = {c.kind for case in CASES for c in extract_constraints(case.values[0]).constraints}
+    assert kinds == {
+        "word_count",
+        "sentence_count",
+        "paragraph_count",
+        "bullet_count",
+        "section_count",
+        "required_words",
+        "forbidden_words",
+        "starts_with",
+        "ends_with",
+        "case",
+        "json_format",
+        "markdown_format",
+        "language",
+    }
+
+
+# --- counting rules -----------------------------------------------------------------------------
+
+
+def test_count_words_ignores_markdown_and_link_targets() -> None:
+    assert count_words("# Title\n\n- one two\n- three\n1. four") == 5
+    assert count_words("[link text](http://example.com/a/b) here") == 3
+    assert count_words("Don't stop-me now, it's **bold**") == 5
+
+
+def test_count_sentences() -> None:
+    assert count_sentences("I met Dr. Smith e.g. yesterday. It was 3.5 degrees. Wow?!") == 3
+    assert count_sentences("# Title\n\nFirst sentence. Second\n\n- item one\n- item two.") == 4
+    assert count_sentences("No punctuation here") == 1
+    assert count_sentences("") == 0
+
+
+def test_count_paragraphs_and_bullets() -> None:
+    assert count_paragraphs("p1\n\np2\n\n\np3") == 3
+    assert count_paragraphs("p1 *** p2 *** p3") == 3
+    assert count_paragraphs("# Heading\n\np1\n\n---\n\np2") == 2
+    assert count_bullets("- a\n- b\n  - nested\n* c\n\n***\n") == 3
+    assert count_bullets("1. a\n2) b\n• c\ntext") == 3
+    assert count_bullets("*emphasis* is not a bullet") == 0
+
+
+# --- extraction details ---------------------------------------------------------------------------
+
+
+def test_sources_and_params_are_recorded() -> None:
+    cs = extract_constraints("Explain photosynthesis in under fifty words, in French.")
+    words = next(c for c in cs.constraints if c.kind == "word_count")
+    assert (words.low, words.high, words.source) == (None, 49, "under fifty words")
+    language = next(c for c in cs.constraints if c.kind == "language")
+    assert language.language == "fr"
+
+
+def test_section_marker_joins_the_count() -> None:
+    cs = extract_constraints(
+        "Your response must have 3 sections. Mark the beginning of each section with SECTION X."
+    )
+    assert [(c.kind, c.low, c.high, c.marker) for c in cs.constraints] == [
+        ("section_count", 3, 3, "SECTION")
+    ]
+
+
+def test_word_numbers_are_read() -> None:
+    cs = extract_constraints("Write an essay of at least three hundred and fifty words.")
+    assert [(c.low, c.high) for c in cs.constraints] == [(350, None)]
+    # "twenty-five" is one number, not a range from twenty to five
+    cs = extract_constraints("Use at least twenty-five words.")
+    assert [(c.check_name, c.low) for c in cs.constraints] == [("min_words", 25)]
+
+
+def test_either_or_word_list_is_not_guessed() -> None:
+    cs = extract_constraints("Use the words 'big' or 'large'.")
+    assert cs.constraints == []
+    assert cs.unparsed == ["Use the words 'big' or 'large'."]
+
+
+def test_describe_lists_each_constraint() -> None:
+    cs = extract_constraints(
+        "Answer in French, in at most 50 words, and do not use the word 'very'."
+    )
+    assert cs.describe() == (
+        "- write the answer in French\n- at most 50 words\n- do not use the words 'very'"
+    )
+    assert extract_constraints("What is 17 * 23?").describe() == ""
+
+
+# --- conflicts ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("instruction", "fragment"),
+    [
+        ("Write at least 200 words and at most 50 words.", "at least 200 words"),
+        ("Use exactly 3 bullet points and at least 5 bullet points.", "exactly 3 bullets"),
+        ("Write in all lowercase and in all caps.", "lowercase"),
+        ("Include the word 'cat' and do not use the word 'cat'.", "'cat' is both required"),
+        ("Answer in JSON and use exactly 3 bullet points.", "JSON"),
+        ("Respond in JSON. Your response must have 2 sections.", "JSON"),
+    ],
+)
+def test_conflicts_are_reported_and_constraints_kept(instruction: str, fragment: str) -> None:
+    cs = extract_constraints(instruction)
+    assert len(cs.conflicts) == 1
+    assert fragment in cs.conflicts[0]
+    assert len(cs.constraints) >= 2
+
+
+def test_compatible_constraints_do_not_conflict() -> None:
+    for instruction in (
+        "Write at least 50 words and at most 200 words.",
+        "Start your answer with 'yes' and write in lowercase letters.",
+        "Start your answer with 'Dear Sir' and write in lowercase letters.",
+        "Include the word 'cat' and do not use the word 'dog'.",
+        "Respond in JSON and in English.",
+    ):
+        cs = extract_constraints(instruction)
+        assert len(cs.constraints) == 2, instruction
+        assert cs.conflicts == [], instruction
+
+
+# --- unparsed -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "instruction",
+    [
+        "Each paragraph must have at most 3 sentences.",
+        "In your response, the word sustainability should appear at least 3 times.",
+        "Write a poem with at most 4 lines.",
+        "Do not use the letter 'e'.",
+        "Paragraph 2 must start with word president.",
+        "Highlight at least 2 sections in your answer with markdown, i.e. *highlighted section*.",
+    ],
+)
+def test_unparsed_phrases_are_reported_not_checked(instruction: str) -> None:
+    cs = extract_constraints(instruction)
+    assert cs.unparsed
+    assert not [c for c in cs.constraints if c.kind in ("word_count", "sentence_count")]
+    verdicts = [v for v in cs.check("anything") if v.check == "unparsed_constraint"]
+    assert verdicts and all(v.passed is None for v in verdicts)
+    assert cs.unparsed[0] in verdicts[0].evidence
+
+
+@pytest.mark.parametrize(
+    "instruction",
+    [
+        "What is 17 * 23?",
+        "Compute the total. Do not forget the tax.",
+        "Only use the data from the table.",
+        "Write a function that counts the words in a string. It must handle empty strings.",
+        "Sort these words alphabetically: apple, pear, fig. Do not include duplicates.",
+        "What is the length of a football field? Give the answer in meters only.",
+        "Finish your response with 'Bye'. No other words should follow this phrase.",
+    ],
+)
+def test_ordinary_task_content_is_not_unparsed(instruction: str) -> None:
+    assert extract_constraints(instruction).unparsed == []
+
+
+# --- repair -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("instruction", "answer"),
+    [
+        ("Write in all lowercase letters.", "The Sky Is Blue."),
+        ("Respond in all caps.", "the sky is blue."),
+        ("Start your answer with 'Yes'.", "the store is open."),
+        ("Start your answer with 'Summary:'.", "# Title\n\nText."),
+        ("End your response with 'Is there anything else I can help with?'", "Done."),
+        ("End your response with 'Bye'.", "- item one\n- item two"),
+        ("Do not use the words 'very' or 'really'.", "It is very, very good and really nice."),
+    ],
+)
+def test_repair_makes_the_check_pass(instruction: str, answer: str) -> None:
+    (constraint,) = extract_constraints(instruction).constraints
+    assert constraint.check(answer).passed is False
+    repaired = constraint.repair(answer)
+    assert repaired is not None
+    assert constraint.check(repaired).passed is True
+
+
+def test_repair_forbidden_keeps_the_rest() -> None:
+    c = Constraint(kind="forbidden_words", source="", words=["very"])
+    assert c.repair("It is very good.") == "It is good."
+    assert c.repair("Very good!") == "good!"
+
+
+def test_repair_leaves_a_passing_answer_alone() -> None:
+    c = Constraint(kind="case", source="", case="lower")
+    assert c.repair("already lower") == "already lower"
+
+
+@pytest.mark.parametrize(
+    "instruction",
+    [
+        "Answer in at most 5 words.",
+        "Use exactly 3 bullet points.",
+        "Wrap your entire output in JSON format.",
+        "Respond only in Spanish.",
+        "Include the keywords apple and banana.",
+        "Use markdown headings.",
+    ],
+)
+def test_no_repair_without_a_safe_fix(instruction: str) -> None:
+    (constraint,) = extract_constraints(instruction).constraints
+    assert constraint.repair("x " * 40) is None
+
+
+def test_constraints_check_gives_one_verdict_per_constraint_and_unparsed() -> None:
+    cs = Constraints(
+        constraints=[Constraint(kind="word_count", source="at most 3 words", high=3)],
+        unparsed=["in a formal tone"],
+    )
+    verdicts = cs.check("one two three four")
+    assert [(v.check, v.passed) for v in verdicts] == [
+        ("max_words", False),
+        ("unparsed_constraint", None),
+    ]
+    assert verdicts[0].evidence == "4 words; at most 3 allowed"
+    assert "in a formal tone" in verdicts[1].evidence

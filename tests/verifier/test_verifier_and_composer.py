@@ -1,0 +1,175 @@
+"""The verifier's step and answer checks, the judge, and the composer's revisions."""
+
+import asyncio
+import json
+
+from stepgraph import ScriptedBackend
+from stepgraph.executors.base import StepInput, StepOutput
+from stepgraph.planner.plan import Step
+from stepgraph.runtime.events import StepResult
+from stepgraph.verifier import Composer, Verdict, Verifier
+from stepgraph.verifier.verifier import computed_results, parse_judgement
+
+
+def check(verifier, step, output, instruction=None):
+    inp = StepInput(step_id=step.id, instruction=instruction or step.instruction)
+    return asyncio.run(verifier.check_step(step, inp, output))
+
+
+def by_name(verdicts):
+    return {v.check: v.passed for v in verdicts}
+
+
+def test_executor_errors_and_empty_outputs_fail():
+    step = Step(id="s1", instruction="say hi")
+    assert by_name(check(Verifier(), step, StepOutput(error="boom"))) == {"executor_ok": False}
+    assert by_name(check(Verifier(), step, StepOutput(output="  \n"))) == {"non_empty": False}
+
+
+def test_wrong_arithmetic_in_an_llm_step_fails_but_a_calculator_is_trusted():
+    text = "The cost is 12 * 4 = 46 dollars."
+    llm = check(Verifier(), Step(id="s1", instruction="cost"), StepOutput(output=text))
+    assert by_name(llm)["arithmetic"] is False
+    calc = Step(id="s1", instruction="cost", executor="calculator")
+    assert "arithmetic" not in by_name(check(Verifier(), calc, StepOutput(output=text)))
+
+
+def test_a_step_schema_is_enforced():
+    step = Step(id="s1", instruction="list", args={"schema": {"type": "array"}})
+    assert by_name(check(Verifier(), step, StepOutput(output='{"a": 1}')))["json_schema"] is False
+    assert by_name(check(Verifier(), step, StepOutput(output="[1, 2]")))["json_schema"] is True
+
+
+def test_constraints_written_in_the_step_are_checked_on_its_output():
+    step = Step(id="s1", instruction="Describe the sea in all lowercase letters.")
+    failed = check(Verifier(), step, StepOutput(output="The Sea Is Blue."))
+    assert any(v.passed is False for v in failed), failed
+    passed = check(Verifier(), step, StepOutput(output="the sea is blue."))
+    assert all(v.passed is not False for v in passed), passed
+
+
+def test_user_checks_run_plain_or_async():
+    async def no_foo(step, inp, out):
+        return [Verdict(check="no_foo", passed="foo" not in out.output)]
+
+    def short(step, inp, out):
+        return [Verdict(check="short", passed=len(out.output) < 10)]
+
+    verifier = Verifier(checks=[no_foo, short])
+    verdicts = by_name(check(verifier, Step(id="s1", instruction="x"), StepOutput(output="foo!")))
+    assert verdicts["no_foo"] is False and verdicts["short"] is True
+
+
+def test_the_judge_is_asked_only_where_nothing_deterministic_applies():
+    judge = ScriptedBackend(['{"passed": false, "reason": "it does not rhyme"}'])
+    verifier = Verifier(judge, judge_steps=True)
+    verdicts = check(verifier, Step(id="s1", instruction="write a rhyme"), StepOutput(output="hi"))
+    (verdict,) = [v for v in verdicts if v.check == "judge"]
+    assert verdict.passed is False and "rhyme" in verdict.criterion
+    assert "criterion:" in verdict.as_dict()["evidence"]
+    # arithmetic could be checked: the judge is not asked
+    check(verifier, Step(id="s2", instruction="sum"), StepOutput(output="1 + 1 = 2"))
+    assert len(judge.requests) == 1
+
+
+def test_a_garbage_or_failing_judge_is_no_verdict_never_a_pass():
+    assert parse_judgement("yes I think so", "c").passed is None
+    assert parse_judgement('{"passed": "yes"}', "c").passed is None
+    assert parse_judgement("[true]", "c").passed is None
+    assert parse_judgement('{"passed": true, "reason": "ok"}', "c").passed is True
+
+    class Broken(ScriptedBackend):
+        def generate(self, requests):
+            raise ConnectionError("server went away")
+
+    verifier = Verifier(Broken(), judge_steps=True)
+    verdicts = check(verifier, Step(id="s1", instruction="x"), StepOutput(output="hi"))
+    assert [(v.check, v.passed) for v in verdicts][-1] == ("judge", None)
+
+
+def result(step_id, executor, output, deps=(), status="done"):
+    return StepResult(
+        step_id=step_id,
+        executor=executor,
+        instruction=f"do {step_id}",
+        output=output,
+        depends_on=list(deps),
+        status=status,
+    )
+
+
+def test_the_answer_must_state_what_the_last_computations_gave():
+    results = [
+        result("s1", "calculator", "100"),
+        result("s2", "python", "1020.5", ["s1"]),
+        result("s3", "llm", "text", ["s2"]),
+    ]
+    # s1 feeds another computation, s2 feeds only the llm step... which is not the last here
+    assert computed_results(results) == []
+    assert computed_results(results, final_id="s3") == [("s2", 1020.5)]
+    verdicts = asyncio.run(
+        Verifier().check_answer("total?", "It costs 1000.", results, final_id="s3")
+    )
+    assert by_name(verdicts)["computed_results_stated"] is False
+
+
+def compose(replies, task, results, can_spend=lambda spent: True, max_revisions=2):
+    model = ScriptedBackend(replies)
+    composer = Composer(model, Verifier(), max_revisions=max_revisions)
+    out = asyncio.run(composer.compose(task, results, final_id="s2", can_spend=can_spend))
+    return out, model
+
+
+TWO_STEPS = [result("s1", "calculator", "48"), result("s2", "llm", "notes", ["s1"])]
+
+
+def test_a_failing_answer_is_revised_with_its_failures_listed():
+    out, model = compose(["4 boxes of 12 is 12 * 4 = 46.", "12 * 4 = 48 eggs."], "eggs?", TWO_STEPS)
+    assert out.answer == "12 * 4 = 48 eggs." and out.revisions == 1
+    assert all(v.passed is not False for v in out.verdicts)
+    assert "12 * 4 = 46 is wrong" in model.requests[1].messages[-1].content
+    assert out.completion_tokens > 0
+
+
+def test_a_revision_that_is_no_better_is_not_kept_and_revisions_are_bounded():
+    bad = "12 * 4 = 46, so 46 eggs."
+    worse = "12 * 4 = 46 and 2 + 2 = 5."
+    out, model = compose([bad, worse, worse], "eggs?", TWO_STEPS)
+    assert out.answer == bad and out.revisions == 2 and len(model.requests) == 3
+
+
+def test_no_revision_once_the_budget_is_spent():
+    out, model = compose(["12 * 4 = 46."], "eggs?", TWO_STEPS, can_spend=lambda spent: False)
+    assert out.revisions == 0 and len(model.requests) == 1
+    assert any(v.passed is False for v in out.verdicts)
+
+
+def test_what_revision_cannot_fix_a_mechanical_repair_does():
+    task = "Describe eggs. Your entire answer must be in lowercase letters."
+    out, _ = compose(["Eggs Are 48.", "Eggs: 48.", "EGGS 48"], task, TWO_STEPS)
+    assert out.answer == "eggs are 48."
+    assert all(v.passed is not False for v in out.verdicts), out.verdicts
+
+
+def test_contradictory_constraints_are_said_not_looped_on():
+    task = "Write about eggs. Write at least 200 words and at most 50 words."
+    out, model = compose(["Eggs come in boxes of 48."] * 3, task, TWO_STEPS)
+    assert "contradict" in out.answer.lower()
+    assert len(model.requests) <= 3
+    assert "contradictory_constraints" in by_name(out.verdicts)
+
+
+def test_a_single_llm_step_is_the_answer_and_nothing_failed_means_no_model_call():
+    out, model = compose([], "hi", [result("s1", "llm", "Hello there.")])
+    assert out.answer == "Hello there." and model.requests == []
+
+
+def test_nothing_done_says_what_failed():
+    failed = result("s1", "python", "", status="failed").model_copy(update={"error": "boom"})
+    out, model = compose([], "x", [failed])
+    assert "could not complete" in out.answer and "boom" in out.answer and not model.requests
+
+
+def test_verdicts_serialise_for_the_store():
+    verdict = Verdict(check="judge", passed=None, evidence="garbage", criterion="is it good")
+    assert json.loads(json.dumps(verdict.as_dict()))["passed"] is None
