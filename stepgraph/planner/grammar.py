@@ -40,8 +40,12 @@ def _deps_rules(i: int) -> tuple[str, list[str]]:
     return (f"dep-{i}-1" if i > 1 else ""), rules
 
 
-def plan_gbnf(executors: tuple[str, ...], max_steps: int) -> str:
-    """Grammar for `{"steps":[{"id":"s1","depends_on":[...],"executor":"...","instruction":"..."}, ...]}`."""
+def plan_gbnf(executors: tuple[str, ...], max_steps: int, *, equations: bool = True) -> str:
+    """Grammar for `{"steps":[{"id":"s1","depends_on":[...],"executor":"...","instruction":"..."}, ...]}`.
+
+    `equations=False` keeps "=" out of step text: the 0.5B model wrote its own (wrong)
+    results into instructions ("146 + 312 = 458"), which the steps then trusted; the
+    planner asks for the task's instruction with equations only when the task has one."""
     if not executors:
         raise GrammarError("a plan grammar needs at least one executor")
     if max_steps < 1:
@@ -51,7 +55,7 @@ def plan_gbnf(executors: tuple[str, ...], max_steps: int) -> str:
         "executor ::= " + " | ".join(_lit(f'"{name}"') for name in executors),
         # "{" only opens a reference to an earlier step, so a step cannot name itself or a
         # later step in its text (measured: the 0.5B model wrote {{s2}} inside s2)
-        'char ::= [^"{\\\\\\x00-\\x1f] | "\\\\" ["\\\\/bfnrt]',
+        'char ::= [^"{\\\\\\x00-\\x1f' + ("" if equations else "=") + '] | "\\\\" ["\\\\/bfnrt]',
     ]
     for i in range(1, max_steps + 1):
         deps, dep_rules = _deps_rules(i)

@@ -82,7 +82,10 @@ class Planner:
             feedback=feedback,
             previous=previous,
         )
-        grammar = plan_gbnf(tuple(self.executors), self.max_steps) if self.constrained else None
+        grammar = None
+        if self.constrained:
+            equations = "=" in instruction or any("=" in m.content for m in conversation or [])
+            grammar = plan_gbnf(tuple(self.executors), self.max_steps, equations=equations)
         request = Request(
             messages=messages, max_tokens=self.max_tokens, grammar=grammar, adapter=self.adapter
         )

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from stepgraph.models.base import BackendBase, Message, Request
 from stepgraph.verifier.constraints import extract_constraints
 from stepgraph.verifier.verdict import Verdict, failures, feedback
-from stepgraph.verifier.verifier import Verifier
+from stepgraph.verifier.verifier import COMPUTING, Verifier
 
 COMPOSE_SYSTEM = (
     "You write the final answer to the user's task from the results of the steps that were "
@@ -26,8 +26,9 @@ COMPOSE_SYSTEM = (
     "not mention steps or plans. If a result is missing or failed, say what could not be done."
 )
 REVISE = (
-    "Your answer fails these checks:\n{failures}\n\nRewrite the whole answer so that it "
-    "passes them. Keep the facts and numbers of the results. Reply with the answer only."
+    "{task}\n\nA draft answer:\n{draft}\n\nThe draft fails these checks:\n{failures}\n\n"
+    "Write a corrected final answer that passes them. Keep the facts and numbers of the "
+    "results. Reply with the answer only."
 )
 
 
@@ -67,26 +68,25 @@ class Composer:
                 f"{r.step_id}: {r.error}" for r in results if r.error
             )
             return Composition(answer=answer)
+        prompt_text = _results_prompt(task, results, constraints)
+        messages = [
+            Message(role="system", content=COMPOSE_SYSTEM),
+            *(history or [])[-4:],
+            Message(role="user", content=prompt_text),
+        ]
         if len(results) == 1 and results[0].executor == "llm":
             answer = done[0].output.strip()  # one llm step answered the whole task itself
-            messages = [Message(role="user", content=task)]
         else:
-            messages = [
-                Message(role="system", content=COMPOSE_SYSTEM),
-                *(history or [])[-4:],
-                Message(role="user", content=_results_prompt(task, results, constraints)),
-            ]
             answer = await self._complete(messages, tokens) or done[-1].output.strip()
         verdicts = await self.verifier.check_answer(task, answer, results, final_id=final_id)
         revisions = 0
         while failures(verdicts) and revisions < self.max_revisions and can_spend(tokens[1]):
             revisions += 1
-            asked = [
-                *messages,
-                Message(role="assistant", content=answer),
-                Message(role="user", content=REVISE.format(failures=feedback(verdicts))),
-            ]
-            revised = await self._complete(asked, tokens)
+            # one fresh request, not a reply to its own draft: the 0.5B model repeated a draft
+            # it saw as its own turn word for word; later tries sample, as greedy repeats
+            prompt = REVISE.format(task=prompt_text, draft=answer, failures=feedback(verdicts))
+            asked = [*messages[:-1], Message(role="user", content=prompt)]
+            revised = await self._complete(asked, tokens, temperature=0.4 * (revisions - 1))
             if not revised:
                 continue
             checked = await self.verifier.check_answer(task, revised, results, final_id=final_id)
@@ -106,8 +106,11 @@ class Composer:
             completion_tokens=tokens[1],
         )
 
-    async def _complete(self, messages: list[Message], tokens: list[int]) -> str:
-        done = await self.model.acomplete(Request(messages=messages, max_tokens=768))
+    async def _complete(
+        self, messages: list[Message], tokens: list[int], temperature: float = 0.0
+    ) -> str:
+        request = Request(messages=messages, max_tokens=768, temperature=temperature, seed=0)
+        done = await self.model.acomplete(request)
         tokens[0] += done.prompt_tokens
         tokens[1] += done.completion_tokens
         return done.text.strip()
@@ -131,6 +134,8 @@ def _results_prompt(task: str, results: list, constraints) -> str:
     lines = [f"Task: {task}", "", "Results:"]
     for r in results:
         shown = r.output.strip()[:1500] if r.status == "done" else f"(failed: {r.error})"
+        if r.status == "done" and r.executor in COMPUTING:
+            shown += "   (computed exactly: use this value)"
         lines.append(f"- {r.instruction}\n  -> {shown}")
     if constraints.constraints:
         lines += ["", "The answer must meet these requirements:", constraints.describe()]

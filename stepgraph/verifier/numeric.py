@@ -29,7 +29,7 @@ _PERCENT_OF = re.compile(
     rf"(?:=|is|equals|gives)\s*(?P<value>-?{_NUM})",
     re.IGNORECASE,
 )
-_NUMBER = re.compile(r"-?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+_NUMBER = re.compile(r"(?<![\w.])-?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w])")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 
 
@@ -132,14 +132,15 @@ def single_number(text: str) -> float | None:
 
 
 def check_results_stated(answer: str, results: Iterable[tuple[str, float]]) -> Verdict | None:
-    """Every (step id, computed value) must appear in the answer; None when there are none."""
+    """Every (label, computed value) must appear in the answer; None when there are none. The
+    label names the step and what it computed, so a revision knows what the number is."""
     results = list(results)
     if not results:
         return None
     stated = numbers(answer)
     missing = [
-        f"{step_id} computed {format_number(value)}"
-        for step_id, value in results
+        f"{format_number(value)} (the result of {label})"
+        for label, value in results
         if not any(stated_matches(n, value) for n in stated)
     ]
     if missing:

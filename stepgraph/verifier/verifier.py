@@ -69,7 +69,16 @@ class Verifier:
             ]
         verdicts = [Verdict(check="non_empty", passed=True, evidence=f"{len(text)} characters")]
         if step.executor not in COMPUTING:
-            verdicts += _present(check_arithmetic(text), check_code(text))
+            used = [  # a number a dependency computed must survive into the text built on it
+                (f"{dep}", value)
+                for dep, output in inp.dependencies.items()
+                if (value := single_number(output)) is not None
+            ]
+            verdicts += _present(
+                check_arithmetic(text),
+                check_code(text),
+                _renamed(check_results_stated(text, used), "dependency_results_stated"),
+            )
         schema = step.args.get("schema")
         constraints = extract_constraints(step.instruction)  # not dependency text filled in
         if isinstance(schema, dict):
@@ -176,8 +185,12 @@ def computed_results(results: list[Any], final_id: str | None = None) -> list[tu
             continue
         value = single_number(row["output"])
         if value is not None:
-            found.append((row["step_id"], value))
+            found.append((f"{row['step_id']}: {row['instruction'][:160]}", value))
     return found
+
+
+def _renamed(verdict: Verdict | None, check: str) -> Verdict | None:
+    return None if verdict is None else verdict.model_copy(update={"check": check})
 
 
 def _present(*verdicts: Verdict | None) -> list[Verdict]:

@@ -189,3 +189,22 @@ def test_text_may_reference_only_earlier_steps(grammar4: str):
     assert not accepts(grammar4, compact([first, step(2, [1], "use {{s3}}")]))  # a later one
     assert not accepts(grammar4, compact([step(1, [], "use {{s1}}")]))
     assert not accepts(grammar4, compact([first, step(2, [1], "a { brace")]))
+
+
+def test_equations_in_step_text_only_when_asked_for():
+    plan = compact([step(1, [], "12 * 4 = 46"), step(2, [1], "use {{s1}}")])
+    assert accepts(plan_gbnf(EXECUTORS, 4), plan)
+    assert not accepts(plan_gbnf(EXECUTORS, 4, equations=False), plan)
+    assert accepts(plan_gbnf(EXECUTORS, 4, equations=False), compact([step(1, [], "12 * 4")]))
+
+
+def test_the_planner_allows_equations_only_for_tasks_that_have_one():
+    from stepgraph import ScriptedBackend
+    from stepgraph.planner import Planner
+
+    model = ScriptedBackend(responder=lambda r: compact([step(1, [], "answer")]))
+    planner = Planner(model, executors={"llm": "answers"})
+    planner.plan("How many eggs are in 12 boxes of 4?")
+    planner.plan("Solve 2x + 3 = 7.")
+    no_eq, with_eq = (r.grammar for r in model.requests)
+    assert "=]" in no_eq and "=]" not in with_eq

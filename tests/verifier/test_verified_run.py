@@ -43,7 +43,7 @@ def test_an_answer_that_drops_the_computed_result_is_revised_and_its_verdicts_ke
         {k: v[k] for k in ("check", "passed")} for v in result.verdicts
     ]
     revise = model.requests[-1].messages[-1].content
-    assert "s1 computed 48" in revise
+    assert "48 (the result of s1: 12 * 4)" in revise
     stored = Store(tmp_path / "s.db").run(result.run_id)
     final = [v for v in stored.verdicts if v.step_id is None]
     assert [v.check for v in final] == ["computed_results_stated"] and final[0].passed

@@ -106,7 +106,7 @@ def test_the_answer_must_state_what_the_last_computations_gave():
     ]
     # s1 feeds another computation, s2 feeds only the llm step... which is not the last here
     assert computed_results(results) == []
-    assert computed_results(results, final_id="s3") == [("s2", 1020.5)]
+    assert computed_results(results, final_id="s3") == [("s2: do s2", 1020.5)]
     verdicts = asyncio.run(
         Verifier().check_answer("total?", "It costs 1000.", results, final_id="s3")
     )
@@ -173,3 +173,16 @@ def test_nothing_done_says_what_failed():
 def test_verdicts_serialise_for_the_store():
     verdict = Verdict(check="judge", passed=None, evidence="garbage", criterion="is it good")
     assert json.loads(json.dumps(verdict.as_dict()))["passed"] is None
+
+
+def test_an_llm_step_must_state_the_numbers_its_dependencies_computed():
+    step = Step(id="s2", instruction="Report the total.", depends_on=["s1"])
+    inp = StepInput(step_id="s2", instruction="Report the total.", dependencies={"s1": "1020.5"})
+    wrong = asyncio.run(Verifier().check_step(step, inp, StepOutput(output="It took $458.")))
+    assert by_name(wrong)["dependency_results_stated"] is False
+    assert "1020.5 (the result of s1)" in [v for v in wrong if v.passed is False][0].evidence
+    right = asyncio.run(Verifier().check_step(step, inp, StepOutput(output="It took $1,020.50.")))
+    assert by_name(right)["dependency_results_stated"] is True
+    prose = StepInput(step_id="s2", instruction="x", dependencies={"s1": "a long text"})
+    checked = asyncio.run(Verifier().check_step(step, prose, StepOutput(output="ok")))
+    assert "dependency_results_stated" not in by_name(checked)
