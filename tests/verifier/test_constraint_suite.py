@@ -6,10 +6,13 @@ false constraint (an extra check), a false pass and a false fail all fail the te
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 
 from stepgraph.verifier.constraints import (
     Constraint,
+    ConstraintKind,
     Constraints,
     check_answer,
     count_bullets,
@@ -664,21 +667,7 @@ def test_suite_case(instruction: str, answer: str, expected: dict[str, bool | No
 def test_suite_is_large_and_covers_every_kind() -> None:
     assert len(CASES) >= 70
     kinds = {c.kind for case in CASES for c in extract_constraints(case.values[0]).constraints}
-    assert kinds == {
-        "word_count",
-        "sentence_count",
-        "paragraph_count",
-        "bullet_count",
-        "section_count",
-        "required_words",
-        "forbidden_words",
-        "starts_with",
-        "ends_with",
-        "case",
-        "json_format",
-        "markdown_format",
-        "language",
-    }
+    assert kinds == set(get_args(ConstraintKind))
 
 
 # --- counting rules -----------------------------------------------------------------------------
