@@ -133,12 +133,16 @@ def run(mode: str, limit: int) -> None:
 def summarize(limit: int) -> None:
     m = machine()
     ids = {p["idx"] for p in problems(limit)}
+    for mode in ("direct", "run"):  # compare on the problems both modes have answered
+        path = RESULTS / f"gsm8k_{mode}.jsonl"
+        if path.exists():
+            ids &= {json.loads(line)["idx"] for line in path.read_text().splitlines()}
     lines = [
         f"# GSM8K: full run against direct answering ({m['date']})",
         "",
         f"Machine: {m['cpus']} cores, {m['cpu']}, no GPU. Model: qwen2.5-coder-0.5b (embedded, "
-        f"llama.cpp, greedy) in both modes. Problems: the first {limit} of "
-        "shared/data/gsm8k_dev.jsonl. `run` is the default Runtime (verifier on, no judge, "
+        f"llama.cpp, greedy) in both modes. Problems: the first {len(ids)} of "
+        "shared/data/gsm8k_dev.jsonl that both modes have answered. `run` is the default Runtime (verifier on, no judge, "
         f"2 revisions, 1 replan) with a {RUN_SECONDS:g} s budget per problem.",
         "",
         "| mode | problems | correct | rate | tokens/problem (mean) | s/problem (median, mean) |",
