@@ -18,3 +18,18 @@ def test_a_real_instruction_runs_end_to_end(real_model, tmp_path):
     assert record.answer == result.answer and len(record.steps) == len(result.plan["steps"])
     report = replay(Store(tmp_path / "s.db"), result.run_id)
     assert report.same_answer
+
+
+def test_a_real_run_meets_the_instructions_form_constraints(real_model, tmp_path):
+    """The verifier and composer on the real model: whatever the 0.5B writes, the answer it
+    hands back is checked against the instruction, and a letter-case constraint is met
+    (by revision or by the mechanical repair)."""
+    runtime = Runtime(real_model, store=tmp_path / "s.db", max_seconds=300)
+    result = runtime.run(
+        "Name two colours of the sea. Your entire answer must be in lowercase letters."
+    )
+    assert result.answer.strip() and result.answer == result.answer.lower()
+    checks = {v["check"]: v["passed"] for v in result.verdicts}
+    assert checks.get("lowercase") is True, result.verdicts
+    stored = Store(tmp_path / "s.db").run(result.run_id)
+    assert [v.check for v in stored.verdicts if v.step_id is None] == list(checks)

@@ -255,11 +255,7 @@ class Runtime:
             prompt_tokens=prompt,
             completion_tokens=completion,
             error=error,
-            verdicts=[
-                {"check": v.check, "passed": v.passed, "evidence": v.evidence}
-                for v in record.verdicts
-                if v.step_id is None
-            ],
+            verdicts=[_verdict(v) for v in record.verdicts if v.step_id is None],
         )
 
     def _workflow(self, saver):
@@ -469,25 +465,20 @@ class Runtime:
         )
         started = time.perf_counter()
         output, verdicts, attempts, tokens = StepOutput(error="not run"), [], 0, [0, 0]
-        feedback = None
+        feedback, failed = None, []
         for attempt in range(2):  # the first try, and one retry with the verifier's feedback
             attempts = attempt + 1
             output = await self._run_executor(step, inp.model_copy(update={"feedback": feedback}))
             tokens[0] += output.prompt_tokens
             tokens[1] += output.completion_tokens
             checked = await self.verifier.check_step(step, inp, output)
-            verdicts = [v.as_dict() for v in checked]
-            for verdict in verdicts:
-                write(Event(type="verdict", run_id=run_id, step_id=step.id, data=verdict))
-                self.store.record_verdict(
-                    run_id, step.id, verdict["check"], verdict["passed"], verdict.get("evidence")
-                )
+            verdicts = self._record_verdicts(run_id, step.id, checked, write)
             failed = [v for v in verdicts if v["passed"] is False]
             if not failed:
                 break
             feedback = "; ".join(f"{v['check']}: {v.get('evidence') or 'failed'}" for v in failed)
         board.tokens += tokens[1]
-        ok = output.ok and not [v for v in verdicts if v["passed"] is False]
+        ok = output.ok and not failed
         result = base.model_copy(
             update={
                 "output": output.output,
@@ -538,6 +529,16 @@ class Runtime:
         except Exception as exc:  # an executor crash is the step's failure, not the run's
             return StepOutput(error=f"{type(exc).__name__}: {exc}")
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _record_verdicts(self, run_id: str, step_id: str | None, verdicts, write) -> list[dict]:
+        """Stream and store verdicts (step_id None: the final answer's); their plain dicts."""
+        plain = [v.as_dict() for v in verdicts]
+        for verdict in plain:
+            write(Event(type="verdict", run_id=run_id, step_id=step_id, data=verdict))
+            self.store.record_verdict(
+                run_id, step_id, verdict["check"], verdict["passed"], verdict.get("evidence")
+            )
+        return plain
 
     def _record_step(self, run_id: str, step: Step, result: StepResult) -> None:
         self.store.record_step(
@@ -604,18 +605,12 @@ class Runtime:
             ),
         )
         board.tokens += composed.completion_tokens
-        verdicts = [v.as_dict() for v in composed.verdicts]
-        for verdict in verdicts:
-            write(Event(type="verdict", run_id=run_id, data=verdict))
-            self.store.record_verdict(
-                run_id, None, verdict["check"], verdict["passed"], verdict.get("evidence")
-            )
+        self._record_verdicts(run_id, None, composed.verdicts, write)
         answer = composed.answer
         write(Event(type="answer", run_id=run_id, data={"answer": answer, "status": status}))
         return {
             "answer": answer,
             "status": status,
-            "revisions": composed.revisions,
             "prompt_tokens": composed.prompt_tokens,
             "completion_tokens": composed.completion_tokens,
         }
@@ -731,12 +726,12 @@ def _jsonable(value: Any) -> Any:
         return repr(value)
 
 
+def _verdict(record) -> dict:
+    return {"check": record.check, "passed": record.passed, "evidence": record.evidence}
+
+
 def _step_result(step, record) -> StepResult:
-    verdicts = [
-        {"check": v.check, "passed": v.passed, "evidence": v.evidence}
-        for v in record.verdicts
-        if v.step_id == step.step_id
-    ]
+    verdicts = [_verdict(v) for v in record.verdicts if v.step_id == step.step_id]
     return StepResult(
         step_id=step.step_id,
         executor=step.executor or "",

@@ -62,7 +62,6 @@ class Composer:
         done = [r for r in results if r.status == "done"]
         constraints = extract_constraints(task)
         tokens = [0, 0]
-        messages: list[Message] = []
         if not done:
             answer = "I could not complete this task: " + "; ".join(
                 f"{r.step_id}: {r.error}" for r in results if r.error
@@ -92,7 +91,9 @@ class Composer:
             checked = await self.verifier.check_answer(task, revised, results, final_id=final_id)
             if len(failures(checked)) < len(failures(verdicts)):
                 answer, verdicts = revised, checked
-        answer, verdicts = await self._repair(task, answer, verdicts, results, final_id)
+        answer, verdicts = await self._repair(
+            task, constraints, answer, verdicts, results, final_id
+        )
         if constraints.conflicts and "contradict" not in answer.lower():
             answer += (
                 "\n\nNote: some requirements of this task contradict each other, so not all "
@@ -115,9 +116,8 @@ class Composer:
         tokens[1] += done.completion_tokens
         return done.text.strip()
 
-    async def _repair(self, task, answer, verdicts, results, final_id):
+    async def _repair(self, task, constraints, answer, verdicts, results, final_id):
         """Mechanical fixes for what revision left failing, each kept only if it helps."""
-        constraints = extract_constraints(task)
         for constraint in constraints.constraints:
             if constraint.check(answer).passed is not False:
                 continue

@@ -62,14 +62,18 @@ def _decimals(text: str) -> int:
     return len(text.split(".", 1)[1]) if "." in text else 0
 
 
+def _value(token: str) -> float:
+    """A number as _NUM or _NUMBER matched it: `$1,020.50` is 1020.5, `50%` is 0.5."""
+    value = float(token.replace("$", "").replace(",", "").rstrip("%"))
+    return value / 100 if token.endswith("%") else value
+
+
 def stated_matches(stated: str, true: float) -> bool:
     """Whether `stated` is `true` as written with its own number of decimals."""
     try:
-        value = float(_clean(stated).strip("()").split("/")[0])
+        value = _value(stated.strip())
     except ValueError:
         return False
-    if stated.rstrip().endswith("%"):
-        value /= 100
     places = _decimals(stated)
     return abs(value - true) <= 0.5 * 10.0**-places + 1e-9 * max(1.0, abs(true))
 
@@ -125,10 +129,7 @@ def single_number(text: str) -> float | None:
     found = numbers(lines[-1])
     if len(found) != 1 or len(lines[-1]) > len(found[0]) + 24:
         return None
-    try:
-        return float(_clean(found[0]))
-    except ValueError:
-        return None
+    return _value(found[0])
 
 
 def check_results_stated(answer: str, results: Iterable[tuple[str, float]]) -> Verdict | None:

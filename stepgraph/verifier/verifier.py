@@ -70,14 +70,14 @@ class Verifier:
         verdicts = [Verdict(check="non_empty", passed=True, evidence=f"{len(text)} characters")]
         if step.executor not in COMPUTING:
             used = [  # a number a dependency computed must survive into the text built on it
-                (f"{dep}", value)
+                (dep, value)
                 for dep, output in inp.dependencies.items()
                 if (value := single_number(output)) is not None
             ]
             verdicts += _present(
                 check_arithmetic(text),
                 check_code(text),
-                _renamed(check_results_stated(text, used), "dependency_results_stated"),
+                _as_check(check_results_stated(text, used), "dependency_results_stated"),
             )
         schema = step.args.get("schema")
         constraints = extract_constraints(step.instruction)  # not dependency text filled in
@@ -189,7 +189,7 @@ def computed_results(results: list[Any], final_id: str | None = None) -> list[tu
     return found
 
 
-def _renamed(verdict: Verdict | None, check: str) -> Verdict | None:
+def _as_check(verdict: Verdict | None, check: str) -> Verdict | None:
     return None if verdict is None else verdict.model_copy(update={"check": check})
 
 
