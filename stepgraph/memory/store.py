@@ -400,7 +400,11 @@ class Store:
                 """SELECT c.id, c.title, c.created, count(m.id) AS message_count,
                        max(m.created) AS last_message
                 FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id
-                GROUP BY c.id ORDER BY coalesce(max(m.created), c.created) DESC, c.id DESC
+                GROUP BY c.id
+                -- times have millisecond resolution; within one millisecond a message is
+                -- later than a bare creation, and rows inserted later are later
+                ORDER BY coalesce(max(m.created), c.created) DESC, max(m.rowid) DESC,
+                    c.rowid DESC
                 LIMIT ?""",
                 [-1 if limit is None else limit],
             )

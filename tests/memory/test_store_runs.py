@@ -262,3 +262,15 @@ def test_one_store_shared_by_threads(store: Store):
     assert len(runs) == 80
     assert all(r.status == "done" and r.step_count == 2 for r in runs)
     assert all([e.seq for e in store.run(r.id).events] == [1, 2] for r in runs)
+
+
+def test_conversations_active_in_the_same_millisecond_keep_their_order(store: Store, monkeypatch):
+    """Ties on the clock (milliseconds) must not order conversations at random."""
+    import stepgraph.memory.store as module
+
+    monkeypatch.setattr(module, "_now", lambda: "2026-11-25T12:00:00.000+00:00")
+    first = store.new_conversation("first")
+    second = store.new_conversation("second")
+    third = store.new_conversation("third")
+    store.add_message(first, "user", "hello")
+    assert [c.id for c in store.conversations()] == [first, third, second]
