@@ -59,6 +59,7 @@ class Planner:
         constrained: bool = True,
         adapter: str | None = None,
         max_tokens: int = 1024,
+        few_shot: bool | None = None,
     ):
         self.model = model
         self.executors = dict(executors or DEFAULT_EXECUTORS)
@@ -66,6 +67,8 @@ class Planner:
         self.constrained = constrained
         self.adapter = adapter
         self.max_tokens = max_tokens
+        # A planner adapter was trained without the few-shot examples (stepgraph.evolve).
+        self.few_shot = adapter is None if few_shot is None else few_shot
         self.last_stats: dict[str, Any] = {}
 
     def _request(
@@ -81,6 +84,7 @@ class Planner:
             conversation=conversation,
             feedback=feedback,
             previous=previous,
+            few_shot=self.few_shot,
         )
         grammar = None
         if self.constrained:

@@ -154,13 +154,17 @@ def planner_messages(
     conversation: list[Message] | None = None,
     feedback: str | None = None,
     previous: str | None = None,
+    few_shot: bool = True,
 ) -> list[Message]:
     """Chat messages for one plan. The system text and examples stay identical from call to
-    call, so the engine reuses their KV cache; what varies comes last."""
+    call, so the engine reuses their KV cache; what varies comes last.
+
+    A fine-tuned planner is trained and run with `few_shot=False`: it learned the examples'
+    lesson from its training data, and the prompt is a fifth as long."""
     allowed = set(executors)
     lines = "\n".join(f"- {name}: {text}" for name, text in executors.items())
     messages = [Message(role="system", content=SYSTEM.format(executors=lines))]
-    for example, steps in EXAMPLES:
+    for example, steps in EXAMPLES if few_shot else []:
         if all(s["executor"] in allowed for s in steps):
             messages.append(Message(role="user", content=f"Task: {example}"))
             messages.append(Message(role="assistant", content=plan_json(steps)))
