@@ -376,6 +376,95 @@ def replay(
     )
 
 
+# -- evolve, train, eval ---------------------------------------------------------------
+
+
+@app.command()
+def evolve(
+    seeds: Annotated[Path, typer.Option(help="seed instructions: .jsonl records or .txt lines")],
+    out: Annotated[Path, typer.Option(help="evolved examples (.jsonl); a stopped run resumes")],
+    rounds: Annotated[int, typer.Option(help="evolution rounds")] = 1,
+    teacher: Annotated[
+        str, typer.Option(help="model spec that rewrites, judges and labels")
+    ] = "qwen2.5-coder-1.5b",
+    labeler: Annotated[
+        str | None, typer.Option(help="a different model spec for the plan labels")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed for operations and sampling")] = 0,
+    workers: Annotated[int, typer.Option(help="attempts in flight at once")] = 4,
+    judge: Annotated[
+        bool,
+        typer.Option(
+            "--judge",
+            help="also ask the teacher whether an evolution gained anything (big teachers)",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Grow planner training data with Evol-Instruct: evolve, eliminate, label with plans."""
+    from rich.progress import MofNCompleteColumn, TimeElapsedColumn
+
+    from stepgraph.evolve.evolve import EvolveConfig, Evolver, load_seeds
+
+    pool = load_seeds(seeds)
+    config = EvolveConfig(rounds=rounds, seed=seed, workers=workers, judge=judge)
+    evolver = Evolver(
+        _backend(teacher), config=config, labeler=_backend(labeler) if labeler else None
+    )
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=as_json,
+    ) as progress:
+        bars: dict[int, int] = {}
+
+        def update(round_: int, done: int, total: int) -> None:
+            if round_ not in bars:
+                bars[round_] = progress.add_task(f"round {round_}", total=total)
+            progress.update(bars[round_], completed=done)
+
+        summary = evolver.run(pool, out, progress=update)
+    if as_json:
+        console.print_json(json.dumps(summary))
+        return
+    table = Table(
+        "round",
+        "attempts",
+        "kept",
+        "empty",
+        "copies prompt",
+        "no gain",
+        "plan failed",
+        "steps",
+        "edges",
+        "words",
+    )
+    for row in summary["rounds"]:
+        gone = row["eliminated"]
+        table.add_row(
+            *map(
+                str,
+                (
+                    row["round"],
+                    row["attempts"],
+                    row["kept"],
+                    gone["empty"],
+                    gone["copies_prompt"],
+                    gone["no_information_gain"],
+                    gone["plan_failed"],
+                    row["mean_steps"],
+                    row["mean_edges"],
+                    row["mean_instruction_words"],
+                ),
+            )
+        )
+    console.print(table)
+    console.print(f"kept examples: {out}")
+
+
 def main() -> None:
     """Entry point: user errors print one line and exit 1; no tracebacks."""
     try:

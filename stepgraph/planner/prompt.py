@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from stepgraph.errors import ConfigError
 from stepgraph.models.base import Message
 
 SYSTEM = """You are a planner. You split a task into the fewest steps that can each be done by one executor, and you write the plan as JSON.
@@ -35,11 +36,26 @@ PLANNER_HINTS = {
 
 
 def planner_descriptions(executors) -> dict[str, str]:
-    """Executor name -> the text the planner sees, from executor objects or a registry."""
-    names = executors.names() if hasattr(executors, "names") else list(executors)
-    get = executors.get if hasattr(executors, "get") else executors.__getitem__
+    """Executor name -> the text the planner sees, from a registry, a dict of executor
+    objects, or a list of built-in names (training data records carry only names)."""
+    if hasattr(executors, "names"):
+        names, get = executors.names(), executors.get
+    elif isinstance(executors, dict):
+        names, get = list(executors), executors.__getitem__
+    else:
+        names, get = list(executors), None
     out = {"llm": PLANNER_HINTS["llm"]} if "llm" not in names else {}
-    out.update({name: PLANNER_HINTS.get(name, get(name).description) for name in names})
+    for name in names:
+        if name in PLANNER_HINTS:
+            out[name] = PLANNER_HINTS[name]
+        elif get is not None:
+            out[name] = get(name).description
+        else:
+            known = ", ".join(PLANNER_HINTS)
+            raise ConfigError(
+                f"no planner description for executor {name!r}; built-in names are {known}, "
+                "other executors need a registry that describes them"
+            )
     return out
 
 
