@@ -24,8 +24,10 @@ model_app = typer.Typer(help="Embedded models: pull, list, info.", no_args_is_he
 runs_app = typer.Typer(
     help="Runs kept in the memory store: list, show, search, export.", no_args_is_help=True
 )
+eval_app = typer.Typer(help="Score parts of stepgraph against gold data.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 app.add_typer(runs_app, name="runs")
+app.add_typer(eval_app, name="eval")
 console = Console()
 err = Console(stderr=True)
 
@@ -33,6 +35,10 @@ ModelOpt = Annotated[
     str | None, typer.Option("--model", "-m", help="model spec; default from config")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+AdapterOpt = Annotated[
+    Path | None,
+    typer.Option(help="planner LoRA from `stepgraph train planner` (a .gguf or its folder)"),
+]
 HomeOpt = Annotated[Path | None, typer.Option("--db", help="memory store file")]
 
 
@@ -206,11 +212,12 @@ def run(
     ] = None,
     docs: Annotated[Path | None, typer.Option(help="folder for the docs executor")] = None,
     sql: Annotated[Path | None, typer.Option(help="SQLite file for the sql executor")] = None,
+    planner_adapter: AdapterOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Plan and run an instruction, showing each step live."""
     text = sys.stdin.read() if instruction == "-" else instruction
-    runtime = _runtime(model, db, docs, sql)
+    runtime = _runtime(model, db, docs, sql, planner_adapter)
     _show_run(
         runtime,
         lambda on_event: runtime.run(text, conversation_id=conversation, on_event=on_event),
@@ -220,14 +227,18 @@ def run(
 
 @app.command()
 def resume(
-    run_id: str, model: ModelOpt = None, db: HomeOpt = None, as_json: JsonOpt = False
+    run_id: str,
+    model: ModelOpt = None,
+    db: HomeOpt = None,
+    planner_adapter: AdapterOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Continue a run that was killed or interrupted; finished steps are not run again."""
-    runtime = _runtime(model, db, None, None)
+    runtime = _runtime(model, db, None, None, planner_adapter)
     _show_run(runtime, lambda on_event: runtime.resume(run_id, on_event=on_event), as_json)
 
 
-def _runtime(model, db, docs, sql):
+def _runtime(model, db, docs, sql, planner_adapter=None):
     from stepgraph.executors import default_registry
     from stepgraph.executors.llm import LlmExecutor
     from stepgraph.runtime import Runtime
@@ -239,6 +250,7 @@ def _runtime(model, db, docs, sql):
         backend,
         store=_store(db),
         executors=registry,
+        planner_adapter=planner_adapter or settings.planner_adapter,
         max_steps=settings.max_steps,
         max_seconds=settings.max_seconds,
         max_tokens=settings.max_tokens,
@@ -381,7 +393,10 @@ def replay(
 
 @app.command()
 def evolve(
-    seeds: Annotated[Path, typer.Option(help="seed instructions: .jsonl records or .txt lines")],
+    seeds: Annotated[
+        list[Path],
+        typer.Option(help="seed instructions: .jsonl records or .txt lines; repeat for more files"),
+    ],
     out: Annotated[Path, typer.Option(help="evolved examples (.jsonl); a stopped run resumes")],
     rounds: Annotated[int, typer.Option(help="evolution rounds")] = 1,
     teacher: Annotated[
@@ -391,6 +406,9 @@ def evolve(
         str | None, typer.Option(help="a different model spec for the plan labels")
     ] = None,
     seed: Annotated[int, typer.Option(help="seed for operations and sampling")] = 0,
+    sample: Annotated[
+        int | None, typer.Option(help="evolve only N seeds, drawn with --seed")
+    ] = None,
     workers: Annotated[int, typer.Option(help="attempts in flight at once")] = 4,
     judge: Annotated[
         bool,
@@ -406,7 +424,12 @@ def evolve(
 
     from stepgraph.evolve.evolve import EvolveConfig, Evolver, load_seeds
 
-    pool = load_seeds(seeds)
+    pool = [item for path in seeds for item in load_seeds(path)]
+    if sample is not None and sample < len(pool):
+        import random
+
+        chosen = set(random.Random(seed).sample(range(len(pool)), sample))
+        pool = [item for i, item in enumerate(pool) if i in chosen]
     config = EvolveConfig(rounds=rounds, seed=seed, workers=workers, judge=judge)
     evolver = Evolver(
         _backend(teacher), config=config, labeler=_backend(labeler) if labeler else None
@@ -463,6 +486,89 @@ def evolve(
         )
     console.print(table)
     console.print(f"kept examples: {out}")
+
+
+@eval_app.command("planner")
+def eval_planner(
+    planners: Annotated[
+        list[str],
+        typer.Argument(
+            help="LABEL=MODEL or LABEL=MODEL@ADAPTER, e.g. base=qwen2.5-coder-0.5b "
+            "tuned=qwen2.5-coder-0.5b@runs/planner/adapter.gguf"
+        ),
+    ],
+    out_dir: Annotated[
+        Path, typer.Option(help="per-planner results (resumable), table and PNG")
+    ] = Path("planner-eval"),
+    gold: Annotated[
+        Path | None, typer.Option(help="gold JSONL; default: the set shipped with stepgraph")
+    ] = None,
+    few_shot: Annotated[
+        str, typer.Option(help="auto (examples unless an adapter is used), on or off")
+    ] = "auto",
+    limit: Annotated[int | None, typer.Option(help="only the first N gold items")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Plan every gold instruction with each planner; node F1, edge F1, validity, speed."""
+    from rich.progress import MofNCompleteColumn, TimeElapsedColumn
+
+    from stepgraph.errors import ConfigError
+    from stepgraph.evolve.evaluate import (
+        comparison_png,
+        comparison_table,
+        evaluate_planner,
+        load_gold,
+    )
+    from stepgraph.evolve.evolve import GOLD_FILE
+    from stepgraph.planner import Planner
+
+    if few_shot not in ("auto", "on", "off"):
+        raise ConfigError(f"--few-shot must be auto, on or off, not {few_shot!r}")
+    parsed = []
+    for entry in planners:
+        label, sep, spec = entry.partition("=")
+        if not sep or not label or not spec:
+            raise ConfigError(f"bad planner {entry!r}; write LABEL=MODEL or LABEL=MODEL@ADAPTER")
+        model_spec, _, adapter = spec.partition("@")
+        parsed.append((label, model_spec, adapter or None))
+    items = load_gold(gold or GOLD_FILE)[:limit]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reports = {}
+    for label, model_spec, adapter in parsed:
+        backend = _backend(model_spec)
+        name = None
+        if adapter:
+            backend.load_adapter("planner", adapter)
+            name = "planner"
+        planner = Planner(
+            backend, adapter=name, few_shot=None if few_shot == "auto" else few_shot == "on"
+        )
+        with Progress(
+            TextColumn(label),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            bar = progress.add_task(label, total=len(items))
+            reports[label] = evaluate_planner(
+                planner,
+                items,
+                out=out_dir / f"{label}.jsonl",
+                progress=lambda result, done, total, bar=bar: progress.update(bar, completed=done),
+            )
+        backend.close()
+    table = comparison_table(reports, by_kind=True)
+    (out_dir / "planners.md").write_text(table + "\n")
+    png = comparison_png(reports, out_dir / "planners.png")
+    if as_json:
+        console.print_json(
+            json.dumps({k: r.model_dump(exclude={"results"}) for k, r in reports.items()})
+        )
+        return
+    console.print(table)
+    console.print(f"table: {out_dir / 'planners.md'}  chart: {png}")
 
 
 def main() -> None:

@@ -43,6 +43,9 @@ from stepgraph.planner.planner import Planner
 from stepgraph.planner.prompt import SYSTEM, planner_descriptions, planner_messages
 
 DEFAULT_EXECUTORS = ["llm", "calculator", "python"]
+DATA = Path(__file__).parent / "data"
+SEED_FILES = (DATA / "seeds_a.jsonl", DATA / "seeds_b.jsonl")
+GOLD_FILE = DATA / "gold.jsonl"  # evaluation only: never a seed, never a few-shot example
 RULES = ("empty", "copies_prompt", "no_information_gain", "plan_failed")
 
 
@@ -84,7 +87,7 @@ class EvolveConfig(BaseModel):
     operations: list[Operation] = Field(default_factory=lambda: list(OPERATIONS), min_length=1)
     seed: int = 0
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
-    max_tokens: int = Field(default=320, ge=16)
+    max_tokens: int = Field(default=256, ge=16)
     # Off by default: asked WizardLM's equality question, the 1.5B teacher answered "Equal"
     # to 4 of 4 pairs, 3 of them plainly different (measured 2026-11-25), and two other
     # wordings got "Yes" or "NOTHING" every time. Turn it on for a capable teacher.

@@ -43,11 +43,23 @@ def _transient(exc: BaseException) -> bool:
     return not isinstance(exc, StepgraphError | asyncio.TimeoutError | asyncio.CancelledError)
 
 
+def _load_planner_adapter(model: BackendBase, adapter: str | Path) -> str:
+    """Load the adapter into a local engine under the name "planner"; a server-side backend
+    (OpenAI-compatible) serves adapters by name, so the name is passed through."""
+    load = getattr(model, "load_adapter", None)
+    if load is None:
+        return str(adapter)
+    load("planner", adapter)
+    return "planner"
+
+
 class Runtime:
     """Runs instructions end to end and keeps everything in a memory store.
 
     `model` executes steps (and plans, unless `planner` is given). Executors default to
-    llm, python and calculator; pass a registry or a list to choose.
+    llm, python and calculator; pass a registry or a list to choose. `planner_adapter` is a
+    LoRA from `stepgraph train planner`: it is switched on for planning only, so planner and
+    executors share one base model in memory.
     """
 
     def __init__(
@@ -57,6 +69,7 @@ class Runtime:
         store: Store | str | Path | None = None,
         executors: list[Executor] | dict[str, Executor] | None = None,
         planner: Planner | None = None,
+        planner_adapter: str | Path | None = None,
         verifier: Verifier | None = None,
         max_steps: int = 8,
         max_seconds: float = 600.0,
@@ -78,8 +91,13 @@ class Runtime:
         self.store = store if isinstance(store, Store) else Store(store)
         self.executors = _executor_map(executors, model)
         descriptions = {n: PLANNER_HINTS.get(n, e.description) for n, e in self.executors.items()}
+        adapter = _load_planner_adapter(model, planner_adapter) if planner_adapter else None
         self.planner = planner or Planner(
-            model, executors=descriptions, max_steps=max_steps, constrained=constrained
+            model,
+            executors=descriptions,
+            max_steps=max_steps,
+            constrained=constrained,
+            adapter=adapter,
         )
         self.planner.executors = descriptions
         self.verifier = verifier or Verifier()

@@ -34,6 +34,9 @@ def test_help_lists_the_commands():
         (["plan", "hi", "--model", "openai:localhost#m"], "bad OpenAI spec"),
         (["runs", "show", "r-does-not-exist"], "no run"),
         (["model", "pull", "gpt-17"], "unknown embedded model"),
+        (["eval", "planner", "no-label"], "bad planner"),
+        (["eval", "planner", "a=scripted:", "--few-shot", "maybe"], "--few-shot must be"),
+        (["evolve", "--seeds", "/nowhere/seeds.jsonl", "--out", "x.jsonl"], "no seed file"),
     ],
 )
 def test_user_errors_print_one_line_without_a_traceback(args, message):
@@ -71,3 +74,45 @@ def test_plan_json_on_the_real_model(real_model, tmp_path):
     out = stepgraph("plan", "Compare tea and coffee.", "--format", "png", "--out", str(png))
     assert out.returncode == 0, out.stderr
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_planner_counts_a_planner_that_writes_nothing_as_invalid(tmp_path):
+    out = stepgraph(
+        "eval", "planner", "mute=scripted:", "--out-dir", str(tmp_path), "--limit", "3", "--json"
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)["mute"]
+    assert report["items"] == 3 and report["validity"] == 0.0 and report["edge_f1"] == 0.0
+    assert len((tmp_path / "mute.jsonl").read_text().splitlines()) == 3
+    assert "| mute |" in (tmp_path / "planners.md").read_text()
+    assert (tmp_path / "planners.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.model
+def test_evolve_and_label_with_the_real_model(real_model, tmp_path):
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text(
+        "A bakery sells 120 loaves a day at $3.50 each. What is its weekly bread revenue?\n"
+        "Write a short note inviting neighbours to a street clean-up on Saturday.\n"
+    )
+    evolved = tmp_path / "evolved.jsonl"
+    out = stepgraph(
+        "evolve",
+        "--seeds",
+        str(seeds),
+        "--out",
+        str(evolved),
+        "--teacher",
+        "qwen2.5-coder-0.5b",
+        "--workers",
+        "2",
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["total"]["attempts"] == 2
+    kept = [json.loads(line) for line in evolved.read_text().splitlines()]
+    assert summary["total"]["kept"] == len(kept)
+    for example in kept:
+        assert example["plan"]["steps"] and example["teacher"] == "qwen2.5-coder-0.5b"
+        assert example["instruction"] not in seeds.read_text()

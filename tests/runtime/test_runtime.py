@@ -284,3 +284,33 @@ def test_replanning_stops_after_max_replans(tmp_path):
     assert result.status == "failed"
     assert [i.step_id for i in echo.inputs].count("r1s1") == 2  # tried, retried, then stop
     assert not any(s.step_id.startswith("r2") for s in result.steps)
+
+
+class AdapterBackend(ScriptedBackend):
+    """A scripted engine that loads adapters by name, as the local engines do."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.loaded = {}
+
+    def load_adapter(self, name, path):
+        self.loaded[name] = path
+
+
+def test_a_planner_adapter_is_on_for_planning_only_and_drops_the_examples(tmp_path):
+    backend = AdapterBackend([DIAMOND], responder=lambda r: "composed answer")
+    python = Echo()
+    python.name = "python"
+    runtime = Runtime(
+        backend,
+        store=tmp_path / "s.db",
+        executors=[Echo(), python],
+        planner_adapter=tmp_path / "adapter.gguf",
+    )
+    result = runtime.run("Do a and b, then join them.")
+    assert result.status == "done"
+    assert backend.loaded == {"planner": tmp_path / "adapter.gguf"}
+    plan_request, *others = backend.requests
+    assert plan_request.adapter == "planner"
+    assert [m.role for m in plan_request.messages] == ["system", "user"]
+    assert others and all(r.adapter is None for r in others)
