@@ -27,7 +27,9 @@ runs_app = typer.Typer(
 eval_app = typer.Typer(help="Score parts of stepgraph against gold data.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 app.add_typer(runs_app, name="runs")
+train_app = typer.Typer(help="Fine-tune stepgraph's models.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+app.add_typer(train_app, name="train")
 console = Console()
 err = Console(stderr=True)
 
@@ -486,6 +488,67 @@ def evolve(
         )
     console.print(table)
     console.print(f"kept examples: {out}")
+
+
+@train_app.command("planner")
+def train_planner(
+    data: Annotated[
+        list[Path], typer.Option(help="training JSONL (seeds, `stepgraph evolve` output); repeat")
+    ],
+    out: Annotated[Path, typer.Option(help="output directory; run again to resume")],
+    preset: Annotated[str, typer.Option(help="cpu (under an hour here) or cuda")] = "cpu",
+    base_model: Annotated[
+        str | None, typer.Option(help="embedded name or Hugging Face directory")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="passes over the data")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="stop after N optimizer steps")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr", help="peak learning rate")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed for shuffling and LoRA init")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fine-tune a LoRA planner adapter; writes adapter/, adapter.gguf, loss.png."""
+    from stepgraph.errors import ConfigError
+    from stepgraph.evolve.train import TrainConfig
+    from stepgraph.evolve.train import train_planner as train
+
+    if preset not in ("cpu", "cuda"):
+        raise ConfigError(f"--preset must be cpu or cuda, not {preset!r}")
+    overrides = {
+        "base_model": base_model,
+        "epochs": epochs,
+        "max_steps": max_steps,
+        "learning_rate": learning_rate,
+        "seed": seed,
+    }
+    config = TrainConfig.preset(
+        preset,
+        data_files=data,
+        output_dir=out,
+        **{k: v for k, v in overrides.items() if v is not None},
+    )
+    with Progress(
+        TextColumn("training"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps  {task.fields[status]}"),
+        console=err,
+        transient=as_json,
+    ) as progress:
+        bar = progress.add_task("train", total=None, status="")
+
+        def update(p) -> None:
+            status = f"loss {p.loss:.3f}  {p.seconds_per_step:.1f} s/step  eta {p.eta_seconds / 60:.0f} min"
+            progress.update(bar, completed=p.step, total=p.total_steps, status=status)
+
+        result = train(config, progress=update)
+    if as_json:
+        console.print_json(result.model_dump_json())
+        return
+    console.print(
+        f"{result.steps} steps on {result.examples} examples, final loss "
+        f"{result.final_loss if result.final_loss is None else round(result.final_loss, 3)}\n"
+        f"adapter: {result.adapter_gguf} (llama.cpp), {result.adapter_dir} (peft)\n"
+        f"use it: stepgraph run ... --planner-adapter {result.adapter_gguf}"
+    )
 
 
 @eval_app.command("planner")

@@ -484,6 +484,12 @@ class TransformersBackend(BackendBase):
         from peft import PeftModel
 
         adapter_dir = Path(path).expanduser()
+        # `stepgraph train planner` writes adapter/ (peft) next to adapter.gguf (llama.cpp);
+        # either path, or their folder, names the same adapter.
+        if adapter_dir.suffix == ".gguf":
+            adapter_dir = adapter_dir.parent
+        if (adapter_dir / "adapter" / "adapter_config.json").is_file():
+            adapter_dir = adapter_dir / "adapter"
         if not (adapter_dir / "adapter_config.json").is_file():
             raise ModelError(
                 f"adapter {name!r}: {adapter_dir} is not a peft adapter directory (no "

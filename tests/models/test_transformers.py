@@ -386,3 +386,18 @@ def test_real_embedded_model_through_transformers() -> None:
         assert backend.context_length >= 32768
     finally:
         backend.close()
+
+
+def test_a_training_output_folder_or_its_gguf_names_the_peft_adapter(
+    tf_tiny_dir: Path, tf_adapter_dir: Path, tmp_path: Path
+) -> None:
+    from stepgraph.models.transformers import TransformersBackend
+
+    out = tmp_path / "planner-lora"
+    shutil.copytree(tf_adapter_dir, out / "adapter")
+    (out / "adapter.gguf").write_bytes(b"GGUF")  # llama.cpp's copy; transformers uses adapter/
+    backend = TransformersBackend(tf_tiny_dir, device="cpu")
+    backend.load_adapter("by-folder", out)
+    backend.load_adapter("by-gguf", out / "adapter.gguf")
+    assert backend.adapters == ["by-folder", "by-gguf"]
+    backend.close()
