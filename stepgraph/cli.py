@@ -503,6 +503,9 @@ def train_planner(
     epochs: Annotated[int | None, typer.Option(help="passes over the data")] = None,
     max_steps: Annotated[int | None, typer.Option(help="stop after N optimizer steps")] = None,
     learning_rate: Annotated[float | None, typer.Option("--lr", help="peak learning rate")] = None,
+    grad_accum: Annotated[
+        int | None, typer.Option(help="examples per optimizer step (batch x accumulation)")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="seed for shuffling and LoRA init")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -518,6 +521,7 @@ def train_planner(
         "epochs": epochs,
         "max_steps": max_steps,
         "learning_rate": learning_rate,
+        "grad_accum": grad_accum,
         "seed": seed,
     }
     config = TrainConfig.preset(

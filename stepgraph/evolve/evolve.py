@@ -38,7 +38,7 @@ from stepgraph.evolve.operations import (
     parse_equality,
 )
 from stepgraph.models.base import BackendBase, Message, Request
-from stepgraph.planner.plan import Plan
+from stepgraph.planner.plan import REFERENCE, Plan
 from stepgraph.planner.planner import Planner
 from stepgraph.planner.prompt import SYSTEM, planner_descriptions, planner_messages
 
@@ -221,6 +221,37 @@ def elimination_reason(parent: str, child: str, min_new_words: int = 3) -> tuple
     return None
 
 
+_REF = r"\{\{\s*s\d+\s*\}\}"
+# "{{s1}} - {{s2}}", "{{s1}}*3" or "146 + 312"; not "6/8 time", "3-2" or "12345-6789"
+_ARITHMETIC = re.compile(
+    rf"{_REF}\s*[-+*/×]\s*(?:{_REF}|\d)|\d\s*[-+*/×]\s*{_REF}|\d\s+[-+*/×]\s+\d"
+)
+
+
+def plan_problems(plan: Plan) -> list[str]:
+    """Breaks of the planner's own rules that validation cannot see, so a teacher's label
+    that makes them is not taught to the student (part of elimination rule `plan_failed`):
+    arithmetic written inside a non-calculator step, a calculator step that is not one
+    expression, and a repeated step."""
+    from stepgraph.executors.calculator import CalculatorError, evaluate
+
+    problems = []
+    seen: set[str] = set()
+    for step in plan.steps:
+        text = " ".join(step.instruction.lower().split())
+        if text in seen:
+            problems.append(f"step {step.id} repeats an earlier step")
+        seen.add(text)
+        if step.executor == "calculator":
+            try:
+                evaluate(REFERENCE.sub("2", step.instruction))
+            except CalculatorError:
+                problems.append(f"calculator step {step.id} is not one expression")
+        elif step.executor != "python" and _ARITHMETIC.search(step.instruction):
+            problems.append(f"step {step.id} does arithmetic in its text")
+    return problems
+
+
 class Evolver:
     """Runs Evol-Instruct rounds with one teacher for rewriting, judging and labelling.
 
@@ -306,6 +337,8 @@ class Evolver:
             plan = planner.plan(child, conversation=list(parent.conversation))
         except (PlanError, InstructionError) as error:
             return eliminated("plan_failed", str(error)[:300])
+        if problems := plan_problems(plan):
+            return eliminated("plan_failed", "; ".join(problems)[:300])
         return Example(
             id=child_id,
             kind=parent.kind,

@@ -14,6 +14,7 @@ from stepgraph.evolve.evolve import (
     Example,
     elimination_reason,
     load_seeds,
+    plan_problems,
     read_jsonl,
     sidecar,
 )
@@ -25,6 +26,7 @@ from stepgraph.evolve.operations import (
 )
 from stepgraph.models.base import Request
 from stepgraph.models.scripted import ScriptedBackend
+from stepgraph.planner.plan import Plan
 
 GOOD_PLAN = json.dumps(
     {
@@ -240,3 +242,41 @@ def test_seed_files(tmp_path):
     twice.write_text('{"id": "a", "instruction": "x"}\n{"id": "a", "instruction": "y"}\n')
     with pytest.raises(ConfigError, match="more than once"):
         load_seeds(twice)
+
+
+def steps(*items):
+    return Plan(
+        steps=[
+            {"id": f"s{i}", "depends_on": deps, "executor": ex, "instruction": text}
+            for i, (ex, text, deps) in enumerate(items, 1)
+        ]
+    )
+
+
+def test_a_label_that_breaks_the_planner_rules_is_a_failed_plan():
+    good = steps(
+        ("calculator", "640 * 0.85", []),
+        ("llm", "Explain a 6/8 time signature and the 3-2 score, citing {{s1}}.", ["s1"]),
+    )
+    assert plan_problems(good) == []
+    bad = steps(
+        ("calculator", "640 * 0.85", []),
+        ("calculator", "the discounted price times 0.9", []),
+        ("llm", "The discount is 640 - {{s1}} dollars.", ["s1"]),
+        ("llm", "The discount is 640 - {{s1}} dollars.", ["s1"]),
+    )
+    assert plan_problems(bad) == [
+        "calculator step s2 is not one expression",
+        "step s3 does arithmetic in its text",
+        "step s4 repeats an earlier step",
+        "step s4 does arithmetic in its text",
+    ]
+
+
+def test_the_shipped_seed_and_gold_plans_keep_the_rules():
+    from stepgraph.evolve.evolve import GOLD_FILE, SEED_FILES
+
+    for path in (*SEED_FILES, GOLD_FILE):
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            assert plan_problems(Plan(**record["plan"])) == [], record["id"]
