@@ -21,7 +21,10 @@ class Settings(BaseModel):
         default="qwen2.5-coder-0.5b", description="model spec (see `stepgraph model --help`)"
     )
     planner_model: str | None = Field(default=None, description="a separate model for planning")
-    planner_adapter: str | None = Field(default=None, description="LoRA adapter for the planner")
+    planner_adapter: str | None = Field(
+        default="auto",
+        description='planner LoRA: "auto" (the one shipped for the model, if any), "none", or a path',
+    )
     home: str | None = Field(default=None, description="directory of the memory store")
     threads: int | None = Field(default=None, description="CPU threads for llama.cpp")
     context: int = Field(default=8192, description="context length for local models")

@@ -43,9 +43,20 @@ def _transient(exc: BaseException) -> bool:
     return not isinstance(exc, StepgraphError | asyncio.TimeoutError | asyncio.CancelledError)
 
 
-def _load_planner_adapter(model: BackendBase, adapter: str | Path) -> str:
+def _load_planner_adapter(model: BackendBase, adapter: str | Path) -> str | None:
     """Load the adapter into a local engine under the name "planner"; a server-side backend
-    (OpenAI-compatible) serves adapters by name, so the name is passed through."""
+    (OpenAI-compatible) serves adapters by name, so the name is passed through.
+
+    "auto" is the adapter shipped for this model (`stepgraph.evolve.adapters`), if any;
+    "none" is no adapter."""
+    if str(adapter) == "none":
+        return None
+    if str(adapter) == "auto":
+        from stepgraph.evolve.adapters import shipped_planner_adapter
+
+        adapter = shipped_planner_adapter(model)
+        if adapter is None:
+            return None
     load = getattr(model, "load_adapter", None)
     if load is None:
         return str(adapter)
@@ -59,7 +70,8 @@ class Runtime:
     `model` executes steps (and plans, unless `planner` is given). Executors default to
     llm, python and calculator; pass a registry or a list to choose. `planner_adapter` is a
     LoRA from `stepgraph train planner`: it is switched on for planning only, so planner and
-    executors share one base model in memory.
+    executors share one base model in memory. The default, "auto", uses the adapter that
+    ships for the model when there is one; None or "none" plans with the bare model.
     """
 
     def __init__(
@@ -69,7 +81,7 @@ class Runtime:
         store: Store | str | Path | None = None,
         executors: list[Executor] | dict[str, Executor] | None = None,
         planner: Planner | None = None,
-        planner_adapter: str | Path | None = None,
+        planner_adapter: str | Path | None = "auto",
         verifier: Verifier | None = None,
         max_steps: int = 8,
         max_seconds: float = 600.0,
@@ -91,7 +103,11 @@ class Runtime:
         self.store = store if isinstance(store, Store) else Store(store)
         self.executors = _executor_map(executors, model)
         descriptions = {n: PLANNER_HINTS.get(n, e.description) for n, e in self.executors.items()}
-        adapter = _load_planner_adapter(model, planner_adapter) if planner_adapter else None
+        adapter = (
+            _load_planner_adapter(model, planner_adapter)
+            if planner_adapter and not planner
+            else None
+        )
         self.planner = planner or Planner(
             model,
             executors=descriptions,

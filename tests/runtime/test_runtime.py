@@ -314,3 +314,17 @@ def test_a_planner_adapter_is_on_for_planning_only_and_drops_the_examples(tmp_pa
     assert plan_request.adapter == "planner"
     assert [m.role for m in plan_request.messages] == ["system", "user"]
     assert others and all(r.adapter is None for r in others)
+
+
+@pytest.mark.parametrize("choice", ["auto", "none", None])
+def test_no_shipped_adapter_for_a_scripted_model_means_the_few_shot_prompt(tmp_path, choice):
+    backend = AdapterBackend([DIAMOND], responder=lambda r: "composed answer")
+    python = Echo()
+    python.name = "python"
+    runtime = Runtime(
+        backend, store=tmp_path / "s.db", executors=[Echo(), python], planner_adapter=choice
+    )
+    runtime.run("Do a and b, then join them.")
+    assert backend.loaded == {}
+    assert backend.requests[0].adapter is None
+    assert len(backend.requests[0].messages) > 2  # the worked examples are in the prompt
