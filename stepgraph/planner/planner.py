@@ -88,7 +88,12 @@ class Planner:
         )
         grammar = None
         if self.constrained:
-            equations = "=" in instruction or any("=" in m.content for m in conversation or [])
+            # SQL needs "=" (WHERE region = 'West'), so a plan that can query keeps it.
+            equations = (
+                "=" in instruction
+                or any("=" in m.content for m in conversation or [])
+                or "sql" in self.executors
+            )
             grammar = plan_gbnf(tuple(self.executors), self.max_steps, equations=equations)
         request = Request(
             messages=messages, max_tokens=self.max_tokens, grammar=grammar, adapter=self.adapter

@@ -206,5 +206,6 @@ def test_the_planner_allows_equations_only_for_tasks_that_have_one():
     planner = Planner(model, executors={"llm": "answers"})
     planner.plan("How many eggs are in 12 boxes of 4?")
     planner.plan("Solve 2x + 3 = 7.")
-    no_eq, with_eq = (r.grammar for r in model.requests)
-    assert "=]" in no_eq and "=]" not in with_eq
+    Planner(model, executors={"llm": "answers", "sql": "queries"}).plan("Top region by sales?")
+    no_eq, with_eq, sql = (r.grammar for r in model.requests)
+    assert "=]" in no_eq and "=]" not in with_eq and "=]" not in sql
