@@ -235,8 +235,11 @@ class Store:
         """Refuse, before writing anything, a database we must not migrate."""
         if unknown := migrations.unknown_migrations(self.db):
             raise migrations.newer_database_error(self.path, unknown)
-        if not self.db["_migrations"].exists():
-            clash = [name for name in OUR_TABLES if self.db[name].exists()]
+        # One query, so one snapshot: table by table, another process's first migration
+        # could commit between two reads and its tables look like someone else's.
+        tables = {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master")}
+        if "_migrations" not in tables:
+            clash = [name for name in OUR_TABLES if name in tables]
             if clash:
                 raise StoreError(
                     f"{self.path} is a SQLite database but not a stepgraph store (it already "
