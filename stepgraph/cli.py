@@ -588,6 +588,7 @@ def eval_planner(
     )
     from stepgraph.evolve.evolve import GOLD_FILE
     from stepgraph.planner import Planner
+    from stepgraph.runtime.runtime import _load_planner_adapter
 
     if few_shot not in ("auto", "on", "off"):
         raise ConfigError(f"--few-shot must be auto, on or off, not {few_shot!r}")
@@ -603,10 +604,7 @@ def eval_planner(
     reports = {}
     for label, model_spec, adapter in parsed:
         backend = _backend(model_spec)
-        name = None
-        if adapter:
-            backend.load_adapter("planner", adapter)
-            name = "planner"
+        name = _load_planner_adapter(backend, adapter) if adapter else None
         planner = Planner(
             backend, adapter=name, few_shot=None if few_shot == "auto" else few_shot == "on"
         )

@@ -21,6 +21,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,7 @@ class EvolveConfig(BaseModel):
     workers: int = Field(default=4, ge=1, le=64)
 
 
+@lru_cache(maxsize=1)
 def planner_prompt_id() -> str:
     """A short fingerprint of the planner prompt the labels were made with."""
     text = SYSTEM + json.dumps([m.model_dump() for m in planner_messages("x", executors={})])
@@ -401,7 +403,7 @@ class Evolver:
             pool = [kept.get((round_, p.id), p) for p in pool]
             summary = summarize(kept.values(), dropped.values())
             sidecar(out, "summary", ".json").write_text(json.dumps(summary, indent=2) + "\n")
-        return summarize(kept.values(), dropped.values())
+        return summary
 
 
 def sidecar(out: Path, name: str, suffix: str = ".jsonl") -> Path:
