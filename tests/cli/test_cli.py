@@ -21,7 +21,7 @@ def stepgraph(*args, env=None, input=None):
 def test_help_lists_the_commands():
     out = stepgraph("--help")
     assert out.returncode == 0
-    for command in ("plan", "run", "resume", "replay", "model", "runs"):
+    for command in ("plan", "run", "chat", "resume", "replay", "model", "runs", "evolve"):
         assert command in out.stdout
 
 
