@@ -415,20 +415,29 @@ def runs_search(query: str, db: HomeOpt = None, limit: int = 20, as_json: JsonOp
 def runs_export(
     run_ids: list[str],
     db: HomeOpt = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl or html")] = "jsonl",
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="jsonl, html (a trace page) or png (a timeline)")
+    ] = "jsonl",
     out: Annotated[Path | None, typer.Option("--out", "-o")] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="print what was written to --out as JSON")
     ] = False,
 ) -> None:
-    """Export runs as JSON lines, or one run as a single HTML page."""
+    """Export runs as JSON lines, or one run as an HTML page or a timeline PNG."""
+    if fmt in ("html", "png") and len(run_ids) != 1:
+        raise StepgraphError(f"--format {fmt} exports one run; pass one run id")
+    if fmt == "png" and out is None:
+        raise StepgraphError("--format png needs --out FILE.png")
     if as_json and out is None and fmt == "html":
         raise StepgraphError("--json with --format html needs --out FILE.html")
     store = _store(db)
     count = 1
-    if fmt == "html":
-        if len(run_ids) != 1:
-            raise StepgraphError("--format html exports one run; pass one run id")
+    if fmt == "png":
+        from stepgraph.memory.timeline import draw_timeline
+
+        draw_timeline(store.run(run_ids[0]), out)
+        err.print(f"wrote {out}")
+    elif fmt == "html":
         page = store.export_html(run_ids[0])
         if out:
             out.write_text(page)
@@ -443,7 +452,7 @@ def runs_export(
         else:
             store.export_jsonl(run_ids, sys.stdout)
     else:
-        raise StepgraphError(f"unknown format {fmt!r}; use jsonl or html")
+        raise StepgraphError(f"unknown format {fmt!r}; use jsonl, html or png")
     if as_json and out is not None:
         print(json.dumps({"out": str(out), "format": fmt, "runs": count}))
 

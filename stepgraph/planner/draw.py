@@ -8,6 +8,11 @@ from pathlib import Path
 from stepgraph.planner.plan import Plan
 
 
+def plain(text: str) -> str:
+    """Text for matplotlib, which reads `$...$` as math; instructions are full of prices."""
+    return text.replace("$", r"\$")
+
+
 def draw_png(plan: Plan, path: str | Path) -> Path:
     import matplotlib
 
@@ -29,7 +34,7 @@ def draw_png(plan: Plan, path: str | Path) -> Path:
     )
     for step in plan.steps:
         x, y = pos[step.id]
-        label = f"{step.id} · {step.executor}\n" + textwrap.fill(step.instruction[:90], 28)
+        label = f"{step.id} · {step.executor}\n" + textwrap.fill(plain(step.instruction[:90]), 28)
         ax.text(
             x,
             y,
@@ -39,7 +44,7 @@ def draw_png(plan: Plan, path: str | Path) -> Path:
             fontsize=8,
             bbox={"boxstyle": "round,pad=0.4", "fc": "#eef4ff", "ec": "#3b6fd8"},
         )
-    ax.set_title(textwrap.shorten(plan.goal, 90), fontsize=10)
+    ax.set_title(plain(textwrap.shorten(plan.goal, 90)), fontsize=10)
     ax.axis("off")
     ax.margins(0.25)
     path = Path(path)

@@ -482,6 +482,7 @@ class Runtime:
             args=step.args,
             depends_on=step.depends_on,
             status="running",
+            started=time.time(),
         )
         history = board.history if step.executor == "llm" else []
         task = board.task
@@ -591,6 +592,7 @@ class Runtime:
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
             model=result.model,
+            finished=time.time(),
         )
 
     async def _replan(self, run_id: str, progress: str, round: int) -> dict | None:

@@ -98,3 +98,27 @@ def test_runs_conversations_and_export_json(model, tmp_path):
 
     refused = invoke("runs", "export", run["run_id"], "--db", str(db), "-f", "html", "--json")
     assert refused.exit_code != 0 and "needs --out" in str(refused.exception)
+
+
+def test_runs_export_png_draws_the_timeline_of_one_run(model, tmp_path):
+    db = tmp_path / "s.db"
+    run = json.loads(invoke("chat", "--db", str(db), "--json", input="Name a red fruit.\n").stdout)
+    picture = tmp_path / "run.png"
+    out = invoke("runs", "export", run["run_id"], "--db", str(db), "-f", "png", "-o", str(picture))
+    assert out.exit_code == 0, out.output
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    two = invoke("runs", "export", run["run_id"], run["run_id"], "--db", str(db), "-f", "png")
+    assert two.exit_code != 0 and "exports one run" in str(two.exception)
+    no_out = invoke("runs", "export", run["run_id"], "--db", str(db), "-f", "png")
+    assert no_out.exit_code != 0 and "needs --out" in str(no_out.exception)
+
+
+def test_a_run_without_timed_steps_has_no_timeline(tmp_path):
+    from stepgraph.errors import StoreError
+    from stepgraph.memory.timeline import draw_timeline
+
+    with Store(tmp_path / "s.db") as store:
+        run_id = store.start_run("nothing ran")
+        with pytest.raises(StoreError, match="no step with recorded times"):
+            draw_timeline(store.run(run_id), tmp_path / "x.png")

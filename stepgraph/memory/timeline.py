@@ -1,0 +1,69 @@
+"""Draw a recorded run as a timeline PNG: planning, each step's bar from start to finish,
+composition. The picture shows what a table of times hides: which steps overlapped, and
+whether a step started while the plan was still being decoded."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import datetime
+from pathlib import Path
+
+from stepgraph.errors import StoreError
+from stepgraph.memory.records import RunRecord
+from stepgraph.planner.draw import plain
+
+COLORS = {"done": "#4c9f70", "failed": "#d1495b", "skipped": "#aaaaaa"}
+PHASE = "#7b8fc9"
+
+
+def _t(stamp: str | None) -> datetime | None:
+    return datetime.fromisoformat(stamp) if stamp else None
+
+
+def draw_timeline(run: RunRecord, path: str | Path) -> Path:
+    """Write `run` as a PNG at `path`; times are seconds since the run was created."""
+    steps = [s for s in run.steps if s.started and s.finished]
+    if not steps:
+        raise StoreError(f"run {run.id} has no step with recorded times; nothing to draw")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    zero = _t(run.created)
+    assert zero is not None
+
+    def since(stamp: str | None) -> float | None:
+        moment = _t(stamp)
+        return None if moment is None else (moment - zero).total_seconds()
+
+    rows: list[tuple[str, float, float, str]] = []  # label, start, end, colour
+    decoded = [since(e.created) for e in run.events if e.type == "plan_step"]
+    plan_end = max(decoded, default=min(since(s.started) or 0.0 for s in steps))
+    rows.append(("plan", 0.0, plan_end or 0.0, PHASE))
+    for step in steps:
+        start, end = since(step.started) or 0.0, since(step.finished) or 0.0
+        label = f"{step.step_id} {step.executor}: " + textwrap.shorten(
+            plain(step.instruction or ""), 38, placeholder="..."
+        )
+        rows.append((label, start, end, COLORS.get(step.status, "#e0a458")))
+    last = max(end for _, _, end, _ in rows)
+    finished = since(run.finished)
+    if finished is not None and finished > last:
+        rows.append(("compose and check", last, finished, PHASE))
+
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.42 * len(rows)))
+    for y, (_, start, end, colour) in enumerate(rows):
+        ax.barh(y, max(end - start, 0.02), left=start, color=colour, height=0.6)
+        ax.text(end, y, f" {end - start:.1f} s", va="center", fontsize=7)
+    ax.set_yticks(range(len(rows)), [label for label, *_ in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds since the run started")
+    ax.set_title(
+        plain(textwrap.shorten(f"{run.id} ({run.status}): {run.instruction}", 110)), fontsize=9
+    )
+    ax.grid(axis="x", alpha=0.3)
+    path = Path(path)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
