@@ -172,6 +172,7 @@ def plan(
         Path | None, typer.Option("--out", "-o", help="write here (png needs it)")
     ] = None,
     unconstrained: bool = typer.Option(False, help="decode without the plan grammar"),
+    planner_adapter: AdapterOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="same as --format json")] = False,
 ) -> None:
     """Decompose an instruction into a plan, without running it."""
@@ -189,7 +190,10 @@ def plan(
     from stepgraph.planner.prompt import planner_descriptions
 
     executors = planner_descriptions(default_registry())
-    planner = Planner(backend, executors=executors, constrained=not unconstrained)
+    from stepgraph.runtime.runtime import _load_planner_adapter
+
+    adapter = _load_planner_adapter(backend, planner_adapter or _settings().planner_adapter)
+    planner = Planner(backend, executors=executors, constrained=not unconstrained, adapter=adapter)
     with err.status("planning ..."):
         result = planner.plan(text)
     if fmt == "tree":

@@ -371,6 +371,8 @@ class Evolver:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         eliminated_path = sidecar(out, "eliminated")
+        for path in (out, eliminated_path):  # both exist afterwards, even when empty
+            path.touch()
         kept = {(e.round, e.parent_id): e for e in read_jsonl(out, Example)}
         dropped = {(e.round, e.parent_id): e for e in read_jsonl(eliminated_path, Elimination)}
         pool = list(seeds)

@@ -154,6 +154,17 @@ def test_an_eliminated_parent_goes_back_into_the_pool(tmp_path):
     assert teacher.rewrite_calls == ["Name a colour.", "Name a colour."]
 
 
+def test_a_run_that_keeps_nothing_leaves_an_empty_output_for_the_next_step(tmp_path):
+    model = ScriptedBackend(responder=Teacher({"Name a colour.": "?"}))
+    out = tmp_path / "e.jsonl"
+    summary = Evolver(model, config=EvolveConfig(rounds=1, judge=False)).run(
+        seeds("Name a colour."), out
+    )
+    assert summary["total"]["kept"] == 0
+    assert out.read_text() == ""  # `stepgraph train planner --data e.jsonl` can read it
+    assert len(sidecar(out, "eliminated").read_text().splitlines()) == 1
+
+
 def test_survivors_are_evolved_again_in_the_next_round(tmp_path):
     teacher = Teacher({})
     out = tmp_path / "e.jsonl"
