@@ -35,6 +35,28 @@ app.add_typer(train_app, name="train")
 console = Console()
 err = Console(stderr=True)
 
+
+def _version(value: bool) -> None:
+    if value:
+        from stepgraph import __version__
+
+        print(f"stepgraph {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")
+    ] = False,
+) -> None:
+    """Plan an instruction into a graph of steps, run them, verify, remember.
+
+    Settings come from stepgraph.toml and STEPGRAPH_* variables (see the README); each
+    command has --help, and --json for scripts.
+    """
+
+
 ModelOpt = Annotated[
     str | None, typer.Option("--model", "-m", help="model spec; default from config")
 ]
@@ -268,8 +290,11 @@ def chat(
     planner_adapter: AdapterOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Talk over several turns: each line is a run in one conversation kept in the store, so a
-    later `stepgraph chat -c ID` (another process, another day) picks it up."""
+    """Talk over several turns, with memory kept in the store.
+
+    Each line you type is a run in one conversation; `stepgraph chat -c ID` picks the
+    conversation up again in another process, another day.
+    """
     runtime = _runtime(model, db, docs, sql, planner_adapter)
     if conversation is None:
         conversation = runtime.store.new_conversation()
@@ -465,8 +490,11 @@ def runs_export(
 def replay(
     run_id: str, db: HomeOpt = None, model: ModelOpt = None, as_json: JsonOpt = False
 ) -> None:
-    """Re-run a recorded graph from the store without any model; with --model, re-execute it
-    against that model and show a step-by-step diff."""
+    """Re-run a recorded graph from the store, without a model or against another one.
+
+    Without --model every step answers from the recording; with --model the plan runs
+    again on that model and each step is shown next to what was recorded.
+    """
     from stepgraph.runtime.replay import replay as do_replay
 
     report = do_replay(_store(db), run_id, model=_backend(model) if model else None)

@@ -18,6 +18,13 @@ def stepgraph(*args, env=None, input=None):
     )
 
 
+def test_version():
+    from stepgraph import __version__
+
+    out = stepgraph("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"stepgraph {__version__}"
+
+
 def test_help_lists_the_commands():
     out = stepgraph("--help")
     assert out.returncode == 0
