@@ -16,10 +16,7 @@ from pathlib import Path
 from sqlite_utils import Database
 from sqlite_utils.utils import TypeTracker
 
-from stepgraph import Runtime, StepResult, Store, load_model
-from stepgraph.config import load_settings
-from stepgraph.executors import default_registry
-from stepgraph.executors.llm import LlmExecutor
+from stepgraph import Runtime, StepResult, Store
 from stepgraph.models import BackendBase
 
 HERE = Path(__file__).parent
@@ -81,15 +78,12 @@ def main(
     out, question = Path(args.out), " ".join(args.question) or QUESTION
     out.mkdir(parents=True, exist_ok=True)
     print(f"loaded {load_csv(Path(args.csv), out / 'sales.db')} rows into {out / 'sales.db'}")
-    backend = model or load_model(args.model or load_settings().model)
-    executors = default_registry(sql_db=out / "sales.db", llm=LlmExecutor(backend))
     store = store if store is not None else args.store
-    runtime = Runtime(backend, store=store, executors=executors)
+    runtime = Runtime(model or args.model, store=store, sql=out / "sales.db")  # + read-only sql
     try:
         result = runtime.run(question)
     finally:
-        if not isinstance(store, Store):
-            runtime.close()
+        runtime.close()  # closes the store only when the runtime opened it
     chart = draw(result.steps, out / "chart.png")
     sql = [s for s in result.steps if s.executor == "sql"]
     queries = "".join(

@@ -61,8 +61,7 @@ def main(
             print(f"error: {result.error}")
         return 0 if result.status == "done" and not failed else 1
     finally:
-        if not isinstance(store, Store):
-            runtime.close()
+        runtime.close()  # closes the store only when the runtime opened it
 
 
 if __name__ == "__main__":

@@ -68,8 +68,7 @@ def main(
         print(f"carry on: .venv/bin/python examples/multi_turn.py --conversation {conversation}")
         return status
     finally:
-        if not isinstance(store, Store):
-            runtime.close()
+        runtime.close()  # closes the store only when the runtime opened it
 
 
 if __name__ == "__main__":

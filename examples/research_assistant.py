@@ -16,10 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from stepgraph import Runtime, Store, load_model
-from stepgraph.config import load_settings
-from stepgraph.executors import default_registry
-from stepgraph.executors.llm import LlmExecutor
+from stepgraph import Runtime, Store
 from stepgraph.models import BackendBase
 from stepgraph.verifier import Verdict, Verifier
 
@@ -32,22 +29,15 @@ QUESTION = (
 CITATION = re.compile(r"\[([^\[\]\s]+\.[A-Za-z]{2,8})\]")
 
 
-class CitingVerifier(Verifier):
-    """The built-in answer checks plus `cites_sources`. A subclass, because the `checks`
-    argument of Verifier only reaches step results, never the final answer."""
-
-    async def check_answer(
-        self, instruction: str, answer: str, results: list[Any], *, final_id: str | None = None
-    ) -> list[Verdict]:
-        verdicts = await super().check_answer(instruction, answer, results, final_id=final_id)
-        found = {hit["path"] for r in results if r.executor == "docs" for hit in r.data or []}
-        cited = set(CITATION.findall(answer))
-        unknown = sorted(cited - found)
-        evidence = f"cites {sorted(cited) or 'nothing'}; the searches returned {sorted(found)}"
-        if unknown:
-            evidence += f"; not among them: {unknown}"
-        passed = bool(cited) and not unknown
-        return [*verdicts, Verdict(check="cites_sources", passed=passed, evidence=evidence)]
+def cites_sources(instruction: str, answer: str, results: list[Any]) -> list[Verdict]:
+    """At least one [file] citation, and only files that a docs step actually returned."""
+    found = {hit["path"] for r in results if r.executor == "docs" for hit in r.data or []}
+    cited = set(CITATION.findall(answer))
+    unknown = sorted(cited - found)
+    evidence = f"cites {sorted(cited) or 'nothing'}; the searches returned {sorted(found)}"
+    if unknown:
+        evidence += f"; not among them: {unknown}"
+    return [Verdict(check="cites_sources", passed=bool(cited) and not unknown, evidence=evidence)]
 
 
 def main(
@@ -65,10 +55,12 @@ def main(
     args = parser.parse_args(argv)
     if not Path(args.docs).is_dir():
         parser.error(f"no folder {args.docs}")
-    backend = model or load_model(args.model or load_settings().model)
-    executors = default_registry(docs_dir=args.docs, llm=LlmExecutor(backend))
-    store = store if store is not None else args.store
-    runtime = Runtime(backend, store=store, executors=executors, verifier=CitingVerifier())
+    runtime = Runtime(
+        model or args.model,
+        store=store if store is not None else args.store,
+        docs=args.docs,  # adds the docs executor to llm, calculator and python
+        verifier=Verifier(answer_checks=[cites_sources]),
+    )
     try:
         result = runtime.run(" ".join(args.question) or QUESTION)
         for step in result.steps:
@@ -82,8 +74,7 @@ def main(
             print(f"error: {result.error}")
         return 0 if result.status == "done" and ok else 1
     finally:
-        if not isinstance(store, Store):
-            runtime.close()
+        runtime.close()  # closes the store only when the runtime opened it
 
 
 if __name__ == "__main__":

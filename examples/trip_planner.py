@@ -31,27 +31,20 @@ TASK = (
 )
 
 
-class BudgetVerifier(Verifier):
-    """The built-in answer checks plus `within_budget`. A subclass, because the `checks`
-    argument of Verifier only reaches step results, never the final answer."""
+def within_budget(budget: float):
+    """An answer check: the last total a calculator or python step computed fits `budget`."""
 
-    def __init__(self, budget: float) -> None:
-        super().__init__()
-        self.budget = budget
-
-    async def check_answer(
-        self, instruction: str, answer: str, results: list[Any], *, final_id: str | None = None
-    ) -> list[Verdict]:
-        verdicts = await super().check_answer(instruction, answer, results, final_id=final_id)
+    def check(instruction: str, answer: str, results: list[Any]) -> list[Verdict]:
         # plan order: a total comes after the costs it adds up
         done = [r for r in results if r.executor in ("calculator", "python") and r.status == "done"]
         computed = [r.output.strip() for r in done]
         totals = [float(out) for out in computed if re.fullmatch(r"-?\d+(\.\d+)?", out)]
         if not totals:
-            return [*verdicts, Verdict(check="within_budget", passed=None, evidence="no total")]
-        evidence = f"total {totals[-1]:g} against a budget of {self.budget:g}"
-        passed = totals[-1] <= self.budget
-        return [*verdicts, Verdict(check="within_budget", passed=passed, evidence=evidence)]
+            return [Verdict(check="within_budget", passed=None, evidence="no total")]
+        evidence = f"total {totals[-1]:g} against a budget of {budget:g}"
+        return [Verdict(check="within_budget", passed=totals[-1] <= budget, evidence=evidence)]
+
+    return check
 
 
 def main(
@@ -71,13 +64,16 @@ def main(
     args = parser.parse_args(argv)
     task = TASK.format(rooms=math.ceil(args.people / 2), **vars(args))
     store = store if store is not None else args.store
-    runtime = Runtime(model or args.model, store=store, verifier=BudgetVerifier(args.budget))
+    runtime = Runtime(
+        model or args.model,
+        store=store,
+        verifier=Verifier(answer_checks=[within_budget(args.budget)]),
+    )
     events: list[Event] = []
     try:
         result = runtime.run(task, on_event=events.append)
     finally:
-        if not isinstance(store, Store):
-            runtime.close()
+        runtime.close()  # closes the store only when the runtime opened it
     running = peak = 0  # how many steps ran at the same time, at most
     for event in events:
         running += {"step_started": 1, "step_finished": -1}.get(event.type, 0)

@@ -329,17 +329,14 @@ def chat(
 
 
 def _runtime(model, db, docs, sql, planner_adapter=None):
-    from stepgraph.executors import default_registry
-    from stepgraph.executors.llm import LlmExecutor
     from stepgraph.runtime import Runtime
 
-    backend = _backend(model)
-    registry = default_registry(docs_dir=docs, sql_db=sql, llm=LlmExecutor(backend))
     settings = _settings()
     return Runtime(
-        backend,
-        store=_store(db),
-        executors=registry,
+        _backend(model),
+        store=db,
+        docs=docs,
+        sql=sql,
         planner_adapter=planner_adapter or settings.planner_adapter,
         max_steps=settings.max_steps,
         max_seconds=settings.max_seconds,

@@ -19,7 +19,7 @@ from langgraph.config import get_stream_writer
 from langgraph.func import entrypoint, task
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from stepgraph.errors import StepgraphError
+from stepgraph.errors import ConfigError, StepgraphError
 from stepgraph.executors.base import Executor, StepInput, StepOutput
 from stepgraph.memory import Store
 from stepgraph.models.base import BackendBase, Message
@@ -68,7 +68,8 @@ class Runtime:
     """Runs instructions end to end and keeps everything in a memory store.
 
     `model` executes steps (and plans, unless `planner` is given). Executors default to
-    llm, python and calculator; pass a registry or a list to choose. `planner_adapter` is a
+    llm, python and calculator, plus docs over the folder `docs` and read-only sql on the
+    SQLite file `sql` when given; pass a registry or a list to choose them yourself. `planner_adapter` is a
     LoRA from `stepgraph train planner`: it is switched on for planning only, so planner and
     executors share one base model in memory. The default, "auto", uses the adapter that
     ships for the model when there is one; None or "none" plans with the bare model.
@@ -80,6 +81,8 @@ class Runtime:
         *,
         store: Store | str | Path | None = None,
         executors: list[Executor] | dict[str, Executor] | None = None,
+        docs: str | Path | None = None,
+        sql: str | Path | None = None,
         planner: Planner | None = None,
         planner_adapter: str | Path | None = "auto",
         verifier: Verifier | None = None,
@@ -99,9 +102,15 @@ class Runtime:
             from stepgraph.config import load_settings
 
             model = load_model(model or load_settings().model)
+        if executors is not None and (docs is not None or sql is not None):
+            raise ConfigError(
+                "docs= and sql= add to the default executors; with executors=, register "
+                "DocsExecutor or SqlExecutor in it instead"
+            )
         self.model = model
+        self._owns_store = not isinstance(store, Store)  # close only a store we opened
         self.store = store if isinstance(store, Store) else Store(store)
-        self.executors = _executor_map(executors, model)
+        self.executors = _executor_map(executors, model, docs=docs, sql=sql)
         descriptions = {n: PLANNER_HINTS.get(n, e.description) for n, e in self.executors.items()}
         adapter = (
             _load_planner_adapter(model, planner_adapter)
@@ -196,7 +205,15 @@ class Runtime:
         return await _collect(self._drive(run_id, payload), on_event)
 
     def close(self) -> None:
-        self.store.close()
+        """Close the store if this runtime opened it; a Store you passed in stays yours."""
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- driving the LangGraph run -------------------------------------------------------
 
@@ -721,12 +738,12 @@ class _EventLog:
         self.last = time.perf_counter()
 
 
-def _executor_map(executors, model: BackendBase) -> dict[str, Executor]:
+def _executor_map(executors, model: BackendBase, *, docs=None, sql=None) -> dict[str, Executor]:
     if executors is None:
         from stepgraph.executors import default_registry
         from stepgraph.executors.llm import LlmExecutor
 
-        registry = default_registry(llm=LlmExecutor(model))
+        registry = default_registry(docs_dir=docs, sql_db=sql, llm=LlmExecutor(model))
         executors = {name: registry.get(name) for name in registry.names()}
     if isinstance(executors, list):
         executors = {e.name: e for e in executors}

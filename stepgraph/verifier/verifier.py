@@ -26,6 +26,8 @@ from stepgraph.verifier.verdict import Verdict
 COMPUTING = ("calculator", "python", "sql")
 # a user's own check: (step, input, output) -> verdicts, plain or async
 StepCheck = Callable[[Step, StepInput, StepOutput], "list[Verdict] | Awaitable[list[Verdict]]"]
+AnswerCheck = Callable[[str, str, list[Any]], "list[Verdict] | Awaitable[list[Verdict]]"]
+"""`check(instruction, answer, results)`; `results` are the run's StepResults, in plan order."""
 
 JUDGE_SYSTEM = (
     "You check one piece of work against one criterion. Reply with JSON only: "
@@ -43,7 +45,9 @@ class Verifier:
 
     `judge`: a model asked where no deterministic check applies (None: never). By default it
     judges only final answers; `judge_steps=True` also judges llm steps, which costs one
-    more model call per such step. `checks` are extra step checks of your own.
+    more model call per such step. `checks` are extra step checks of your own, and
+    `answer_checks` extra checks of the final answer (a budget, citations): a failed one is
+    revised by the composer like a built-in one.
     """
 
     def __init__(
@@ -53,11 +57,13 @@ class Verifier:
         judge_steps: bool = False,
         judge_answer: bool = True,
         checks: Iterable[StepCheck] = (),
+        answer_checks: Iterable[AnswerCheck] = (),
     ):
         self.judge = judge
         self.judge_steps = judge_steps
         self.judge_answer = judge_answer
         self.checks = list(checks)
+        self.answer_checks = list(answer_checks)
 
     async def check_step(self, step: Step, inp: StepInput, out: StepOutput) -> list[Verdict]:
         if out.error:
@@ -119,6 +125,9 @@ class Verifier:
             check_arithmetic(answer),
             check_results_stated(answer, computed_results(results, final_id)),
         )
+        for check in self.answer_checks:
+            found = check(instruction, answer, results)
+            verdicts += await found if isinstance(found, Awaitable) else found
         decided = [v for v in verdicts if v.passed is not None]
         if not decided and self.judge is not None and self.judge_answer:
             verdicts.append(

@@ -328,3 +328,27 @@ def test_no_shipped_adapter_for_a_scripted_model_means_the_few_shot_prompt(tmp_p
     assert backend.loaded == {}
     assert backend.requests[0].adapter is None
     assert len(backend.requests[0].messages) > 2  # the worked examples are in the prompt
+
+
+def test_docs_and_sql_join_the_default_executors_and_a_passed_store_stays_open(tmp_path):
+    import sqlite3
+
+    import pytest
+
+    from stepgraph import Runtime, ScriptedBackend, Store
+    from stepgraph.errors import ConfigError
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.md").write_text("Support replies within 4 hours.")
+    sqlite3.connect(tmp_path / "d.db").execute("CREATE TABLE t (x)").connection.commit()
+    store = Store(tmp_path / "s.db")
+    with Runtime(
+        ScriptedBackend(), store=store, docs=tmp_path / "notes", sql=tmp_path / "d.db"
+    ) as runtime:
+        assert set(runtime.executors) == {"llm", "calculator", "python", "docs", "sql"}
+        assert set(runtime.planner.executors) == set(runtime.executors)
+    assert store.runs() == []  # still open: the runtime did not open it, so it did not close it
+    store.close()
+
+    with pytest.raises(ConfigError, match="docs= and sql= add to the default executors"):
+        Runtime(ScriptedBackend(), store=tmp_path / "s.db", executors=[], docs=tmp_path)

@@ -66,3 +66,33 @@ def test_a_run_is_revised_within_its_token_budget_only(tmp_path):
     assert result.answer == "There are 46 eggs."  # no budget left to revise: kept, not looped
     assert any(v["passed"] is False for v in result.verdicts)
     assert len(model.requests) == 2
+
+
+def test_an_answer_check_of_your_own_fails_the_answer_and_the_composer_revises(tmp_path):
+    from stepgraph.verifier import Verdict, Verifier
+
+    seen = []
+
+    def signed(instruction, answer, results):
+        seen.append([r.step_id for r in results])
+        return [Verdict(check="signed", passed=answer.endswith("-- Bo"), evidence="sign as Bo")]
+
+    replies = [
+        plan(("s1", [], "calculator", "12 * 4")),
+        "There are 48 eggs.",
+        "There are 48 eggs. -- Bo",
+    ]
+    model = ScriptedBackend(replies)
+    runtime = Runtime(
+        model,
+        store=tmp_path / "s.db",
+        executors=[CalculatorExecutor(), Notes()],
+        verifier=Verifier(answer_checks=[signed]),
+    )
+    result = runtime.run("How many eggs are in 12 boxes of 4?")
+    assert result.answer == "There are 48 eggs. -- Bo"
+    assert "sign as Bo" in model.requests[-1].messages[-1].content  # the revision was told
+    assert seen[0] == ["s1"]
+    assert {"check": "signed", "passed": True} in [
+        {k: v[k] for k in ("check", "passed")} for v in result.verdicts
+    ]
