@@ -196,9 +196,8 @@ class DocsExecutor:
         self._snapshot: dict[str, tuple[int, int]] | None = None
         files = len(self._scan())
         self.description = (
-            f"search the documents in the folder '{self.folder.name}' ({files} files) for "
-            'passages; use for questions about their content. args: {"query": "words to '
-            'look for", "k": 4}'
+            f"searches the documents in the folder '{self.folder.name}' ({files} files) for "
+            "passages about the instruction's words; use for questions about their content."
         )
 
     def _scan(self) -> dict[str, tuple[int, int]]:

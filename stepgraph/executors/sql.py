@@ -111,10 +111,9 @@ class SqlExecutor:
         if len(tables) > MAX_SCHEMA_CHARS:
             tables = tables[:MAX_SCHEMA_CHARS].rsplit(";", 1)[0] + "; ..."
         self.description = (
-            f"answer questions from the SQLite database '{self.path.name}' with one "
-            f"read-only SELECT. Tables: {tables or 'none'}. "
-            'args: {"query": "SELECT ... FROM ... LIMIT 20"}'
-        )
+            f"queries the SQLite database '{self.path.name}'; the instruction is one "
+            f"read-only SELECT statement. Tables: {tables or 'none'}."
+        )  # plans carry no args (the plan grammar has none), so the query is the text
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, check_same_thread=False)

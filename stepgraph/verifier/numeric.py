@@ -126,6 +126,13 @@ def single_number(text: str) -> float | None:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     if not lines:
         return None
+    table = [line for line in lines if line.startswith("|")]
+    if table:  # a query's Markdown table: one number only when it is one cell of one row
+        body = table[2:]  # after the header and the |---| rule
+        cells = body[0].strip("|").split("|") if len(body) == 1 else []
+        lines = [cells[0].strip()] if len(cells) == 1 else []
+        if not lines:
+            return None
     found = numbers(lines[-1])
     if len(found) != 1 or len(lines[-1]) > len(found[0]) + 24:
         return None

@@ -59,7 +59,7 @@ def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
 def test_description_names_the_folder_and_counts_text_files(folder: Path) -> None:
     description = DocsExecutor(folder).description
     assert "'handbook' (5 files)" in description
-    assert '"query"' in description
+    assert "instruction" in description and "args" not in description  # plans carry no args
 
 
 def test_best_passage_comes_first_with_its_file_name(folder: Path) -> None:

@@ -82,6 +82,11 @@ def test_a_stated_number_matches_at_its_own_precision(stated, true, ok):
         ("step s2 done", None),
         ("", None),
         ("no number", None),
+        # a query's table: one cell of one row is a number; a longer table is not
+        ("| total |\n|---|\n| 1234.5 |", 1234.5),
+        ("| region | total |\n|---|---|\n| West | 1234 |", None),
+        ("| total |\n|---|\n| 12 |\n| 7 |", None),
+        ("| region |\n|---|\n| West |", None),
     ],
 )
 def test_single_number_outputs(output, value):
