@@ -9,9 +9,11 @@ checked with xgrammar's parser before it reaches the engine (`check_gbnf`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from functools import lru_cache
+from pathlib import Path
 
 from stepgraph.errors import GrammarError
 
@@ -89,16 +91,40 @@ def plan_gbnf(executors: tuple[str, ...], max_steps: int, *, equations: bool = T
 
 @lru_cache(maxsize=64)
 def check_gbnf(grammar: str) -> None:
-    """Raise GrammarError if the grammar does not parse (instead of a llama.cpp segfault)."""
-    import xgrammar
+    """Raise GrammarError if the grammar does not parse (instead of a llama.cpp segfault).
 
+    Importing xgrammar imports torch, several seconds on a small CPU, so a grammar that
+    parsed once is remembered (its SHA-256, in the cache directory) and later processes
+    skip the import. Only successes are remembered; a grammar that failed is checked again.
+    """
     bad = [name for name in _RULE.findall(grammar) if not _NAME.fullmatch(name)]
     if bad:
         raise GrammarError(
             f"invalid grammar: rule names {', '.join(bad)} are not allowed; "
             "llama.cpp takes letters, digits and hyphens only"
         )
+    digest = hashlib.sha256(grammar.encode()).hexdigest()
+    known = _checked_file()
+    try:
+        if digest in known.read_text().split():
+            return
+    except OSError:
+        pass
+    import xgrammar
+
     try:
         xgrammar.Grammar.from_ebnf(grammar)
     except Exception as exc:  # xgrammar raises RuntimeError/ValueError with the parse error
         raise GrammarError(f"invalid grammar: {exc}") from None
+    try:
+        known.parent.mkdir(parents=True, exist_ok=True)
+        with known.open("a") as f:  # one short line per append: safe across processes
+            f.write(digest + "\n")
+    except OSError:
+        pass  # a read-only cache only costs the check next time
+
+
+def _checked_file() -> Path:
+    from stepgraph.models.embedded import cache_dir
+
+    return cache_dir().parent / "grammars-parsed.txt"  # beside models/

@@ -209,3 +209,38 @@ def test_the_planner_allows_equations_only_for_tasks_that_have_one():
     Planner(model, executors={"llm": "answers", "sql": "queries"}).plan("Top region by sales?")
     no_eq, with_eq, sql = (r.grammar for r in model.requests)
     assert "=]" in no_eq and "=]" not in with_eq and "=]" not in sql
+
+
+def test_a_parsed_grammar_is_remembered_so_later_processes_skip_xgrammar(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from stepgraph.planner.grammar import plan_gbnf\n"
+        "plan_gbnf(('llm', 'calculator'), 3)\n"
+        "print('xgrammar' in sys.modules)\n"
+    )
+    env = {**os.environ, "STEPGRAPH_CACHE": str(tmp_path)}
+
+    def imported_xgrammar() -> bool:
+        out = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip() == "True"
+
+    assert imported_xgrammar()  # first process: really checked
+    assert not imported_xgrammar()  # second: remembered
+    assert len((tmp_path / "grammars-parsed.txt").read_text().split()) == 1
+
+
+def test_a_broken_grammar_is_never_remembered(tmp_path, monkeypatch):
+    from stepgraph.planner import grammar
+
+    monkeypatch.setenv("STEPGRAPH_CACHE", str(tmp_path))
+    for _ in range(2):
+        with pytest.raises(GrammarError):
+            grammar.check_gbnf.__wrapped__("root ::= [a-z\n")
+    assert not (tmp_path / "grammars-parsed.txt").exists()
