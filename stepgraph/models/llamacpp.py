@@ -153,6 +153,7 @@ class LlamaCppBackend(BackendBase):
         self._template = self._chat_template()
         self._piece_buf = ctypes.create_string_buffer(256)
         self._adapters: dict[str, object] = {}
+        self._adapter_paths: dict[str, Path] = {}
         for adapter_name, adapter_path in (adapters or {}).items():
             self.load_adapter(adapter_name, adapter_path)
         self._active_adapter: str | None = None
@@ -185,6 +186,8 @@ class LlamaCppBackend(BackendBase):
             path = candidates[0]
         if not path.is_file():
             raise ModelError(f"no LoRA adapter at {path}")
+        if self._adapter_paths.get(name) == path.resolve():
+            return  # every Runtime on this engine asks again; llama.cpp would load a copy
         adapter = self._c.llama_adapter_lora_init(self._model.model, str(path).encode())
         if not adapter:
             raise ModelError(
@@ -192,6 +195,7 @@ class LlamaCppBackend(BackendBase):
                 f"for this base model ({self.path.name})?"
             )
         self._adapters[name] = adapter
+        self._adapter_paths[name] = path.resolve()
 
     def generate(self, requests: list[Request]) -> list[Completion]:
         futures = [self._submit(r) for r in requests]
