@@ -20,6 +20,7 @@ from __future__ import annotations
 import codecs
 import ctypes
 import json
+import logging
 import os
 import queue
 import threading
@@ -188,7 +189,13 @@ class LlamaCppBackend(BackendBase):
             raise ModelError(f"no LoRA adapter at {path}")
         if self._adapter_paths.get(name) == path.resolve():
             return  # every Runtime on this engine asks again; llama.cpp would load a copy
-        adapter = self._c.llama_adapter_lora_init(self._model.model, str(path).encode())
+        quiet = logging.getLogger("llama-cpp-python")  # llama-cpp-python's C log filter
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)  # a line per layer about buffer fallbacks: noise
+        try:
+            adapter = self._c.llama_adapter_lora_init(self._model.model, str(path).encode())
+        finally:
+            quiet.setLevel(level)
         if not adapter:
             raise ModelError(
                 f"llama.cpp could not load the LoRA adapter {path}; is it a GGUF LoRA "
