@@ -66,6 +66,8 @@ AdapterOpt = Annotated[
     typer.Option(help="planner LoRA from `stepgraph train planner` (a .gguf or its folder)"),
 ]
 HomeOpt = Annotated[Path | None, typer.Option("--db", help="memory store file")]
+DocsOpt = Annotated[Path | None, typer.Option(help="folder for the docs executor")]
+SqlOpt = Annotated[Path | None, typer.Option(help="SQLite file for the sql executor")]
 
 
 def _settings(**overrides):
@@ -247,8 +249,8 @@ def run(
     conversation: Annotated[
         str | None, typer.Option("--conversation", "-c", help="continue this conversation")
     ] = None,
-    docs: Annotated[Path | None, typer.Option(help="folder for the docs executor")] = None,
-    sql: Annotated[Path | None, typer.Option(help="SQLite file for the sql executor")] = None,
+    docs: DocsOpt = None,
+    sql: SqlOpt = None,
     planner_adapter: AdapterOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -285,8 +287,8 @@ def chat(
     conversation: Annotated[
         str | None, typer.Option("--conversation", "-c", help="pick up this conversation")
     ] = None,
-    docs: Annotated[Path | None, typer.Option(help="folder for the docs executor")] = None,
-    sql: Annotated[Path | None, typer.Option(help="SQLite file for the sql executor")] = None,
+    docs: DocsOpt = None,
+    sql: SqlOpt = None,
     planner_adapter: AdapterOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -323,7 +325,12 @@ def chat(
         if as_json:
             print(turn().model_dump_json(), flush=True)
         else:
-            _show_run(runtime, lambda on_event, turn=turn: turn(on_event=on_event), False, False)
+            _show_run(
+                runtime,
+                lambda on_event, turn=turn: turn(on_event=on_event),
+                as_json=False,
+                exit_on_failure=False,
+            )
     if not as_json:
         err.print(f"[dim]continue later: stepgraph chat -c {conversation}[/dim]")
 

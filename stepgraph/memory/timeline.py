@@ -16,10 +16,6 @@ COLORS = {"done": "#4c9f70", "failed": "#d1495b", "skipped": "#aaaaaa"}
 PHASE = "#7b8fc9"
 
 
-def _t(stamp: str | None) -> datetime | None:
-    return datetime.fromisoformat(stamp) if stamp else None
-
-
 def draw_timeline(run: RunRecord, path: str | Path) -> Path:
     """Write `run` as a PNG at `path`; times are seconds since the run was created."""
     steps = [s for s in run.steps if s.started and s.finished]
@@ -30,27 +26,23 @@ def draw_timeline(run: RunRecord, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    zero = _t(run.created)
-    assert zero is not None
+    zero = datetime.fromisoformat(run.created)
 
-    def since(stamp: str | None) -> float | None:
-        moment = _t(stamp)
-        return None if moment is None else (moment - zero).total_seconds()
+    def since(stamp: str) -> float:
+        return (datetime.fromisoformat(stamp) - zero).total_seconds()
 
     rows: list[tuple[str, float, float, str]] = []  # label, start, end, colour
     decoded = [since(e.created) for e in run.events if e.type == "plan_step"]
-    plan_end = max(decoded, default=min(since(s.started) or 0.0 for s in steps))
-    rows.append(("plan", 0.0, plan_end or 0.0, PHASE))
+    rows.append(("plan", 0.0, max(decoded, default=min(since(s.started) for s in steps)), PHASE))
     for step in steps:
-        start, end = since(step.started) or 0.0, since(step.finished) or 0.0
         label = f"{step.step_id} {step.executor}: " + textwrap.shorten(
             plain(step.instruction or ""), 38, placeholder="..."
         )
-        rows.append((label, start, end, COLORS.get(step.status, "#e0a458")))
+        colour = COLORS.get(step.status, "#e0a458")
+        rows.append((label, since(step.started), since(step.finished), colour))
     last = max(end for _, _, end, _ in rows)
-    finished = since(run.finished)
-    if finished is not None and finished > last:
-        rows.append(("compose and check", last, finished, PHASE))
+    if run.finished and since(run.finished) > last:
+        rows.append(("compose and check", last, since(run.finished), PHASE))
 
     fig, ax = plt.subplots(figsize=(10, 1.2 + 0.42 * len(rows)))
     for y, (_, start, end, colour) in enumerate(rows):

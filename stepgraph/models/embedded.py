@@ -70,10 +70,14 @@ EMBEDDED: dict[str, EmbeddedModel] = {
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
 
 
+def cache_root() -> Path:
+    """stepgraph's cache: $STEPGRAPH_CACHE or the user cache directory."""
+    return Path(os.environ.get("STEPGRAPH_CACHE") or platformdirs.user_cache_dir("stepgraph"))
+
+
 def cache_dir() -> Path:
-    """Where assembled models live: $STEPGRAPH_CACHE or the user cache directory."""
-    root = os.environ.get("STEPGRAPH_CACHE") or platformdirs.user_cache_dir("stepgraph")
-    return Path(root) / "models"
+    """Where assembled models live."""
+    return cache_root() / "models"
 
 
 def get(name: str) -> EmbeddedModel:

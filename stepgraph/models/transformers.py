@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import platformdirs
 import torch
 
 from stepgraph.errors import ConfigError, GrammarError, ModelError
@@ -86,9 +85,10 @@ def _resolve_dtype(dtype: torch.dtype | str | None, device: str) -> torch.dtype:
 
 
 def hf_cache_dir() -> Path:
-    """Where GGUF files are kept dequantized as safetensors: $STEPGRAPH_CACHE or the user cache."""
-    root = os.environ.get("STEPGRAPH_CACHE") or platformdirs.user_cache_dir("stepgraph")
-    return Path(root) / "hf"
+    """Where GGUF files are kept dequantized as safetensors."""
+    from stepgraph.models.embedded import cache_root
+
+    return cache_root() / "hf"
 
 
 def _fingerprint(path: Path) -> str:

@@ -125,6 +125,6 @@ def check_gbnf(grammar: str) -> None:
 
 
 def _checked_file() -> Path:
-    from stepgraph.models.embedded import cache_dir
+    from stepgraph.models.embedded import cache_root
 
-    return cache_dir().parent / "grammars-parsed.txt"  # beside models/
+    return cache_root() / "grammars-parsed.txt"

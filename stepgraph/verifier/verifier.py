@@ -40,6 +40,12 @@ JUDGE_SCHEMA = {
 }
 
 
+async def _user_check(check: Callable[..., Any], *args: Any) -> list[Verdict]:
+    """A check of the user's, written plain or async."""
+    found = check(*args)
+    return await found if isinstance(found, Awaitable) else found
+
+
 class Verifier:
     """Checks step results and final answers.
 
@@ -91,8 +97,7 @@ class Verifier:
             verdicts.append(check_json(text, schema))
         verdicts += [v for v in constraints.check(text) if v.passed is not None]
         for check in self.checks:
-            found = check(step, inp, out)
-            verdicts += await found if isinstance(found, Awaitable) else found
+            verdicts += await _user_check(check, step, inp, out)
         only_non_empty = len(verdicts) == 1  # no deterministic check could say more
         if (
             self.judge is not None
@@ -126,8 +131,7 @@ class Verifier:
             check_results_stated(answer, computed_results(results, final_id)),
         )
         for check in self.answer_checks:
-            found = check(instruction, answer, results)
-            verdicts += await found if isinstance(found, Awaitable) else found
+            verdicts += await _user_check(check, instruction, answer, results)
         decided = [v for v in verdicts if v.passed is not None]
         if not decided and self.judge is not None and self.judge_answer:
             verdicts.append(
