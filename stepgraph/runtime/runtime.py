@@ -343,15 +343,18 @@ class Runtime:
                 if e.type == "dispatch"
             }
 
-            def dispatch(step: Step, *, round: int = 0) -> None:
-                if (round, step.id) not in logged:
-                    logged.add((round, step.id))
-                    runtime.store.record_event(
-                        run_id, "dispatch", {"round": round, **step.model_dump()}
+            def dispatch(*steps: Step, round: int = 0) -> None:
+                """Log the steps' dispatches (one transaction), then call their tasks."""
+                new = [s for s in steps if (round, s.id) not in logged]
+                if new:
+                    runtime.store.record_events(
+                        run_id, [("dispatch", {"round": round, **s.model_dump()}) for s in new]
                     )
-                dispatched.append(step.model_dump())
-                board.current[step.id] = step.model_dump()
-                futures.append(execute(run_id, step.model_dump()))
+                    logged.update((round, s.id) for s in new)
+                for step in steps:
+                    dispatched.append(step.model_dump())
+                    board.current[step.id] = step.model_dump()
+                    futures.append(execute(run_id, step.model_dump()))
 
             # first-round dispatches in their logged order; later rounds follow their replan
             for event in record.events:
@@ -380,9 +383,7 @@ class Runtime:
                     plan = Plan(**answer).validate_for(runtime.executors)
                     runtime.store.record_plan(run_id, plan.model_dump())
             latest_of = {d["id"]: d for d in dispatched}
-            for step in plan.steps:
-                if latest_of.get(step.id) != step.model_dump():
-                    dispatch(step)
+            dispatch(*(s for s in plan.steps if latest_of.get(s.id) != s.model_dump()))
             results: dict[str, dict] = {}
             relayed = 0
 
@@ -410,7 +411,7 @@ class Runtime:
                 current = _renamed(Plan(**new), f"r{round}")
                 for step in current.steps:
                     board.notes[step.id] = progress
-                    dispatch(step, round=round)
+                dispatch(*current.steps, round=round)
                 everything += current.steps
             final_ids = [s.id for s in current.steps]
             ordered = [results[s.id] for s in everything if results[s.id]["status"] != "skipped"]
@@ -517,14 +518,15 @@ class Runtime:
         )
         started = time.perf_counter()
         output, verdicts, attempts, tokens = StepOutput(error="not run"), [], 0, [0, 0]
-        feedback, failed = None, []
+        feedback, failed, every_verdict = None, [], []
         for attempt in range(2):  # the first try, and one retry with the verifier's feedback
             attempts = attempt + 1
             output = await self._run_executor(step, inp.model_copy(update={"feedback": feedback}))
             tokens[0] += output.prompt_tokens
             tokens[1] += output.completion_tokens
             checked = await self.verifier.check_step(step, inp, output)
-            verdicts = self._record_verdicts(run_id, step.id, checked, write)
+            verdicts = self._stream_verdicts(run_id, step.id, checked, write)
+            every_verdict += verdicts
             failed = [v for v in verdicts if v["passed"] is False]
             if not failed:
                 break
@@ -547,7 +549,9 @@ class Runtime:
         )
         if board.current.get(step.id) != step.model_dump():
             return result.model_dump()  # superseded by a repaired plan: leave no trace
-        self._record_step(run_id, step, result)
+        with self.store.transaction():  # one commit for the step and all its verdicts
+            self._store_verdicts(run_id, step.id, every_verdict)
+            self._record_step(run_id, step, result)
         write(
             Event(
                 type="step_finished",
@@ -584,13 +588,20 @@ class Runtime:
 
     def _record_verdicts(self, run_id: str, step_id: str | None, verdicts, write) -> list[dict]:
         """Stream and store verdicts (step_id None: the final answer's); their plain dicts."""
+        plain = self._stream_verdicts(run_id, step_id, verdicts, write)
+        self._store_verdicts(run_id, step_id, plain)
+        return plain
+
+    @staticmethod
+    def _stream_verdicts(run_id: str, step_id: str | None, verdicts, write) -> list[dict]:
         plain = [v.as_dict() for v in verdicts]
         for verdict in plain:
             write(Event(type="verdict", run_id=run_id, step_id=step_id, data=verdict))
-            self.store.record_verdict(
-                run_id, step_id, verdict["check"], verdict["passed"], verdict.get("evidence")
-            )
         return plain
+
+    def _store_verdicts(self, run_id: str, step_id: str | None, plain: list[dict]) -> None:
+        for v in plain:
+            self.store.record_verdict(run_id, step_id, v["check"], v["passed"], v.get("evidence"))
 
     def _record_step(self, run_id: str, step: Step, result: StepResult) -> None:
         self.store.record_step(

@@ -274,3 +274,32 @@ def test_conversations_active_in_the_same_millisecond_keep_their_order(store: St
     third = store.new_conversation("third")
     store.add_message(first, "user", "hello")
     assert [c.id for c in store.conversations()] == [first, third, second]
+
+
+def test_a_transaction_keeps_all_its_writes_or_none(store: Store):
+    run_id = store.start_run("t")
+    store.record_plan(run_id, PLAN)
+    with store.transaction():
+        store.record_verdict(run_id, "s1", "non_empty", True)
+        store.record_step(run_id, "s1", status="done", output="4")
+    assert store.run(run_id).steps[0].output == "4"
+    with pytest.raises(RuntimeError), store.transaction():
+        store.record_verdict(run_id, "s2", "non_empty", False)
+        store.record_step(run_id, "s2", status="failed")
+        raise RuntimeError("crash between writes")
+    record = store.run(run_id)
+    assert [s.step_id for s in record.steps] == ["s1"]
+    assert [v.step_id for v in record.verdicts] == ["s1"]
+
+
+def test_a_failed_write_caught_inside_a_transaction_leaves_the_others(store: Store):
+    run_id = store.start_run("t")
+    store.record_plan(run_id, PLAN)
+    with store.transaction():
+        store.record_step(run_id, "s1", status="done")
+        with pytest.raises(StoreError, match="no run"):
+            store.record_step("r-missing", "s1", status="done")
+        store.record_verdict(run_id, "s1", "non_empty", True)
+    record = store.run(run_id)
+    assert [s.status for s in record.steps] == ["done"]
+    assert len(record.verdicts) == 1

@@ -260,6 +260,20 @@ def test_length_limited_json_strings_exclude_control_characters() -> None:
     assert not _is_grammar_accept_string(grammar, '"abcde"')
 
 
+def test_large_repetition_bounds_are_dropped_for_xgrammar() -> None:
+    """xgrammar 0.2.8 slows down with every repeat of `char{1,400}` (seconds a token inside a
+    plan step's text); the backend writes such repetitions unbounded, and only those."""
+    from stepgraph.models.transformers import _unbound_large_repetitions
+    from stepgraph.planner.grammar import plan_gbnf
+
+    plan = _unbound_large_repetitions(plan_gbnf(("llm", "calculator"), 3))
+    assert "{1,400}" not in plan and 'text-1 ::= "\\"" char+ "\\""' in plan
+    grammar = 'root ::= "x{1,400}" [{1,99}] a{0,99} b{1,6} c{2,99} # d{1,99}\n'
+    assert _unbound_large_repetitions(grammar) == (
+        'root ::= "x{1,400}" [{1,99}] a* b{1,6} c{2,99} # d{1,99}\n'
+    )
+
+
 def test_gbnf_grammar_and_mixed_batch(tf_backend: Any) -> None:
     grammar = 'root ::= ("yes" | "no") " because " [a-z]{1,6} "."'
     requests = [
