@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from stepgraph.executors.base import StepInput, StepOutput
+from stepgraph.executors.calculating import complete_calculating
 from stepgraph.models.base import BackendBase, Message, Request
 
 ANSWER_SYSTEM = (
@@ -57,10 +58,18 @@ class LlmExecutor:
         "answers, explains, compares or writes text; use for knowledge, reasoning and writing."
     )
 
-    def __init__(self, model: BackendBase, *, max_tokens: int = 384, adapter: str | None = None):
+    def __init__(
+        self,
+        model: BackendBase,
+        *,
+        max_tokens: int = 384,
+        adapter: str | None = None,
+        calculate: bool = True,
+    ):
         self.model = model
         self.max_tokens = max_tokens
         self.adapter = adapter
+        self.calculate = calculate  # the calculator writes the results of its arithmetic
 
     async def run(self, step: StepInput) -> StepOutput:
         messages = [
@@ -68,13 +77,16 @@ class LlmExecutor:
             *_conversation(step),
             Message(role="user", content=context_block(step)),
         ]
-        done = await self.model.acomplete(
-            Request(messages=messages, max_tokens=self.max_tokens, adapter=self.adapter)
-        )
+        request = Request(messages=messages, max_tokens=self.max_tokens, adapter=self.adapter)
+        if self.calculate:
+            done, values = await complete_calculating(self.model, request)
+        else:
+            done, values = await self.model.acomplete(request), 0
         text = done.text.strip()
         return StepOutput(
             output=text,
             error=None if text else "the model returned nothing",
+            data={"calculated": values} if values else None,
             prompt_tokens=done.prompt_tokens,
             completion_tokens=done.completion_tokens,
             model=done.model,

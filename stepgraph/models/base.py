@@ -25,7 +25,11 @@ class Message(BaseModel):
 
 
 class Request(BaseModel):
-    """What to generate. `json_schema` constrains decoding; `grammar` (GBNF) overrides it."""
+    """What to generate. `json_schema` constrains decoding; `grammar` (GBNF) overrides it.
+
+    When the last message is the assistant's, the model continues that reply rather than
+    starting a new one (where the backend `continues_replies`): a caller can put words in
+    the model's mouth, such as a value the calculator computed, and let it go on."""
 
     messages: list[Message]
     max_tokens: int = Field(default=512, ge=1)
@@ -44,6 +48,13 @@ class Request(BaseModel):
         return cls(messages=messages, **options)
 
 
+def split_reply(messages: list[Message]) -> tuple[list[Message], str | None]:
+    """The chat before a reply the caller began, and that beginning (None: no reply yet)."""
+    if messages and messages[-1].role == "assistant":
+        return messages[:-1], messages[-1].content
+    return messages, None
+
+
 class Completion(BaseModel):
     """What came back, with the counts the store and the benchmarks need."""
 
@@ -53,6 +64,7 @@ class Completion(BaseModel):
     seconds: float = 0.0
     first_token_seconds: float | None = None
     finish_reason: Literal["stop", "length", "error"] = "stop"
+    stopped_by: str | None = None  # the stop string that ended the text (never in it)
     model: str = ""
 
 
@@ -109,6 +121,7 @@ class BackendBase:
     """Shared behaviour: async twins that do not block the event loop, a default stream."""
 
     name: str = "backend"
+    continues_replies: bool = True  # a request ending in an assistant message continues it
 
     def generate(self, requests: list[Request]) -> list[Completion]:  # pragma: no cover
         raise NotImplementedError

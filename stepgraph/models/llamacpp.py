@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stepgraph.errors import GrammarError, ModelError
-from stepgraph.models.base import BackendBase, Completion, Request
+from stepgraph.models.base import BackendBase, Completion, Request, split_reply
 
 _BACKEND_READY = False
 
@@ -95,6 +95,7 @@ class _Slot:
     started: float = 0.0
     first_token: float | None = None
     pending: int | None = None  # sampled token not yet fed back
+    stopped_by: str | None = None
 
 
 class LlamaCppBackend(BackendBase):
@@ -247,8 +248,10 @@ class LlamaCppBackend(BackendBase):
             return self._model.tokenize(text.encode(), add_bos=False, special=special)
 
     def prompt_tokens(self, request: Request) -> list[int]:
-        messages = [m.model_dump() for m in request.messages]
-        prompt = self._template(messages=messages).prompt
+        chat, begun = split_reply(request.messages)
+        prompt = self._template(messages=[m.model_dump() for m in chat]).prompt
+        if begun is not None:  # the template ends with the assistant's header: go on from it
+            return self._tokenize(prompt, special=True) + self._tokenize(begun, special=False)
         return self._tokenize(prompt, special=True)
 
     def _submit(self, request: Request, *, pieces: queue.Queue | None = None) -> Future:
@@ -373,6 +376,7 @@ class LlamaCppBackend(BackendBase):
         slot.out = bytearray()
         slot.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         slot.text = ""
+        slot.stopped_by = None
         slot.generated = 0
         slot.prompt_tokens = len(job.tokens)
         slot.started = time.perf_counter()
@@ -448,8 +452,9 @@ class LlamaCppBackend(BackendBase):
         delta = slot.decoder.decode(piece)
         slot.text += delta
         if request.stop:
-            cut = min((i for s in request.stop if (i := slot.text.find(s)) >= 0), default=-1)
-            if cut >= 0:
+            found = [(i, s) for s in request.stop if (i := slot.text.find(s)) >= 0]
+            if found:
+                cut, slot.stopped_by = min(found)
                 delta = delta[: max(0, len(delta) - (len(slot.text) - cut))]
                 slot.text = slot.text[:cut]
                 if delta and slot.job.pieces is not None:
@@ -485,6 +490,7 @@ class LlamaCppBackend(BackendBase):
                 seconds=time.perf_counter() - job.submitted,
                 first_token_seconds=slot.first_token,
                 finish_reason=reason,  # type: ignore[arg-type]
+                stopped_by=slot.stopped_by,
                 model=self.name,
             )
         )

@@ -68,7 +68,12 @@ class OpenAIBackend(BackendBase):
     Thread-safe: one pooled httpx client and one bounded worker pool are shared by all
     callers, so `max_concurrency` bounds the load this process puts on the server no matter
     how many threads (or event-loop workers) call `generate` at once.
+
+    It does not continue a reply the caller began (`continues_replies` is False): the chat
+    API has no common way to ask for that, so such a request is refused, not misread.
     """
+
+    continues_replies = False
 
     def __init__(
         self,
@@ -181,6 +186,11 @@ class OpenAIBackend(BackendBase):
             raise ModelError(f"{self.name} was closed; create a new backend")
 
     def _body(self, request: Request) -> dict[str, Any]:
+        if request.messages and request.messages[-1].role == "assistant":
+            raise ModelError(
+                "an OpenAI-compatible server cannot continue an assistant reply; end the "
+                "request with a user message (check `backend.continues_replies` first)"
+            )
         body: dict[str, Any] = {
             "model": self.model,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
@@ -230,6 +240,8 @@ class OpenAIBackend(BackendBase):
             completion_tokens=int(completion_tokens),
             seconds=time.perf_counter() - start,
             finish_reason=_FINISH_REASONS.get(choice.get("finish_reason") or "stop", "stop"),
+            # vLLM names the stop string that ended the text; other servers say nothing
+            stopped_by=stop if isinstance(stop := choice.get("stop_reason"), str) else None,
             model=str(data.get("model") or self.model),
         )
 

@@ -52,12 +52,16 @@ class ScriptedBackend(BackendBase):
         out = []
         for request in requests:
             text = self._reply(request)
+            found = [(i, s) for s in request.stop if s and (i := text.find(s)) >= 0]
+            stop = min(found)[1] if found else None
+            text = text[: text.find(stop)] if stop else text  # as an engine cuts at a stop
             prompt = sum(len(m.content) for m in request.messages) // 4
             out.append(
                 Completion(
                     text=text,
                     prompt_tokens=prompt,
                     completion_tokens=max(1, len(text) // 4),
+                    stopped_by=stop,
                     model="scripted",
                 )
             )

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from stepgraph.errors import ConfigError, GrammarError, ModelError
-from stepgraph.models.base import BackendBase, Completion, Message, Request
+from stepgraph.models.base import BackendBase, Completion, Message, Request, split_reply
 
 if TYPE_CHECKING:
     import xgrammar as xgr
@@ -332,9 +332,13 @@ class _RowStops:
         return done
 
 
-def _cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
-    cut = min((i for s in stops if s and (i := text.find(s)) >= 0), default=-1)
-    return (text, False) if cut < 0 else (text[:cut], True)
+def _cut_at_stop(text: str, stops: list[str]) -> tuple[str, str | None]:
+    """The text before the first stop string, and that stop string (None: no stop)."""
+    found = [(i, s) for s in stops if s and (i := text.find(s)) >= 0]
+    if not found:
+        return text, None
+    cut, stop = min(found)
+    return text[:cut], stop
 
 
 class _FirstTokenClock:
@@ -655,12 +659,15 @@ class TransformersBackend(BackendBase):
             )
 
     def _prompt(self, messages: list[Message]) -> str:
+        messages, begun = split_reply(messages)
         chat = [{"role": m.role, "content": m.content} for m in messages]
         if getattr(self._tokenizer, "chat_template", None):
-            return self._tokenizer.apply_chat_template(
+            prompt = self._tokenizer.apply_chat_template(
                 chat, add_generation_prompt=True, tokenize=False
             )
-        return "".join(f"{m.role}: {m.content}\n" for m in messages) + "assistant:"
+        else:
+            prompt = "".join(f"{m.role}: {m.content}\n" for m in messages) + "assistant:"
+        return prompt + (begun or "")
 
     def _compiled_grammar(self, request: Request) -> xgr.CompiledGrammar | None:
         """Compile (once per distinct schema or grammar) the constraint of `request`."""
@@ -778,7 +785,7 @@ class TransformersBackend(BackendBase):
             tokens = tokens[: request.max_tokens]
             text = self._tokenizer.decode(tokens, skip_special_tokens=True)
             text, stopped = _cut_at_stop(text, request.stop)
-            finished = stopped or (ended is not None and ended < request.max_tokens)
+            finished = stopped is not None or (ended is not None and ended < request.max_tokens)
             completions.append(
                 Completion(
                     text=text,
@@ -787,6 +794,7 @@ class TransformersBackend(BackendBase):
                     seconds=seconds,
                     first_token_seconds=clock.first,
                     finish_reason="stop" if finished else "length",
+                    stopped_by=stopped,
                     model=self.name,
                 )
             )

@@ -73,6 +73,8 @@ class Runtime:
     LoRA from `stepgraph train planner`: it is switched on for planning only, so planner and
     executors share one base model in memory. The default, "auto", uses the adapter that
     ships for the model when there is one; None or "none" plans with the bare model.
+    `calculate` lets the calculator write the result of every sum the model writes out in
+    llm steps and the final answer (on backends that continue a reply).
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class Runtime:
         constrained: bool = True,
         max_replans: int = 1,
         max_revisions: int = 2,
+        calculate: bool = True,
     ):
         from stepgraph.models.spec import load_model
 
@@ -110,7 +113,7 @@ class Runtime:
         self.model = model
         self._owns_store = not isinstance(store, Store)  # close only a store we opened
         self.store = store if isinstance(store, Store) else Store(store)
-        self.executors = _executor_map(executors, model, docs=docs, sql=sql)
+        self.executors = _executor_map(executors, model, docs=docs, sql=sql, calculate=calculate)
         descriptions = {n: PLANNER_HINTS.get(n, e.description) for n, e in self.executors.items()}
         adapter = (
             _load_planner_adapter(model, planner_adapter)
@@ -126,7 +129,9 @@ class Runtime:
         )
         self.planner.executors = descriptions
         self.verifier = verifier or Verifier()
-        self.composer = Composer(model, self.verifier, max_revisions=max_revisions)
+        self.composer = Composer(
+            model, self.verifier, max_revisions=max_revisions, calculate=calculate
+        )
         self.max_seconds = max_seconds
         self.max_tokens = max_tokens
         self.step_timeout = step_timeout
@@ -749,12 +754,15 @@ class _EventLog:
         self.last = time.perf_counter()
 
 
-def _executor_map(executors, model: BackendBase, *, docs=None, sql=None) -> dict[str, Executor]:
+def _executor_map(
+    executors, model: BackendBase, *, docs=None, sql=None, calculate: bool = True
+) -> dict[str, Executor]:
     if executors is None:
         from stepgraph.executors import default_registry
         from stepgraph.executors.llm import LlmExecutor
 
-        registry = default_registry(docs_dir=docs, sql_db=sql, llm=LlmExecutor(model))
+        llm = LlmExecutor(model, calculate=calculate)
+        registry = default_registry(docs_dir=docs, sql_db=sql, llm=llm)
         executors = {name: registry.get(name) for name in registry.names()}
     if isinstance(executors, list):
         executors = {e.name: e for e in executors}

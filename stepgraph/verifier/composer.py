@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
+from stepgraph.executors.calculating import complete_calculating
 from stepgraph.models.base import BackendBase, Message, Request
 from stepgraph.verifier.constraints import extract_constraints
 from stepgraph.verifier.verdict import Verdict, failures, feedback
@@ -44,10 +45,18 @@ class Composer:
     """Writes, checks and revises the final answer. `max_revisions` model rewrites at most,
     and none once `can_spend(tokens the composer has generated)` says the budget is gone."""
 
-    def __init__(self, model: BackendBase, verifier: Verifier, *, max_revisions: int = 2):
+    def __init__(
+        self,
+        model: BackendBase,
+        verifier: Verifier,
+        *,
+        max_revisions: int = 2,
+        calculate: bool = True,
+    ):
         self.model = model
         self.verifier = verifier
         self.max_revisions = max_revisions
+        self.calculate = calculate  # the calculator writes the results of its arithmetic
 
     async def compose(
         self,
@@ -111,7 +120,10 @@ class Composer:
         self, messages: list[Message], tokens: list[int], temperature: float = 0.0
     ) -> str:
         request = Request(messages=messages, max_tokens=768, temperature=temperature, seed=0)
-        done = await self.model.acomplete(request)
+        if self.calculate:
+            done, _ = await complete_calculating(self.model, request)
+        else:
+            done = await self.model.acomplete(request)
         tokens[0] += done.prompt_tokens
         tokens[1] += done.completion_tokens
         return done.text.strip()

@@ -24,6 +24,11 @@ _OPERAND = rf"\(*\s*-?{_NUM}\s*\)*"
 _EQUATION = re.compile(
     rf"(?<![\w.$])(?P<expr>{_OPERAND}(?:{_OP}{_OPERAND})+)\s*=\s*(?P<value>-?{_NUM})(?![\w.]\d)"
 )
+# An expression that ends a text (the model stopped at its `=`), for the calculator to finish.
+_TRAILING = re.compile(rf"(?<![\w.$])(?P<expr>{_OPERAND}(?:{_OP}{_OPERAND})+)\s*$")
+_TRAILING_PERCENT_OF = re.compile(
+    rf"(?<![\w.])(?P<pct>\d+(?:\.\d+)?)\s*%\s*of\s*(?P<base>{_NUM})\s*$", re.IGNORECASE
+)
 _PERCENT_OF = re.compile(
     rf"(?<![\w.])(?P<pct>\d+(?:\.\d+)?)\s*%\s*of\s*(?P<base>{_NUM})\s*"
     rf"(?:=|is|equals|gives)\s*(?P<value>-?{_NUM})",
@@ -97,6 +102,22 @@ def equations(text: str) -> list[tuple[str, str, float]]:
             continue
         found.append((match.group(0).strip(), match.group("value"), true))
     return found
+
+
+def trailing_value(text: str) -> str | None:
+    """The calculator's value of the arithmetic expression that `text` ends with, as it
+    should be written; None when it ends with none the calculator can evaluate."""
+    tail = plain_math(text[-300:])
+    if match := _TRAILING.search(tail):
+        expr = _clean(match.group("expr"))
+    elif match := _TRAILING_PERCENT_OF.search(tail):
+        expr = f"{match.group('pct')} / 100 * {_clean(match.group('base'))}"
+    else:
+        return None
+    try:
+        return format_number(evaluate(expr))
+    except CalculatorError:
+        return None
 
 
 def check_arithmetic(text: str) -> Verdict | None:

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from stepgraph.errors import ConfigError, GrammarError, ModelError
-from stepgraph.models.base import Request
+from stepgraph.models.base import Message, Request
 from stepgraph.models.spec import load_model
 
 pytestmark = pytest.mark.model
@@ -81,6 +81,16 @@ def test_stop_strings_and_max_tokens(real_model):
     assert "5" not in out.text and "4" in out.text
     short = real_model.complete(Request.chat("Write a long story.", max_tokens=5))
     assert short.completion_tokens == 5 and short.finish_reason == "length"
+
+
+def test_a_stop_string_is_named_and_a_begun_reply_is_continued(real_model):
+    ask = [Message(role="user", content="Count from 1 to 10, separated by commas.")]
+    cut = real_model.complete(Request(messages=ask, max_tokens=40, stop=["4"]))
+    assert cut.stopped_by == "4" and "4" not in cut.text and "3" in cut.text
+    begun = Message(role="assistant", content=cut.text + "4,")
+    rest = real_model.complete(Request(messages=[*ask, begun], max_tokens=12))
+    assert rest.text.lstrip().startswith("5")  # it went on from "4,", not from the start
+    assert real_model.complete(Request(messages=ask, max_tokens=40)).stopped_by is None
 
 
 def test_stream_yields_the_same_text_as_generate(real_model):

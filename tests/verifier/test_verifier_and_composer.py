@@ -115,7 +115,8 @@ def test_the_answer_must_state_what_the_last_computations_gave():
 
 def compose(replies, task, results, can_spend=lambda spent: True, max_revisions=2):
     model = ScriptedBackend(replies)
-    composer = Composer(model, Verifier(), max_revisions=max_revisions)
+    # the calculator off: these replies carry the arithmetic errors that revision must fix
+    composer = Composer(model, Verifier(), max_revisions=max_revisions, calculate=False)
     out = asyncio.run(composer.compose(task, results, final_id="s2", can_spend=can_spend))
     return out, model
 
@@ -186,3 +187,10 @@ def test_an_llm_step_must_state_the_numbers_its_dependencies_computed():
     prose = StepInput(step_id="s2", instruction="x", dependencies={"s1": "a long text"})
     checked = asyncio.run(Verifier().check_step(step, prose, StepOutput(output="ok")))
     assert "dependency_results_stated" not in by_name(checked)
+
+
+def test_the_composer_has_the_calculator_write_its_arithmetic():
+    model = ScriptedBackend(["4 boxes of 12 is 12 * 4 = 46 eggs.", "eggs."])
+    composer = Composer(model, Verifier())
+    out = asyncio.run(composer.compose("eggs?", TWO_STEPS, final_id="s2"))
+    assert out.answer == "4 boxes of 12 is 12 * 4 = 48 eggs." and out.revisions == 0
