@@ -9,7 +9,10 @@ composition. Problems are the first N of ../shared/data/gsm8k_dev.jsonl in file 
 Each problem writes one JSON line to benchmarks/results/gsm8k_<mode>.jsonl as it finishes,
 so a stopped benchmark continues where it stopped; `--summary` writes gsm8k.md.
 
-Run: .venv/bin/python benchmarks/gsm8k.py --mode direct|run [--limit 50]
+`run-no-calc` is `run` with `Runtime(calculate=False)`: the calculator does not write the
+results of the arithmetic the model writes out, so the two rows show what that adds.
+
+Run: .venv/bin/python benchmarks/gsm8k.py --mode direct|run|run-no-calc [--limit 50]
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ DIRECT_SYSTEM = (
     "Solve the math word problem. Think step by step, then write the final answer on the "
     "last line as 'Answer: <number>'."
 )
+MODES = ("direct", "run", "run-no-calc")
 RUN_SECONDS = 120.0  # a run budget per problem, so one bad plan cannot take the hour
 NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
 
@@ -96,17 +100,18 @@ def run(mode: str, limit: int) -> None:
     from stepgraph.models import embedded
     from stepgraph.models.llamacpp import LlamaCppBackend
 
-    out = RESULTS / f"gsm8k_{mode}.jsonl"
+    out = RESULTS / f"gsm8k_{mode.replace('-', '_')}.jsonl"
     todo = [p for p in problems(limit) if p["idx"] not in _done(out)]
     if not todo:
         return
     backend = LlamaCppBackend(embedded.model_path(), name=embedded.DEFAULT_MODEL, n_ctx=16384)
     runtime = None
-    if mode == "run":
+    if mode.startswith("run"):
         from stepgraph import Runtime
 
         store = Path(tempfile.mkdtemp()) / "gsm8k.db"
-        runtime = Runtime(backend, store=store, max_seconds=RUN_SECONDS)
+        calculate = mode != "run-no-calc"
+        runtime = Runtime(backend, store=store, max_seconds=RUN_SECONDS, calculate=calculate)
     with out.open("a") as f:
         for item in todo:
             start = time.perf_counter()
@@ -133,24 +138,25 @@ def run(mode: str, limit: int) -> None:
 def summarize(limit: int) -> None:
     m = machine()
     ids = {p["idx"] for p in problems(limit)}
-    for mode in ("direct", "run"):  # compare on the problems both modes have answered
-        path = RESULTS / f"gsm8k_{mode}.jsonl"
+    for mode in MODES:  # compare on the problems every mode has answered
+        path = RESULTS / f"gsm8k_{mode.replace('-', '_')}.jsonl"
         if path.exists():
             ids &= {json.loads(line)["idx"] for line in path.read_text().splitlines()}
     lines = [
         f"# GSM8K: full run against direct answering ({m['date']})",
         "",
         f"Machine: {m['cpus']} cores, {m['cpu']}, no GPU. Model: qwen2.5-coder-0.5b (embedded, "
-        f"llama.cpp, greedy) in both modes. Problems: the first {len(ids)} of "
-        "shared/data/gsm8k_dev.jsonl that both modes have answered. `run` is the default Runtime (verifier on, no judge, "
-        f"2 revisions, 1 replan) with a {RUN_SECONDS:g} s budget per problem.",
+        f"llama.cpp, greedy) in every mode. Problems: the first {len(ids)} of "
+        "shared/data/gsm8k_dev.jsonl that every mode has answered. `run` is the default Runtime (verifier on, no judge, "
+        f"2 revisions, 1 replan) with a {RUN_SECONDS:g} s budget per problem; `run-no-calc` is the same with "
+        "`calculate=False`.",
         "",
         "| mode | problems | correct | rate | tokens/problem (mean) | s/problem (median, mean) |",
         "|---|---|---|---|---|---|",
     ]
     rates = {}
-    for mode in ("direct", "run"):
-        path = RESULTS / f"gsm8k_{mode}.jsonl"
+    for mode in MODES:
+        path = RESULTS / f"gsm8k_{mode.replace('-', '_')}.jsonl"
         if not path.exists():
             continue
         rows = [r for r in map(json.loads, path.read_text().splitlines()) if r["idx"] in ids]
@@ -164,15 +170,15 @@ def summarize(limit: int) -> None:
             f"| {mode} | {len(rows)} | {correct} | {rates[mode]:.1f} % | {tokens:.0f} | "
             f"{statistics.median(seconds):.1f}, {statistics.mean(seconds):.1f} |"
         )
-    if len(rates) == 2:
-        lines += ["", f"Difference: {rates['run'] - rates['direct']:+.1f} points."]
+    if "run" in rates and "direct" in rates:
+        lines += ["", f"Difference, run - direct: {rates['run'] - rates['direct']:+.1f} points."]
     (RESULTS / "gsm8k.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=["direct", "run"])
+    parser.add_argument("--mode", choices=MODES)
     parser.add_argument("--limit", type=int, default=50)
     args = parser.parse_args()
     if args.mode:

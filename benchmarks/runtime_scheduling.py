@@ -1,6 +1,6 @@
 """How close does the stepgraph Runtime come to the critical path, and what does a step cost?
 
-Executors sleep for seeded random durations (uniform 10-100 ms) on seeded random DAGs
+Executors sleep for seeded random durations (uniform 10-100 ms, or `--sleep-ms LO,HI`) on seeded random DAGs
 (each step depends on 0-3 random earlier steps; every sink other than the last step gets
 an edge to the last step, as the plan validator requires). For each size, in one process:
 
@@ -592,6 +592,7 @@ class Results:
         self.data["code"] = git_state()
         self.data["date"] = datetime.now(UTC).isoformat(timespec="seconds")
         self.data["goals"] = {"ratio_to_critical_path": GOAL_RATIO, "ms_per_step": GOAL_STEP_MS}
+        self.data["sleep_ms"] = list(SLEEP_MS)
         self.out.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(self.data, indent=2) + "\n")
         (self.out / "runtime_scheduling.md").write_text(markdown(self.data))
@@ -618,7 +619,7 @@ def markdown(data: dict[str, Any]) -> str:
         f"Goal: wall time at most {GOAL_RATIO:.2f}x the critical path at every size; "
         f"per-step overhead median under {GOAL_STEP_MS:g} ms.",
         "",
-        "## Sleeping steps (uniform 10-100 ms) on random DAGs",
+        f"## Sleeping steps (uniform {_sleep_range(data)}) on random DAGs",
         "",
         "Ratios are wall time / critical path (the longest chain of sleeps). stepgraph: "
         "execution phase = first `step_started` to last `step_finished` event; whole run = "
@@ -777,7 +778,7 @@ def plot(data: dict[str, Any], path: Path) -> None:
     ax.set_xticks(sizes, [str(s) for s in sizes])
     ax.set_xlabel("steps in the random DAG")
     ax.set_ylabel("wall time / critical path")
-    ax.set_title(f"Sleeping steps (10-100 ms), {data['machine']['nproc']} cores, no GPU")
+    ax.set_title(f"Sleeping steps ({_sleep_range(data)}), {data['machine']['nproc']} cores, no GPU")
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
@@ -786,6 +787,11 @@ def plot(data: dict[str, Any], path: Path) -> None:
 
 
 # -- main ----------------------------------------------------------------------------------
+
+
+def _sleep_range(data: dict[str, Any]) -> str:
+    low, high = data.get("sleep_ms", (10, 100))
+    return f"{low:g}-{high:g} ms"
 
 
 def _ints(text: str) -> list[int]:
@@ -823,7 +829,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--force", action="store_true", help="measure again what is recorded")
+    parser.add_argument(
+        "--sleep-ms", type=_ints, default=[10, 100], help="LO,HI of the uniform step sleeps"
+    )
     args = parser.parse_args(argv)
+    global SLEEP_MS
+    SLEEP_MS = (float(args.sleep_ms[0]), float(args.sleep_ms[1]))
     results = Results(args.out, force=args.force)
 
     def say(text: str) -> None:
