@@ -32,6 +32,7 @@ async def complete_calculating(
     from stepgraph.verifier.numeric import trailing_value
 
     text, values, prompt, completion, seconds = "", 0, 0, 0, 0.0
+    first_token: float | None = None
     seen: dict[str, int] = {}  # the text before each `=`: a model that loops repeats it
     done = None
     while True:
@@ -43,6 +44,8 @@ async def complete_calculating(
         done = await model.acomplete(
             request.model_copy(update={"messages": messages, "max_tokens": budget, "stop": stop})
         )
+        if not text:
+            first_token = done.first_token_seconds  # the reply's, not the last round's
         text += done.text
         prompt += done.prompt_tokens
         completion += done.completion_tokens
@@ -66,5 +69,6 @@ async def complete_calculating(
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "seconds": seconds,
+            "first_token_seconds": first_token,
         }
     ), values
