@@ -14,16 +14,20 @@ request that carries a grammar or schema, it is one plain completion.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from stepgraph.models.base import BackendBase, Completion, Message, Request
 
 
 async def complete_calculating(
-    model: BackendBase, request: Request, *, max_values: int = 24
+    model: BackendBase, request: Request, *, enabled: bool = True, max_values: int = 24
 ) -> tuple[Completion, int]:
     """`request` completed with the calculator writing every result the model computes;
-    also how many values it wrote. Tokens of all the rounds are added up."""
+    also how many values it wrote. Tokens of all the rounds are added up. `enabled=False`
+    (a caller's switch) and backends that cannot continue a reply get one plain call."""
     if (
-        not model.continues_replies
+        not enabled
+        or not model.continues_replies
         or request.grammar is not None
         or request.json_schema is not None
     ):
@@ -33,8 +37,7 @@ async def complete_calculating(
 
     text, values, prompt, completion, seconds = "", 0, 0, 0, 0.0
     first_token: float | None = None
-    seen: dict[str, int] = {}  # the text before each `=`: a model that loops repeats it
-    done = None
+    seen: Counter[str] = Counter()  # the text before each `=`: a model that loops repeats it
     while True:
         messages = list(request.messages)
         if text:
@@ -52,7 +55,7 @@ async def complete_calculating(
         seconds += done.seconds
         if done.stopped_by != "=" or completion >= request.max_tokens:
             break
-        seen[text[-40:]] = seen.get(text[-40:], 0) + 1
+        seen[text[-40:]] += 1
         if seen[text[-40:]] >= 3:
             break  # the same line a third time: the model is looping, end the reply here
         value = trailing_value(text)
@@ -61,11 +64,11 @@ async def complete_calculating(
         else:
             text += ("= " if text.endswith(" ") else "=") + value + " "
             values += 1
-    looped = done.stopped_by == "="
+    at_equals = done.stopped_by == "="  # ended there: a loop, or the budget spent
     return done.model_copy(
         update={
-            "text": text.rstrip() if looped else text,
-            "stopped_by": None if looped else done.stopped_by,
+            "text": text.rstrip() if at_equals else text,
+            "stopped_by": None if at_equals else done.stopped_by,
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "seconds": seconds,

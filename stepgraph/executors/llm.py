@@ -78,10 +78,7 @@ class LlmExecutor:
             Message(role="user", content=context_block(step)),
         ]
         request = Request(messages=messages, max_tokens=self.max_tokens, adapter=self.adapter)
-        if self.calculate:
-            done, values = await complete_calculating(self.model, request)
-        else:
-            done, values = await self.model.acomplete(request), 0
+        done, values = await complete_calculating(self.model, request, enabled=self.calculate)
         text = done.text.strip()
         return StepOutput(
             output=text,

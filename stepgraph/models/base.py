@@ -48,6 +48,15 @@ class Request(BaseModel):
         return cls(messages=messages, **options)
 
 
+def cut_at_stop(text: str, stops: list[str]) -> tuple[str, str | None]:
+    """The text before the first stop string in it, and that stop string (None: no stop)."""
+    found = [(i, s) for s in stops if s and (i := text.find(s)) >= 0]
+    if not found:
+        return text, None
+    cut, stop = min(found)
+    return text[:cut], stop
+
+
 def split_reply(messages: list[Message]) -> tuple[list[Message], str | None]:
     """The chat before a reply the caller began, and that beginning (None: no reply yet)."""
     if messages and messages[-1].role == "assistant":

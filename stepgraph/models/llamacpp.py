@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stepgraph.errors import GrammarError, ModelError
-from stepgraph.models.base import BackendBase, Completion, Request, split_reply
+from stepgraph.models.base import BackendBase, Completion, Request, cut_at_stop, split_reply
 
 _BACKEND_READY = False
 
@@ -452,11 +452,10 @@ class LlamaCppBackend(BackendBase):
         delta = slot.decoder.decode(piece)
         slot.text += delta
         if request.stop:
-            found = [(i, s) for s in request.stop if (i := slot.text.find(s)) >= 0]
-            if found:
-                cut, slot.stopped_by = min(found)
-                delta = delta[: max(0, len(delta) - (len(slot.text) - cut))]
-                slot.text = slot.text[:cut]
+            kept, slot.stopped_by = cut_at_stop(slot.text, request.stop)
+            if slot.stopped_by is not None:
+                delta = delta[: max(0, len(delta) - (len(slot.text) - len(kept)))]
+                slot.text = kept
                 if delta and slot.job.pieces is not None:
                     slot.job.pieces.put(delta)
                 self._finish(slot, reason="stop")

@@ -27,7 +27,7 @@ from tenacity import (
 )
 
 from stepgraph.errors import ModelError
-from stepgraph.models.base import BackendBase, Completion, Request
+from stepgraph.models.base import BackendBase, Completion, Request, cut_at_stop, split_reply
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,6 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None
-
-
-def _cut_at_stop(text: str, stop: list[str]) -> str:
-    """Cut at the first stop string: most servers do this, a few echo the stop string back."""
-    cut = min((i for s in stop if s and (i := text.find(s)) >= 0), default=-1)
-    return text if cut < 0 else text[:cut]
 
 
 class OpenAIBackend(BackendBase):
@@ -186,7 +180,7 @@ class OpenAIBackend(BackendBase):
             raise ModelError(f"{self.name} was closed; create a new backend")
 
     def _body(self, request: Request) -> dict[str, Any]:
-        if request.messages and request.messages[-1].role == "assistant":
+        if split_reply(request.messages)[1] is not None:
             raise ModelError(
                 "an OpenAI-compatible server cannot continue an assistant reply; end the "
                 "request with a user message (check `backend.continues_replies` first)"
@@ -226,7 +220,8 @@ class OpenAIBackend(BackendBase):
                 f"{self._url} answered with something that is not a chat completion: "
                 f"{response.text[:300]!r}; is it an OpenAI-compatible server?"
             ) from exc
-        text = _cut_at_stop(text, request.stop)
+        # most servers cut at a stop string themselves; a few echo it back
+        text, echoed = cut_at_stop(text, request.stop)
         usage = data.get("usage") or {}
         prompt_tokens = usage.get("prompt_tokens")
         completion_tokens = usage.get("completion_tokens")
@@ -241,7 +236,7 @@ class OpenAIBackend(BackendBase):
             seconds=time.perf_counter() - start,
             finish_reason=_FINISH_REASONS.get(choice.get("finish_reason") or "stop", "stop"),
             # vLLM names the stop string that ended the text; other servers say nothing
-            stopped_by=stop if isinstance(stop := choice.get("stop_reason"), str) else None,
+            stopped_by=stop if isinstance(stop := choice.get("stop_reason"), str) else echoed,
             model=str(data.get("model") or self.model),
         )
 

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from stepgraph.models.base import BackendBase, Completion, Request
+from stepgraph.models.base import BackendBase, Completion, Request, cut_at_stop
 
 Reply = str | Callable[[Request], str]
 
@@ -52,9 +52,7 @@ class ScriptedBackend(BackendBase):
         out = []
         for request in requests:
             text = self._reply(request)
-            found = [(i, s) for s in request.stop if s and (i := text.find(s)) >= 0]
-            stop = min(found)[1] if found else None
-            text = text[: text.find(stop)] if stop else text  # as an engine cuts at a stop
+            text, stop = cut_at_stop(text, request.stop)  # as an engine cuts at a stop
             prompt = sum(len(m.content) for m in request.messages) // 4
             out.append(
                 Completion(

@@ -28,7 +28,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from stepgraph.errors import ConfigError, GrammarError, ModelError
-from stepgraph.models.base import BackendBase, Completion, Message, Request, split_reply
+from stepgraph.models.base import (
+    BackendBase,
+    Completion,
+    Message,
+    Request,
+    cut_at_stop,
+    split_reply,
+)
 
 if TYPE_CHECKING:
     import xgrammar as xgr
@@ -332,15 +339,6 @@ class _RowStops:
         return done
 
 
-def _cut_at_stop(text: str, stops: list[str]) -> tuple[str, str | None]:
-    """The text before the first stop string, and that stop string (None: no stop)."""
-    found = [(i, s) for s in stops if s and (i := text.find(s)) >= 0]
-    if not found:
-        return text, None
-    cut, stop = min(found)
-    return text[:cut], stop
-
-
 class _FirstTokenClock:
     """A streamer that only notes when the first generated token arrived (batch-safe)."""
 
@@ -597,7 +595,7 @@ class TransformersBackend(BackendBase):
         try:
             for piece in streamer:
                 held += piece
-                text, stopped = _cut_at_stop(held, request.stop)
+                text, stopped = cut_at_stop(held, request.stop)
                 if stopped:
                     if text:
                         yield text
@@ -784,7 +782,7 @@ class TransformersBackend(BackendBase):
                 tokens = tokens[:ended]
             tokens = tokens[: request.max_tokens]
             text = self._tokenizer.decode(tokens, skip_special_tokens=True)
-            text, stopped = _cut_at_stop(text, request.stop)
+            text, stopped = cut_at_stop(text, request.stop)
             finished = stopped is not None or (ended is not None and ended < request.max_tokens)
             completions.append(
                 Completion(

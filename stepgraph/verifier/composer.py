@@ -120,10 +120,7 @@ class Composer:
         self, messages: list[Message], tokens: list[int], temperature: float = 0.0
     ) -> str:
         request = Request(messages=messages, max_tokens=768, temperature=temperature, seed=0)
-        if self.calculate:
-            done, _ = await complete_calculating(self.model, request)
-        else:
-            done = await self.model.acomplete(request)
+        done, _ = await complete_calculating(self.model, request, enabled=self.calculate)
         tokens[0] += done.prompt_tokens
         tokens[1] += done.completion_tokens
         return done.text.strip()

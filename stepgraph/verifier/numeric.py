@@ -21,19 +21,13 @@ _NUM = r"\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?"
 _OP = r"\s*(?:[-+*/×÷^−·]|\*\*|\s[xX]\s)\s*"
 _OPERAND = rf"\(*\s*-?{_NUM}\s*\)*"
 # An equation: operands joined by at least one operator, then `=` and a number.
-_EQUATION = re.compile(
-    rf"(?<![\w.$])(?P<expr>{_OPERAND}(?:{_OP}{_OPERAND})+)\s*=\s*(?P<value>-?{_NUM})(?![\w.]\d)"
-)
-# An expression that ends a text (the model stopped at its `=`), for the calculator to finish.
-_TRAILING = re.compile(rf"(?<![\w.$])(?P<expr>{_OPERAND}(?:{_OP}{_OPERAND})+)\s*$")
-_TRAILING_PERCENT_OF = re.compile(
-    rf"(?<![\w.])(?P<pct>\d+(?:\.\d+)?)\s*%\s*of\s*(?P<base>{_NUM})\s*$", re.IGNORECASE
-)
-_PERCENT_OF = re.compile(
-    rf"(?<![\w.])(?P<pct>\d+(?:\.\d+)?)\s*%\s*of\s*(?P<base>{_NUM})\s*"
-    rf"(?:=|is|equals|gives)\s*(?P<value>-?{_NUM})",
-    re.IGNORECASE,
-)
+_EXPR = rf"(?<![\w.$])(?P<expr>{_OPERAND}(?:{_OP}{_OPERAND})+)"
+_PCT_OF = rf"(?<![\w.])(?P<pct>\d+(?:\.\d+)?)\s*%\s*of\s*(?P<base>{_NUM})\s*"
+_EQUATION = re.compile(rf"{_EXPR}\s*=\s*(?P<value>-?{_NUM})(?![\w.]\d)")
+_PERCENT_OF = re.compile(rf"{_PCT_OF}(?:=|is|equals|gives)\s*(?P<value>-?{_NUM})", re.IGNORECASE)
+# What ends a text that stopped at its `=`, for the calculator to finish.
+_TRAILING = re.compile(rf"{_EXPR}\s*$")
+_TRAILING_PERCENT_OF = re.compile(rf"{_PCT_OF}$", re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![\w.])-?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w])")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 
@@ -97,11 +91,16 @@ def equations(text: str) -> list[tuple[str, str, float]]:
         found.append((match.group(0).strip(), match.group("value"), true))
     for match in _PERCENT_OF.finditer(text):
         try:
-            true = float(evaluate(f"{match.group('pct')} / 100 * {_clean(match.group('base'))}"))
+            true = float(evaluate(_percent_of(match)))
         except CalculatorError:
             continue
         found.append((match.group(0).strip(), match.group("value"), true))
     return found
+
+
+def _percent_of(match: re.Match) -> str:
+    """`P% of X` as an expression the calculator evaluates."""
+    return f"{match.group('pct')} / 100 * {_clean(match.group('base'))}"
 
 
 def trailing_value(text: str) -> str | None:
@@ -111,7 +110,7 @@ def trailing_value(text: str) -> str | None:
     if match := _TRAILING.search(tail):
         expr = _clean(match.group("expr"))
     elif match := _TRAILING_PERCENT_OF.search(tail):
-        expr = f"{match.group('pct')} / 100 * {_clean(match.group('base'))}"
+        expr = _percent_of(match)
     else:
         return None
     try:

@@ -92,3 +92,15 @@ def test_scripted_replies_stop_at_a_stop_string_and_say_which():
     model = ScriptedBackend(["one two three"])
     done = model.complete(Request.chat("x", stop=["three", "two"]))
     assert done.text == "one " and done.stopped_by == "two"
+
+
+@pytest.mark.model
+def test_the_real_model_goes_on_from_the_calculators_value(real_model):
+    request = Request.chat(
+        "A box holds 37 rows of 43 eggs. Write the multiplication as an equation, then say "
+        "how many eggs there are.",
+        max_tokens=120,
+    )
+    done, values = asyncio.run(complete_calculating(real_model, request))
+    assert values >= 1 and "1591" in done.text  # 37 * 43, written by the calculator
+    assert done.completion_tokens <= 120  # one token budget for all the rounds
