@@ -97,6 +97,8 @@ def _run(runtime, question: str) -> dict:
         "run_id": result.run_id,
         "steps": [f"{s.executor}:{s.status}" for s in result.steps],
         "failed_checks": len(verdicts),
+        # what the calculator and python steps computed: was the right value ever there?
+        "computed": [s.output.strip()[:80] for s in result.steps if s.executor != "llm"],
     }
 
 
@@ -193,7 +195,25 @@ def _table(model: str, limit: int, m: dict) -> list[str]:
         )
     if "run" in rates and "direct" in rates:
         lines += ["", f"Difference, run - direct: {rates['run'] - rates['direct']:+.1f} points."]
+    for mode, path in paths.items():
+        rows = [r for r in map(json.loads, path.read_text().splitlines()) if r["idx"] in ids]
+        wrong = [r for r in rows if "computed" in r and not r["correct"]]
+        if wrong:
+            lost = sum(_computes(r["computed"], float(r["gold"])) for r in wrong)
+            lines.append(
+                f"`{mode}`: of {len(wrong)} wrong answers, {lost} had the right value in a "
+                "calculator or python step's output (lost in the last steps), "
+                f"{len(wrong) - lost} never computed it (the plan's calculations were wrong or failed)."
+            )
     return [*lines, ""]
+
+
+def _computes(outputs: list[str], gold: float) -> bool:
+    return any(
+        abs(float(n.replace(",", "").replace("$", "")) - gold) < 1e-6
+        for text in outputs
+        for n in NUMBER.findall(text)
+    )
 
 
 if __name__ == "__main__":
