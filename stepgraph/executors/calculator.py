@@ -277,6 +277,16 @@ def extract_expression(text: str) -> str | None:
     return best
 
 
+def _lone_number(text: str) -> str | None:
+    """A step that is one number ("80": a plan carrying a value forward) computes to it; a
+    writer model asked for its expression invents one (seen: "80" became 46.67)."""
+    try:
+        tree = parse(text)
+    except CalculatorError:
+        return None
+    return text if isinstance(tree.body, ast.Constant) else None
+
+
 class CalculatorExecutor:
     """Exact arithmetic on one expression; never raises for a bad expression."""
 
@@ -291,7 +301,7 @@ class CalculatorExecutor:
         if expr is not None and not isinstance(expr, str):
             expr = str(expr)
         if not expr:
-            expr = extract_expression(step.instruction)
+            expr = extract_expression(step.instruction) or _lone_number(step.instruction)
         if not expr:
             return StepOutput(
                 error='no arithmetic expression found; pass args {"expression": "..."}'

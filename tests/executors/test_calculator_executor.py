@@ -157,6 +157,16 @@ def test_executor_falls_back_to_the_instruction() -> None:
     assert (out.output, out.data, out.error) == ("27", 27, None)
 
 
+@pytest.mark.parametrize(("instruction", "output"), [("80", "80"), (" 2.50 ", "2.5")])
+def test_a_step_that_is_one_number_computes_to_it(instruction: str, output: str) -> None:
+    # a plan carrying a value forward; before, the model was asked to invent an expression
+    assert run(instruction).output == output
+
+
+def test_a_number_inside_prose_is_not_an_expression() -> None:
+    assert "no arithmetic expression" in (run("Count the 80 jelly beans").error or "")
+
+
 def test_executor_reports_float_results_rounded() -> None:
     out = run(expression="10/3")
     assert out.output == "3.333333333"
