@@ -7,7 +7,8 @@ tokens). `run` is a whole Runtime run: plan, python and calculator steps, verifi
 composition. Problems are the first N of ../shared/data/gsm8k_dev.jsonl in file order.
 
 Each problem writes one JSON line to benchmarks/results/gsm8k_<mode>.jsonl as it finishes,
-so a stopped benchmark continues where it stopped; `--summary` writes gsm8k.md.
+so a stopped benchmark continues where it stopped; every call (and one without `--mode`)
+writes the summary, gsm8k.md.
 
 `run-no-calc` is `run` with `Runtime(calculate=False)`: the calculator does not write the
 results of the arithmetic the model writes out, so the two rows show what that adds.
@@ -181,8 +182,11 @@ def _table(model: str, limit: int, m: dict) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     rates = {}
-    for mode, path in paths.items():
-        rows = [r for r in map(json.loads, path.read_text().splitlines()) if r["idx"] in ids]
+    answered = {
+        mode: [r for r in map(json.loads, path.read_text().splitlines()) if r["idx"] in ids]
+        for mode, path in paths.items()
+    }
+    for mode, rows in answered.items():
         if not rows:
             continue
         correct = sum(r["correct"] for r in rows)
@@ -195,8 +199,7 @@ def _table(model: str, limit: int, m: dict) -> list[str]:
         )
     if "run" in rates and "direct" in rates:
         lines += ["", f"Difference, run - direct: {rates['run'] - rates['direct']:+.1f} points."]
-    for mode, path in paths.items():
-        rows = [r for r in map(json.loads, path.read_text().splitlines()) if r["idx"] in ids]
+    for mode, rows in answered.items():
         wrong = [r for r in rows if "computed" in r and not r["correct"]]
         if wrong:
             lost = sum(_computes(r["computed"], float(r["gold"])) for r in wrong)
