@@ -51,7 +51,11 @@ def final_number(text: str) -> float | None:
     found = NUMBER.findall(tail) or NUMBER.findall(text)
     if not found:
         return None
-    token = found[-1] if tail is text else found[0]
+    return _value(found[-1] if tail is text else found[0])
+
+
+def _value(token: str) -> float | None:
+    """A NUMBER match as a float ("$1,020.50" -> 1020.5)."""
     try:
         return float(token.replace("$", "").replace(",", ""))
     except ValueError:
@@ -155,7 +159,7 @@ def summarize(limit: int) -> None:
 
     m = machine()
     lines = [f"# GSM8K: full run against direct answering ({m['date']})", ""]
-    for model in (embedded.DEFAULT_MODEL, "qwen2.5-coder-1.5b"):
+    for model in embedded.EMBEDDED:
         lines += _table(model, limit, m)
     (RESULTS / "gsm8k.md").write_text("\n".join(lines))
     print("\n".join(lines))
@@ -212,11 +216,8 @@ def _table(model: str, limit: int, m: dict) -> list[str]:
 
 
 def _computes(outputs: list[str], gold: float) -> bool:
-    return any(
-        abs(float(n.replace(",", "").replace("$", "")) - gold) < 1e-6
-        for text in outputs
-        for n in NUMBER.findall(text)
-    )
+    values = (_value(n) for text in outputs for n in NUMBER.findall(text))
+    return any(v is not None and abs(v - gold) < 1e-6 for v in values)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ from stepgraph.runtime import Runtime
 RESULTS = Path(__file__).resolve().parent / "results"
 GOAL_RATIO = 1.10
 GOAL_STEP_MS = 5.0
-SLEEP_MS = (10.0, 100.0)
+SLEEP_MS = (10.0, 100.0)  # the default range of a step's sleep
 
 
 # -- workload ------------------------------------------------------------------------------
@@ -70,7 +70,7 @@ SLEEP_MS = (10.0, 100.0)
 class Dag:
     """A random plan with a seeded sleep duration (seconds) for every step."""
 
-    def __init__(self, n: int, seed: int) -> None:
+    def __init__(self, n: int, seed: int, sleep_ms: tuple[float, float] = SLEEP_MS) -> None:
         rng = random.Random(f"{seed}-{n}")
         self.ids = [f"s{i}" for i in range(n)]
         deps: list[list[int]] = []
@@ -79,7 +79,7 @@ class Dag:
         used = {d for ds in deps for d in ds}
         deps[-1] = sorted({*deps[-1], *(i for i in range(n - 1) if i not in used)})
         self.deps = {self.ids[i]: [self.ids[d] for d in ds] for i, ds in enumerate(deps)}
-        self.seconds = {s: rng.uniform(*SLEEP_MS) / 1000 for s in self.ids}
+        self.seconds = {s: rng.uniform(*sleep_ms) / 1000 for s in self.ids}
         graph = nx.DiGraph()
         graph.add_nodes_from(self.ids)
         graph.add_edges_from((d, s) for s, ds in self.deps.items() for d in ds)
@@ -565,8 +565,9 @@ def machine() -> dict[str, Any]:
 
 
 class Results:
-    def __init__(self, out: Path, *, force: bool) -> None:
+    def __init__(self, out: Path, *, force: bool, sleep_ms: tuple[float, float] = SLEEP_MS) -> None:
         self.out = out
+        self.sleep_ms = sleep_ms
         self.path = out / "runtime_scheduling.json"
         self.data: dict[str, Any] = {}
         if self.path.exists() and not force:
@@ -592,7 +593,7 @@ class Results:
         self.data["code"] = git_state()
         self.data["date"] = datetime.now(UTC).isoformat(timespec="seconds")
         self.data["goals"] = {"ratio_to_critical_path": GOAL_RATIO, "ms_per_step": GOAL_STEP_MS}
-        self.data["sleep_ms"] = list(SLEEP_MS)
+        self.data["sleep_ms"] = list(self.sleep_ms)
         self.out.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(self.data, indent=2) + "\n")
         (self.out / "runtime_scheduling.md").write_text(markdown(self.data))
@@ -790,7 +791,7 @@ def plot(data: dict[str, Any], path: Path) -> None:
 
 
 def _sleep_range(data: dict[str, Any]) -> str:
-    low, high = data.get("sleep_ms", (10, 100))
+    low, high = data.get("sleep_ms", SLEEP_MS)  # files from before --sleep-ms
     return f"{low:g}-{high:g} ms"
 
 
@@ -833,9 +834,8 @@ def main(argv: list[str] | None = None) -> None:
         "--sleep-ms", type=_ints, default=[10, 100], help="LO,HI of the uniform step sleeps"
     )
     args = parser.parse_args(argv)
-    global SLEEP_MS
-    SLEEP_MS = (float(args.sleep_ms[0]), float(args.sleep_ms[1]))
-    results = Results(args.out, force=args.force)
+    sleep_ms = (float(args.sleep_ms[0]), float(args.sleep_ms[1]))
+    results = Results(args.out, force=args.force, sleep_ms=sleep_ms)
 
     def say(text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
@@ -844,7 +844,7 @@ def main(argv: list[str] | None = None) -> None:
         if results.has("scheduling", str(n)):
             say(f"scheduling {n}: recorded, skipped")
             continue
-        dag = Dag(n, args.seed)
+        dag = Dag(n, args.seed, sleep_ms)
         say(
             f"scheduling {n}: depth {dag.depth}, critical path {dag.critical_path:.3f} s, "
             f"sequential {dag.sequential:.2f} s"
@@ -885,7 +885,7 @@ def main(argv: list[str] | None = None) -> None:
         if results.has("overhead", str(n)):
             say(f"overhead {n}: recorded, skipped")
             continue
-        dag = Dag(n, args.seed + 1)
+        dag = Dag(n, args.seed + 1, sleep_ms)
         runs = []
         for i in range(args.repeats):
             timers = Timers()
@@ -915,7 +915,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if not args.no_what_if:
         for n in args.what_if_sizes:
-            dag = Dag(n, args.seed + 1)
+            dag = Dag(n, args.seed + 1, sleep_ms)
             chosen = [v for v in WHAT_IFS if not results.has("what_if", f"{n}/{v[1]}")]
             runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for i in range(args.repeats):  # interleaved, so load from other jobs falls on all
@@ -933,7 +933,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.profile_size and "profile" not in results.data:
         n = args.profile_size
-        dag = Dag(n, args.seed + 1)
+        dag = Dag(n, args.seed + 1, sleep_ms)
         profiler = cProfile.Profile()
         profiler.enable()
         run = run_noop(dag)

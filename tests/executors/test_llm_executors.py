@@ -65,6 +65,7 @@ def test_calculator_tries_the_text_first_then_asks_for_an_expression():
         CalculatorExecutor(), backend, arg="expression", system=EXPRESSION_SYSTEM, direct=True
     )
     assert asyncio.run(calc.run(step("146 * 3.25"))).output == "474.5"
+    assert asyncio.run(calc.run(step("80"))).output == "80"  # one number: itself
     assert not backend.requests
     assert asyncio.run(calc.run(step("What is 12% of 80?"))).output == "9.6"
     assert len(backend.requests) == 1
