@@ -17,6 +17,7 @@ import torch
 from stepgraph.errors import ConfigError, ModelError
 from stepgraph.evolve._gguf_lora import lora_tensor_names, write_gguf_lora
 from stepgraph.evolve.train import (
+    _CPU_BUDGET_SECONDS,
     _CPU_SECONDS_PER_EXAMPLE,
     IGNORE_INDEX,
     LINEAR_MODULES,
@@ -254,13 +255,19 @@ def test_target_loss_equals_the_models_own_loss(tiny_dir, tokenizer):
     assert torch.allclose(summed / count, reference, atol=1e-5)
 
 
-def test_presets():
+@pytest.mark.parametrize("bf16", [True, False], ids=["bf16-cpu", "avx2-cpu"])
+def test_presets(bf16: bool, monkeypatch: pytest.MonkeyPatch):
+    # Both CPU kinds are forced here, so the outcome never depends on the host's flags.
+    monkeypatch.setattr("stepgraph.models.transformers.cpu_supports_bf16", lambda: bf16)
+    auto = torch.bfloat16 if bf16 else torch.float32
+    assert resolve_dtype("auto", "cpu") == auto
     cpu = TrainConfig.preset("cpu", data_files=["d.jsonl"], output_dir="out")
     assert (cpu.batch_size, cpu.grad_accum, cpu.device, cpu.max_length) == (1, 8, "cpu", 768)
     assert cpu.target_modules == LINEAR_MODULES
-    # max_steps fits the hour on this CPU in the dtype the backend picks here
-    per_example = _CPU_SECONDS_PER_EXAMPLE[resolve_dtype("auto", "cpu")]
-    assert cpu.max_steps * 8 * per_example <= 3600 < (cpu.max_steps + 8) * 8 * per_example
+    # max_steps is the most whole steps that fit the budget in the dtype "auto" picks
+    per_step = _CPU_SECONDS_PER_EXAMPLE[auto] * 8
+    assert cpu.max_steps * per_step <= _CPU_BUDGET_SECONDS < (cpu.max_steps + 1) * per_step
+    assert cpu.max_steps == (91 if bf16 else 39)  # the figures the preset's docstring gives
     fewer = TrainConfig.preset("cpu", data_files=["d.jsonl"], output_dir="out", grad_accum=16)
     assert fewer.max_steps == pytest.approx(cpu.max_steps / 2, abs=1)
     fixed = TrainConfig.preset("cpu", data_files=["d.jsonl"], output_dir="out", max_steps=5)
@@ -270,6 +277,13 @@ def test_presets():
     assert resolve_dtype("bfloat16", "cuda") == torch.bfloat16
     with pytest.raises(ConfigError):
         TrainConfig.preset("tpu", data_files=["d.jsonl"], output_dir="out")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_cpu_preset_with_an_explicit_dtype_sizes_for_that_dtype(dtype: str):
+    cpu = TrainConfig.preset("cpu", data_files=["d.jsonl"], output_dir="out", dtype=dtype)
+    per_step = _CPU_SECONDS_PER_EXAMPLE[getattr(torch, dtype)] * 8
+    assert cpu.max_steps * per_step <= _CPU_BUDGET_SECONDS < (cpu.max_steps + 1) * per_step
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -459,6 +473,7 @@ def test_real_model_trains_exports_and_runs_in_llamacpp(real_model, tmp_path):
         output_dir=tmp_path / "run",
         grad_accum=1,
         max_steps=3,
+        dtype="float32",  # the same path on every host, whatever its CPU computes natively
         learning_rate=2e-3,
         warmup_ratio=0.0,
     )

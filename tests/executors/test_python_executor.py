@@ -12,7 +12,6 @@ import asyncio
 import os
 import socket
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -182,30 +181,24 @@ def test_environment_is_not_inherited(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_steps_run_concurrently() -> None:
     executor = PythonExecutor()
 
-    async def both() -> list[StepOutput]:
-        steps = [
-            StepInput(
-                step_id=f"s{i}", instruction="", args={"code": f"import time\ntime.sleep(1)\n{i}"}
-            )
-            for i in range(3)
-        ]
+    code = "import time\nstart = time.monotonic()\ntime.sleep(1)\nf'{start} {time.monotonic()}'"
+
+    async def three() -> list[StepOutput]:
+        steps = [StepInput(step_id=f"s{i}", instruction="", args={"code": code}) for i in range(3)]
         return await asyncio.gather(*(executor.run(s) for s in steps))
 
-    started = time.monotonic()
-    outs = asyncio.run(both())
-    assert [o.output for o in outs] == ["0", "1", "2"]
-    assert time.monotonic() - started < 2.8  # three 1 s sleeps overlapped
+    spans = [tuple(map(float, out.output.split())) for out in asyncio.run(three())]
+    # overlap, not speed: every step started before any step ended (CLOCK_MONOTONIC is shared
+    # by all processes), which holds however slow the host is
+    assert max(start for start, _ in spans) < min(end for _, end in spans), spans
 
 
 # --- limits ----------------------------------------------------------------------------
 
 
 def test_infinite_loop_is_killed_at_the_time_limit() -> None:
-    started = time.monotonic()
     out = run_code("import os\nprint(os.getpid(), flush=True)\nwhile True:\n    pass", timeout=1)
-    elapsed = time.monotonic() - started
     assert_refused(out, "time limit of 1 s exceeded")
-    assert elapsed < 5
     pid = int(out.data["stdout"].split()[0])
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
@@ -238,10 +231,8 @@ def test_fork_is_refused() -> None:
 
 
 def test_fork_bomb_is_contained() -> None:
-    started = time.monotonic()
     out = run_code("import os\nwhile True:\n    os.fork()", timeout=10)
-    assert_refused(out, "PermissionError")
-    assert time.monotonic() - started < 8
+    assert_refused(out, "PermissionError")  # refused at once, not stopped by the time limit
 
 
 @pytest.mark.parametrize(

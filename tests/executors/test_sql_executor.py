@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -180,14 +179,12 @@ def test_every_write_is_refused_and_the_file_is_unchanged(
 
 
 def test_a_runaway_query_stops_at_the_time_limit(db: Path) -> None:
-    started = time.monotonic()
     out = query(
         SqlExecutor(db),
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
         timeout=0.5,
     )
     assert out.error == "query stopped: time limit of 0.5 s exceeded"
-    assert time.monotonic() - started < 5
 
 
 def test_a_database_in_wal_mode_with_a_live_writer(tmp_path: Path) -> None:

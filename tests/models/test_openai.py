@@ -235,12 +235,9 @@ def test_batch_is_sent_concurrently_and_kept_in_order(
 ) -> None:
     oai_server.state.delay = 0.3
     requests = [Request.chat(f"question {i}") for i in range(6)]
-    start = time.perf_counter()
     completions = oai_backend.generate(requests)
-    elapsed = time.perf_counter() - start
     assert [c.text for c in completions] == [f"echo: question {i}" for i in range(6)]
     assert oai_server.state.max_active >= 4, "requests of one batch must overlap in time"
-    assert elapsed < 6 * 0.3 * 0.6
 
 
 def test_max_concurrency_bounds_requests_in_flight(oai_server: _FakeServer) -> None:
@@ -313,10 +310,8 @@ def test_wrong_path_says_base_url_usually_ends_in_v1(oai_server: _FakeServer) ->
 def test_slow_server_times_out_with_model_error(oai_server: _FakeServer) -> None:
     oai_server.state.delay = 2.0
     backend = OpenAIBackend(oai_server.base_url, MODEL, timeout=0.3, retries=1, backoff=0.01)
-    start = time.perf_counter()
     with pytest.raises(ModelError, match="did not answer within 0.3 s"):
         backend.generate([Request.chat("x")])
-    assert time.perf_counter() - start < 1.9
     assert oai_server.state.calls == 2, "a timeout is retried"
     backend.close()
 

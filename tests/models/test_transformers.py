@@ -410,7 +410,7 @@ def test_a_training_output_folder_or_its_gguf_names_the_peft_adapter(
     out = tmp_path / "planner-lora"
     shutil.copytree(tf_adapter_dir, out / "adapter")
     (out / "adapter.gguf").write_bytes(b"GGUF")  # llama.cpp's copy; transformers uses adapter/
-    backend = TransformersBackend(tf_tiny_dir, device="cpu")
+    backend = TransformersBackend(tf_tiny_dir, device="cpu", dtype="float32")
     backend.load_adapter("by-folder", out)
     backend.load_adapter("by-gguf", out / "adapter.gguf")
     assert backend.adapters == ["by-folder", "by-gguf"]
