@@ -61,6 +61,9 @@ ModelOpt = Annotated[
     str | None, typer.Option("--model", "-m", help="model spec; default from config")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+StrictOpt = Annotated[
+    bool, typer.Option("--strict", help="exit 3 when the answer is unverified (default: 0)")
+]
 AdapterOpt = Annotated[
     Path | None,
     typer.Option(help="planner LoRA from `stepgraph train planner` (a .gguf or its folder)"),
@@ -253,14 +256,20 @@ def run(
     sql: SqlOpt = None,
     planner_adapter: AdapterOpt = None,
     as_json: JsonOpt = False,
+    strict: StrictOpt = False,
 ) -> None:
-    """Plan and run an instruction, showing each step live."""
+    """Plan and run an instruction, showing each step live.
+
+    Exit status: 0 when an answer was given, verified or not (an unverified answer is
+    followed by a line with the checks it failed); 1 when the run gave no answer; with
+    --strict, 3 for an unverified answer."""
     text = sys.stdin.read() if instruction == "-" else instruction
     runtime = _runtime(model, db, docs, sql, planner_adapter)
     _show_run(
         runtime,
         lambda on_event: runtime.run(text, conversation_id=conversation, on_event=on_event),
         as_json,
+        strict=strict,
     )
 
 
@@ -351,7 +360,9 @@ def _runtime(model, db, docs, sql, planner_adapter=None):
     )
 
 
-def _show_run(runtime, start, as_json: bool, exit_on_failure: bool = True) -> None:
+def _show_run(
+    runtime, start, as_json: bool, exit_on_failure: bool = True, strict: bool = False
+) -> None:
     from rich.live import Live
 
     from stepgraph.runtime.live import RunView
@@ -369,15 +380,30 @@ def _show_run(runtime, start, as_json: bool, exit_on_failure: bool = True) -> No
             result = start(on_event)
     if as_json:
         print(result.model_dump_json(indent=2))
+        if exit_on_failure:
+            raise typer.Exit(_exit_code(result.status, strict))
         return
     console.print()
-    console.print(result.answer)
+    console.print(result.answer, markup=False, highlight=False)
+    if result.status == "unverified":
+        why = "; ".join(result.failed_checks) or "its candidates do not agree"
+        err.print(f"[yellow]unverified:[/yellow] {why}", markup=True, highlight=False)
     err.print(
         f"[dim]run {result.run_id}: {result.status}, {result.seconds:.1f} s, "
         f"{result.completion_tokens} tokens generated[/dim]"
     )
-    if exit_on_failure and result.status not in ("done", "partial"):
-        raise typer.Exit(1)
+    if exit_on_failure:
+        raise typer.Exit(_exit_code(result.status, strict))
+
+
+def _exit_code(status: str, strict: bool) -> int:
+    """0: an answer was given (verified, or unverified with the failing checks printed);
+    1: no answer (failed, out of budget); 3: unverified under --strict."""
+    if status in ("done", "partial"):
+        return 0
+    if status == "unverified":
+        return 3 if strict else 0
+    return 1
 
 
 # -- runs ----------------------------------------------------------------------------------
@@ -428,7 +454,12 @@ def runs_show(run_id: str, db: HomeOpt = None, as_json: JsonOpt = False) -> None
             console.print(f"   -> {step.output[:400]}")
         if step.error:
             console.print(f"   [red]{step.error[:400]}[/red]")
-    console.print(f"\n[bold]answer[/bold]: {record.answer}")
+    console.print("\n[bold]answer[/bold]: ", end="")
+    console.print(record.answer or "", markup=False, highlight=False)
+    for v in (v for v in record.verdicts if v.step_id is None):
+        mark = {True: "[green]✓[/green]", False: "[red]✗[/red]"}.get(v.passed, "[dim]·[/dim]")
+        console.print(f" {mark} {v.check}: ", end="")
+        console.print(v.evidence or "", markup=False, highlight=False)
 
 
 @runs_app.command("search")

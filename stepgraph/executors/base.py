@@ -43,7 +43,11 @@ class StepOutput(BaseModel):
 @runtime_checkable
 class Executor(Protocol):
     """One kind of step. `description` goes into the planner prompt, so it should say
-    when to choose this executor and what `args` it takes."""
+    when to choose this executor and what `args` it takes.
+
+    An executor may also set `brings_facts = True` when its output carries facts from
+    outside the task (documents, a database): an answer written from such steps is then
+    preferred over the model's direct answer when nothing else tells them apart."""
 
     name: str
     description: str

@@ -177,6 +177,7 @@ class DocsExecutor:
     """Full-text search over one folder of documents."""
 
     name = "docs"
+    brings_facts = True  # its output holds facts the model cannot know: see Executor
 
     def __init__(self, folder: str | Path, *, chunk_chars: int = CHUNK_CHARS) -> None:
         path = Path(folder).expanduser()

@@ -92,6 +92,7 @@ class SqlExecutor:
     """Read-only queries on one SQLite database file."""
 
     name = "sql"
+    brings_facts = True  # its output holds facts the model cannot know: see Executor
 
     def __init__(self, db_path: str | Path, *, timeout: float = 10.0) -> None:
         path = Path(db_path).expanduser()

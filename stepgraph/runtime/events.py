@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
+
+from stepgraph.verifier.choice import Candidate
 
 EventType = Literal[
     "run_started",
@@ -46,11 +48,20 @@ class StepResult(BaseModel):
     verdicts: list[dict[str, Any]] = Field(default_factory=list)
 
 
+RunStatus = Literal["done", "unverified", "partial", "failed", "budget_exceeded", "interrupted"]
+
+
 class RunResult(BaseModel):
-    """What `Runtime.run` returns."""
+    """What `Runtime.run` returns.
+
+    `status` "done" means the answer was verified: its candidates agree on the number it
+    gives (when it gives one) and it passed every check that applied. "unverified" keeps
+    the answer but says that did not hold; `failed_checks` says why. "partial": a run
+    without a direct candidate whose plan left some final steps undone. "failed": no
+    answer at all (`error` says why)."""
 
     run_id: str
-    status: Literal["done", "partial", "failed", "budget_exceeded", "interrupted"]
+    status: RunStatus
     answer: str = ""
     plan: dict[str, Any] | None = None
     steps: list[StepResult] = Field(default_factory=list)
@@ -60,3 +71,19 @@ class RunResult(BaseModel):
     completion_tokens: int = 0
     error: str | None = None
     verdicts: list[dict[str, Any]] = Field(default_factory=list)  # on the final answer
+    candidates: list[Candidate] = Field(default_factory=list)
+    chosen: str | None = None  # the candidate whose answer this is
+
+    @property
+    def verified(self) -> bool:
+        return self.status == "done"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def failed_checks(self) -> list[str]:
+        """The final answer's failed checks, "check: evidence", for one line under it."""
+        return [
+            f"{v['check']}: {v.get('evidence') or 'failed'}"
+            for v in self.verdicts
+            if v["passed"] is False
+        ]

@@ -66,7 +66,7 @@ class RunView:
     def render(self) -> Group:
         table = Table(show_header=True, header_style="bold", expand=True)
         table.add_column("", width=1)
-        table.add_column("step", width=4)
+        table.add_column("step", width=8)
         table.add_column("executor", width=10)
         table.add_column("after", width=8)
         table.add_column("instruction / output", ratio=1)

@@ -27,8 +27,18 @@ from stepgraph.planner.plan import REFERENCE, Plan, Step
 from stepgraph.planner.planner import Planner, check_instruction
 from stepgraph.planner.prompt import PLANNER_HINTS
 from stepgraph.runtime._board import Board
+from stepgraph.runtime.candidates import (
+    PROGRAM_STEP,
+    answer_directly,
+    asks_for_number,
+    direct_request,
+    program_answer,
+)
 from stepgraph.runtime.events import Event, RunResult, StepResult
-from stepgraph.verifier import Composer, Verifier
+from stepgraph.verifier import Composer, Composition, Verdict, Verifier
+from stepgraph.verifier.choice import Candidate, agreed, answer_claims, choose
+from stepgraph.verifier.numeric import single_number
+from stepgraph.verifier.verdict import failures
 
 _CONTINUE = object()
 
@@ -75,6 +85,13 @@ class Runtime:
     ships for the model when there is one; None or "none" plans with the bare model.
     `calculate` lets the calculator write the result of every sum the model writes out in
     llm steps and the final answer (on backends that continue a reply).
+
+    `direct` (on by default) has the model also answer the whole instruction itself, from
+    the start of the run: the floor the run's answer must not fall below. The composed and
+    the direct answer are cross-checked; when they disagree on a number, a whole-problem
+    program and `samples` sampled answers break the tie, and the answer is chosen by
+    agreement and checks (`stepgraph.verifier.choice`). A run whose final checks fail or
+    whose candidates do not agree ends `unverified`, with its answer kept.
     """
 
     def __init__(
@@ -98,6 +115,8 @@ class Runtime:
         max_replans: int = 1,
         max_revisions: int = 2,
         calculate: bool = True,
+        direct: bool = True,
+        samples: int = 2,
     ):
         from stepgraph.models.spec import load_model
 
@@ -138,6 +157,9 @@ class Runtime:
         self.eager = eager and not approve_plan
         self.approve_plan = approve_plan
         self.max_replans = max_replans
+        self.direct = direct
+        self.samples = samples
+        self.calculate = calculate
         self._boards: dict[str, Board] = {}
         self._checkpoints = Path(self.store.path).with_name(
             Path(self.store.path).stem + "-checkpoints.db"
@@ -199,7 +221,7 @@ class Runtime:
 
         run_id = self.store.resolve_run_id(run_id)
         record = self.store.run(run_id)
-        if record.status in ("done", "partial"):
+        if record.status in ("done", "unverified", "partial"):
             raise StepgraphError(
                 f"run {run_id} already finished ({record.status}); nothing to resume. "
                 f"`stepgraph replay {run_id}` replays it."
@@ -230,6 +252,7 @@ class Runtime:
         self._boards[run_id].deadline = started + self.max_seconds
         status, error, answer = "failed", None, ""
         composed_tokens = [0, 0]
+        candidates, chosen = [], None
         log = _EventLog(self.store, run_id)
         try:
             async with AsyncSqliteSaver.from_conn_string(str(self._checkpoints)) as saver:
@@ -268,6 +291,8 @@ class Runtime:
                                     value.get("prompt_tokens", 0),
                                     value.get("completion_tokens", 0),
                                 ]
+                                candidates = value.get("candidates", [])
+                                chosen = value.get("chosen")
         except TimeoutError:
             status, error = "budget_exceeded", f"the run took longer than {self.max_seconds:g} s"
         except StepgraphError as exc:
@@ -312,6 +337,8 @@ class Runtime:
             completion_tokens=completion,
             error=error,
             verdicts=[_verdict(v) for v in record.verdicts if v.step_id is None],
+            candidates=candidates,
+            chosen=chosen,
         )
 
     def _workflow(self, saver):
@@ -322,8 +349,16 @@ class Runtime:
             return await runtime._execute(run_id, Step(**step))
 
         @task
+        async def answer_directly(run_id: str) -> dict:
+            return await runtime._direct(run_id)
+
+        @task
         async def compose(run_id: str, results: list[dict], final_ids: list[str]) -> dict:
             return await runtime._compose(run_id, results, final_ids)
+
+        @task
+        async def decide(run_id: str, composed: dict, direct: dict | None, results: list) -> dict:
+            return await runtime._decide(run_id, composed, direct, results)
 
         @task
         async def replan(run_id: str, progress: str, round: int) -> dict | None:
@@ -337,6 +372,8 @@ class Runtime:
             record = runtime.store.run(run_id)
             board.task = record.instruction
             board.history = runtime._conversation(record)
+            # the floor: the model's own answer, decoded beside the planner from the start
+            direct = answer_directly(run_id) if runtime.direct else None
             # Every dispatch is logged before its task is called, so a resumed run calls the
             # same tasks in the same order and gets each cached result back for its own step.
             dispatched: list[dict] = []
@@ -378,6 +415,7 @@ class Runtime:
                     (lambda step: None if step.id in known_ids else dispatch(step))
                     if runtime.eager
                     else None,
+                    hold_lone_llm=runtime.direct,
                 )
                 runtime.store.record_plan(run_id, plan.model_dump())
             if runtime.approve_plan and not dispatched:
@@ -388,9 +426,15 @@ class Runtime:
                     plan = Plan(**answer).validate_for(runtime.executors)
                     runtime.store.record_plan(run_id, plan.model_dump())
             latest_of = {d["id"]: d for d in dispatched}
-            dispatch(*(s for s in plan.steps if latest_of.get(s.id) != s.model_dump()))
             results: dict[str, dict] = {}
             relayed = 0
+            if direct is not None and _lone_llm_step(plan) and not dispatched:
+                # a one-step llm plan is the direct answer: the same call, not a second one
+                step = plan.steps[0]
+                results[step.id] = runtime._as_step(run_id, step, await direct)
+                board.publish(step.id, results[step.id])
+            else:
+                dispatch(*(s for s in plan.steps if latest_of.get(s.id) != s.model_dump()))
 
             async def relay(index: int, future) -> None:
                 value = await future
@@ -423,7 +467,10 @@ class Runtime:
             ordered += [
                 results[s.id] for s in current.steps if results[s.id]["status"] == "skipped"
             ]
-            return await compose(run_id, ordered, final_ids)
+            composed = await compose(run_id, ordered, final_ids)
+            return await decide(
+                run_id, composed, await direct if direct is not None else None, ordered
+            )
 
         return workflow
 
@@ -445,8 +492,14 @@ class Runtime:
         history: list[Message],
         write,
         dispatch: Callable[[Step], None] | None,
+        *,
+        hold_lone_llm: bool = False,
     ) -> Plan:
+        """Plan, dispatching each step as it is decoded when `dispatch` is given. With
+        `hold_lone_llm`, a first llm step that depends on nothing waits for a second step:
+        if none comes, the plan is the direct answer, which is already being decoded."""
         streamed: list[Step] = []
+        held: list[Step] = []
         async for step in self.planner.astream(instruction, conversation=history or None):
             write(Event(type="plan_step", run_id=run_id, step_id=step.id, data=step.model_dump()))
             if (
@@ -455,12 +508,112 @@ class Runtime:
                 and all(d in {s.id for s in streamed} for d in step.depends_on)
                 and step.id not in {s.id for s in streamed}
             ):
-                dispatch(step)
+                if (
+                    hold_lone_llm
+                    and not streamed
+                    and step.executor == "llm"
+                    and not step.depends_on
+                ):
+                    held.append(step)
+                else:
+                    for early in held:
+                        dispatch(early)
+                    held = []
+                    dispatch(step)
             streamed.append(step)
         plan = self.planner.final
         stats = {k: v for k, v in self.planner.last_stats.items() if k != "raw"}
         write(Event(type="plan_ready", run_id=run_id, data={"plan": plan.model_dump(), **stats}))
         return plan
+
+    async def _direct(self, run_id: str) -> dict:
+        """The direct candidate: the model answers the whole instruction itself. Kept as a
+        node of the run (step id "direct") like any step."""
+        board = self._boards[run_id]
+        request = direct_request(board.task, board.history, reasoning=asks_for_number(board.task))
+        return await self._candidate(
+            run_id,
+            "direct",
+            "llm",
+            "the model answers the whole instruction itself",
+            answer_directly(self.model, request, calculate=self.calculate),
+        )
+
+    async def _candidate(
+        self, run_id: str, name: str, executor: str, instruction: str, work
+    ) -> dict:
+        """Run one candidate's work (a coroutine giving a StepOutput) as a recorded node."""
+        board = self._boards[run_id]
+        write = get_stream_writer()
+        write(
+            Event(
+                type="step_started",
+                run_id=run_id,
+                step_id=name,
+                data={"executor": executor, "instruction": instruction, "candidate": True},
+            )
+        )
+        self.store.record_step(
+            run_id,
+            name,
+            executor=executor,
+            instruction=instruction,
+            status="running",
+            started=time.time(),
+        )
+        started = time.perf_counter()
+        try:
+            output = await asyncio.wait_for(work, self.step_timeout)
+        except TimeoutError:
+            output = StepOutput(error=f"took longer than {self.step_timeout:g} s")
+        except Exception as exc:  # a candidate that crashes is dropped, never the run
+            output = StepOutput(error=f"{type(exc).__name__}: {exc}")
+        board.tokens += output.completion_tokens
+        ok = output.ok and bool(output.output.strip())
+        result = StepResult(
+            step_id=name,
+            executor=executor,
+            instruction=instruction,
+            output=output.output,
+            data=output.data,
+            status="done" if ok else "failed",
+            error=output.error or (None if ok else "no output"),
+            seconds=time.perf_counter() - started,
+            prompt_tokens=output.prompt_tokens,
+            completion_tokens=output.completion_tokens,
+            model=output.model,
+        )
+        self._record_step(run_id, result)
+        write(
+            Event(
+                type="step_finished",
+                run_id=run_id,
+                step_id=name,
+                data={
+                    "status": result.status,
+                    "output": result.output[:500],
+                    "error": result.error,
+                    "seconds": result.seconds,
+                    "candidate": True,
+                },
+            )
+        )
+        return result.model_dump()
+
+    def _as_step(self, run_id: str, step: Step, direct: dict) -> dict:
+        """A lone llm step answered by the direct candidate (recorded, with no new tokens)."""
+        result = StepResult(
+            **{
+                **direct,
+                "step_id": step.id,
+                "instruction": step.instruction,
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "data": {"answered_by": "direct"},
+            }
+        )
+        self._record_step(run_id, result)
+        return result.model_dump()
 
     async def _execute(self, run_id: str, step: Step) -> dict:
         board = self._boards[run_id]
@@ -483,11 +636,11 @@ class Runtime:
                     "error": f"skipped: {', '.join(blocked)} did not finish",
                 }
             )
-            self._record_step(run_id, step, result)
+            self._record_step(run_id, result, step.args)
             return result.model_dump()
         if board.tokens >= self.max_tokens:
             result = base.model_copy(update={"status": "skipped", "error": "token budget spent"})
-            self._record_step(run_id, step, result)
+            self._record_step(run_id, result, step.args)
             return result.model_dump()
         write(
             Event(
@@ -522,8 +675,9 @@ class Runtime:
             timeout=self.step_timeout,
         )
         started = time.perf_counter()
-        output, verdicts, attempts, tokens = StepOutput(error="not run"), [], 0, [0, 0]
-        feedback, failed, every_verdict = None, [], []
+        attempts, tokens, feedback, every_verdict = 0, [0, 0], None, []
+        kept: tuple[StepOutput, list[dict]] | None = None  # the best attempt with output
+        output, verdicts = StepOutput(error="not run"), []
         for attempt in range(2):  # the first try, and one retry with the verifier's feedback
             attempts = attempt + 1
             output = await self._run_executor(step, inp.model_copy(update={"feedback": feedback}))
@@ -533,17 +687,28 @@ class Runtime:
             verdicts = self._stream_verdicts(run_id, step.id, checked, write)
             every_verdict += verdicts
             failed = [v for v in verdicts if v["passed"] is False]
+            if (
+                output.ok
+                and output.output.strip()
+                and (kept is None or len(failed) < _failed(kept[1]))
+            ):
+                kept = (output, verdicts)  # a retry replaces an attempt only if it is better
             if not failed:
                 break
             feedback = "; ".join(f"{v['check']}: {v.get('evidence') or 'failed'}" for v in failed)
         board.tokens += tokens[1]
-        ok = output.ok and not failed
+        # An output that fails a check is kept, flagged by its verdicts, and the run goes on
+        # (the composer and the final cross-check see the flags); only a step that produced
+        # nothing has failed.
+        if kept is not None:
+            output, verdicts = kept
+        ok = kept is not None
         result = base.model_copy(
             update={
                 "output": output.output,
                 "data": output.data,
                 "status": "done" if ok else "failed",
-                "error": output.error or (None if ok else feedback),
+                "error": None if ok else (output.error or feedback or "no output"),
                 "attempts": attempts,
                 "seconds": time.perf_counter() - started,
                 "prompt_tokens": tokens[0],
@@ -556,7 +721,7 @@ class Runtime:
             return result.model_dump()  # superseded by a repaired plan: leave no trace
         with self.store.transaction():  # one commit for the step and all its verdicts
             self._store_verdicts(run_id, step.id, every_verdict)
-            self._record_step(run_id, step, result)
+            self._record_step(run_id, result, step.args)
         write(
             Event(
                 type="step_finished",
@@ -608,14 +773,14 @@ class Runtime:
         for v in plain:
             self.store.record_verdict(run_id, step_id, v["check"], v["passed"], v.get("evidence"))
 
-    def _record_step(self, run_id: str, step: Step, result: StepResult) -> None:
+    def _record_step(self, run_id: str, result: StepResult, args: dict | None = None) -> None:
         self.store.record_step(
             run_id,
-            step.id,
-            executor=step.executor,
+            result.step_id,
+            executor=result.executor,
             instruction=result.instruction,
-            args=step.args,
-            depends_on=step.depends_on,
+            args=args or {},
+            depends_on=result.depends_on,
             output=result.output,
             data=_jsonable(result.data),
             status=result.status,
@@ -653,36 +818,185 @@ class Runtime:
         return plan.model_dump()
 
     async def _compose(self, run_id: str, results: list[dict], final_ids: list[str]) -> dict:
-        """The final answer from every step's verified result and the instruction (a last
-        step sees only its own dependencies, and small models drop facts on the way),
-        checked against the instruction and revised while the run's budget lasts."""
-        write = get_stream_writer()
+        """The composed candidate: the final answer written from every step's result and the
+        instruction (a last step sees only its own dependencies, and small models drop facts
+        on the way), checked against the instruction. Without a direct candidate to weigh it
+        against, it is also revised here."""
         board = self._boards[run_id]
         steps = [StepResult(**r) for r in results]
-        final = [s for s in steps if s.step_id in final_ids]
-        if all(s.status == "done" for s in final):
-            status = "done"
-        else:
-            status = "partial" if any(s.status == "done" for s in steps) else "failed"
         composed = await self.composer.compose(
             board.task,
             steps,
             history=board.history,
             final_id=final_ids[-1] if final_ids else None,
-            can_spend=lambda spent: (
-                board.tokens + spent < self.max_tokens and time.perf_counter() < board.deadline
-            ),
+            can_spend=self._can_spend(board),
+            revise=not self.direct,
         )
         board.tokens += composed.completion_tokens
-        self._record_verdicts(run_id, None, composed.verdicts, write)
-        answer = composed.answer
+        return {
+            **composed.model_dump(),
+            "verdicts": [v.model_dump() for v in composed.verdicts],
+            "usable": any(s.status == "done" for s in steps),
+            "complete": all(s.status == "done" for s in steps if s.step_id in final_ids),
+            "final_id": final_ids[-1] if final_ids else None,
+        }
+
+    def _can_spend(self, board: Board) -> Callable[[int], bool]:
+        return lambda spent: (
+            board.tokens + spent < self.max_tokens and time.perf_counter() < board.deadline
+        )
+
+    async def _decide(
+        self, run_id: str, composed: dict, direct: dict | None, results: list[dict]
+    ) -> dict:
+        """Cross-check the candidates, break a numeric tie, choose, and revise the chosen
+        answer for the checks it fails. The answer is never dropped for a failed check: a run
+        whose checks fail or whose candidates disagree ends "unverified"."""
+        write = get_stream_writer()
+        board = self._boards[run_id]
+        task = board.task
+        steps = [StepResult(**r) for r in results]
+        numeric = asks_for_number(task)
+        tokens = [composed["prompt_tokens"], composed["completion_tokens"]]
+        drafts: dict[str, Composition] = {}
+        candidates: list[Candidate] = []
+
+        def claims(text: str) -> list[float]:
+            return answer_claims(text, task) if numeric else []
+
+        lone = direct is not None and len(steps) == 1 and steps[0].data == {"answered_by": "direct"}
+        if not lone:  # a lone llm step's composed answer is the direct answer itself
+            drafts["composed"] = Composition(**composed)
+            candidates.append(
+                Candidate(
+                    name="composed",
+                    answer=composed["answer"],
+                    claims=claims(composed["answer"]),
+                    failed=_failures(drafts["composed"].verdicts),
+                    error=None if composed["usable"] else "no step produced anything",
+                )
+            )
+
+        async def add(name: str, result: dict, *, presentable: bool = True) -> None:
+            text = result["output"].strip()
+            if presentable:
+                checked = (
+                    await self.verifier.check_answer(task, text, steps, from_results=False)
+                    if text
+                    else []
+                )
+                self._record_verdicts(run_id, name, checked, write)
+                drafts[name] = Composition(answer=text, verdicts=checked)
+                value_claims = claims(text)
+            else:  # a program votes with the one number it printed, or not at all
+                value = single_number(text)
+                value_claims = [value] if value is not None else []
+                checked = []
+            error = result["error"]
+            if error is None and not presentable and not value_claims:
+                error = "printed no single number"
+            candidates.append(
+                Candidate(
+                    name=name,
+                    answer=text,
+                    claims=value_claims,
+                    failed=_failures(checked),
+                    error=error,
+                    presentable=presentable,
+                )
+            )
+
+        if direct is not None:
+            await add("direct", direct)
+            if numeric and not agreed(candidates) and "python" in self.executors:
+                program = await self._candidate(
+                    run_id,
+                    "program",
+                    "python",
+                    PROGRAM_STEP,
+                    program_answer(
+                        self.executors["python"], task, run_id=run_id, timeout=self.step_timeout
+                    ),
+                )
+                await add("program", program, presentable=False)
+            if numeric and not agreed(candidates) and self.samples and self._can_spend(board)(0):
+                sampled = await asyncio.gather(
+                    *(self._sample(run_id, i) for i in range(1, self.samples + 1))
+                )
+                for i, result in enumerate(sampled, 1):
+                    await add(f"sample-{i}", result)
+        grounded = any(
+            s.status == "done" and getattr(self.executors.get(s.executor), "brings_facts", False)
+            for s in steps
+        )
+        choice = choose(candidates, numeric=numeric, grounded=grounded)
+        if choice.chosen is None:
+            answer, verdicts, status = composed["answer"], [], "failed"
+        elif direct is None:
+            # the plan-only pipeline: the composer revised its answer already, nothing else
+            # answered to cross-check it, so "done" means that its checks passed
+            answer, verdicts = drafts["composed"].answer, drafts["composed"].verdicts
+            status = "unverified" if failures(verdicts) else "done"
+            if status == "done" and not composed["complete"]:
+                status = "partial"
+        else:
+            draft = drafts[choice.chosen]
+            final = await self.composer.finish(
+                task,
+                draft.model_copy(update={"prompt_tokens": 0, "completion_tokens": 0}),
+                steps,
+                from_results=choice.chosen == "composed",
+                history=board.history,
+                final_id=composed.get("final_id"),
+                can_spend=self._can_spend(board),
+                keep=choice.value,
+            )
+            tokens[0] += final.prompt_tokens
+            tokens[1] += final.completion_tokens
+            board.tokens += final.completion_tokens
+            answer, verdicts = final.answer, final.verdicts
+            status = "done" if choice.verified and not failures(verdicts) else "unverified"
+        cross = Verdict(
+            check="cross_check",
+            passed=choice.verified if numeric and choice.chosen else None,
+            evidence=f"{choice.chosen or 'none'} chosen: {choice.reason}",
+        )
+        self._record_verdicts(
+            run_id, None, verdicts if direct is None else [*verdicts, cross], write
+        )
         write(Event(type="answer", run_id=run_id, data={"answer": answer, "status": status}))
         return {
             "answer": answer,
             "status": status,
-            "prompt_tokens": composed.prompt_tokens,
-            "completion_tokens": composed.completion_tokens,
+            "prompt_tokens": tokens[0],
+            "completion_tokens": tokens[1],
+            "candidates": [c.model_dump() for c in choice.candidates],
+            "chosen": choice.chosen,
         }
+
+    async def _sample(self, run_id: str, i: int) -> dict:
+        board = self._boards[run_id]
+        request = direct_request(board.task, board.history, reasoning=True, temperature=0.7, seed=i)
+        return await self._candidate(
+            run_id,
+            f"sample-{i}",
+            "llm",
+            "a sampled answer to the whole instruction (temperature 0.7)",
+            answer_directly(self.model, request, calculate=self.calculate),
+        )
+
+
+def _failed(verdicts: list[dict]) -> int:
+    return sum(v["passed"] is False for v in verdicts)
+
+
+def _failures(verdicts: list[Verdict]) -> list[str]:
+    return [f"{v.check}: {v.evidence}" for v in failures(verdicts)]
+
+
+def _lone_llm_step(plan: Plan) -> bool:
+    """A plan that is one llm step on its own: the model answering the task itself."""
+    return len(plan.steps) == 1 and plan.steps[0].executor == "llm" and not plan.steps[0].depends_on
 
 
 def _renamed(plan: Plan, prefix: str) -> Plan:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from stepgraph.executors.calculating import complete_calculating
 from stepgraph.models.base import BackendBase, Message, Request
+from stepgraph.verifier.choice import states_value
 from stepgraph.verifier.constraints import extract_constraints
 from stepgraph.verifier.verdict import Verdict, failures, feedback
 from stepgraph.verifier.verifier import COMPUTING, Verifier
@@ -66,11 +67,12 @@ class Composer:
         history: list[Message] | None = None,
         final_id: str | None = None,
         can_spend: Callable[[int], bool] = lambda spent: True,
+        revise: bool = True,
     ) -> Composition:
-        """`results` are the run's StepResults in plan order."""
+        """`results` are the run's StepResults in plan order. With `revise=False` the draft
+        is only checked (the runtime revises whichever candidate it chooses)."""
         done = [r for r in results if r.status == "done"]
         constraints = extract_constraints(task)
-        tokens = [0, 0]
         if not done:
             answer = "I could not complete this task: " + "; ".join(
                 f"{r.step_id}: {r.error}" for r in results if r.error
@@ -82,26 +84,66 @@ class Composer:
             *(history or [])[-4:],
             Message(role="user", content=prompt_text),
         ]
+        tokens = [0, 0]
         if len(results) == 1 and results[0].executor == "llm":
             answer = done[0].output.strip()  # one llm step answered the whole task itself
         else:
             answer = await self._complete(messages, tokens) or done[-1].output.strip()
         verdicts = await self.verifier.check_answer(task, answer, results, final_id=final_id)
+        composed = Composition(
+            answer=answer, verdicts=verdicts, prompt_tokens=tokens[0], completion_tokens=tokens[1]
+        )
+        if not revise:
+            return composed
+        return await self.finish(
+            task,
+            composed,
+            results,
+            history=history,
+            final_id=final_id,
+            can_spend=can_spend,
+        )
+
+    async def finish(
+        self,
+        task: str,
+        draft: Composition,
+        results: list,
+        *,
+        history: list[Message] | None = None,
+        final_id: str | None = None,
+        can_spend: Callable[[int], bool] = lambda spent: True,
+        keep: float | None = None,
+        from_results: bool = True,
+    ) -> Composition:
+        """Revise `draft` (checked already) while checks fail, then repair mechanically.
+
+        A revision is shown the task with `results` when the answer was written from them
+        (`from_results`); the model's direct answer is revised from the task alone. With
+        `keep`, a revision that no longer states that number is not taken: the value was
+        chosen by agreement, and a rewrite for form must not change it."""
+        constraints = extract_constraints(task)
+        context = _results_prompt(task, results, constraints) if from_results else f"Task: {task}"
+        messages = [Message(role="system", content=COMPOSE_SYSTEM), *(history or [])[-4:]]
+        answer, verdicts = draft.answer, draft.verdicts
+        tokens = [draft.prompt_tokens, draft.completion_tokens]
         revisions = 0
         while failures(verdicts) and revisions < self.max_revisions and can_spend(tokens[1]):
             revisions += 1
             # one fresh request, not a reply to its own draft: the 0.5B model repeated a draft
             # it saw as its own turn word for word; later tries sample, as greedy repeats
-            prompt = REVISE.format(task=prompt_text, draft=answer, failures=feedback(verdicts))
-            asked = [*messages[:-1], Message(role="user", content=prompt)]
+            prompt = REVISE.format(task=context, draft=answer, failures=feedback(verdicts))
+            asked = [*messages, Message(role="user", content=prompt)]
             revised = await self._complete(asked, tokens, temperature=0.4 * (revisions - 1))
-            if not revised:
+            if not revised or (keep is not None and not states_value(revised, keep)):
                 continue
-            checked = await self.verifier.check_answer(task, revised, results, final_id=final_id)
+            checked = await self.verifier.check_answer(
+                task, revised, results, final_id=final_id, from_results=from_results
+            )
             if len(failures(checked)) < len(failures(verdicts)):
                 answer, verdicts = revised, checked
         answer, verdicts = await self._repair(
-            task, constraints, answer, verdicts, results, final_id
+            task, constraints, answer, verdicts, results, final_id, from_results
         )
         if constraints.conflicts and "contradict" not in answer.lower():
             answer += (
@@ -125,7 +167,7 @@ class Composer:
         tokens[1] += done.completion_tokens
         return done.text.strip()
 
-    async def _repair(self, task, constraints, answer, verdicts, results, final_id):
+    async def _repair(self, task, constraints, answer, verdicts, results, final_id, from_results):
         """Mechanical fixes for what revision left failing, each kept only if it helps."""
         for constraint in constraints.constraints:
             if constraint.check(answer).passed is not False:
@@ -133,7 +175,9 @@ class Composer:
             fixed = constraint.repair(answer)
             if fixed is None or fixed == answer:
                 continue
-            checked = await self.verifier.check_answer(task, fixed, results, final_id=final_id)
+            checked = await self.verifier.check_answer(
+                task, fixed, results, final_id=final_id, from_results=from_results
+            )
             if len(failures(checked)) < len(failures(verdicts)):
                 answer, verdicts = fixed, checked
         return answer, verdicts

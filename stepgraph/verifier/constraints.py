@@ -3,7 +3,8 @@
 An instruction such as "Answer in French, in at most 50 words, and do not use the word 'very'"
 carries constraints on the *form* of the answer that no step result can be judged without. They
 are the constraints Evol-Instruct's "add constraints" rewrites introduce and IFEval verifies, and
-they can be checked by code, so nobody has to trust a model's opinion of a word count.
+they can be checked by code, so nobody has to trust a model's opinion of a word count. Every
+instruction kind of Google's IFEval benchmark is read from the instruction's text alone.
 
 `extract_constraints` reads them with a table of small regex rules (`_RULES`, tried in order; a
 later rule never reads text an earlier one has read). It only extracts what it is confident
@@ -27,11 +28,26 @@ Counting rules
   is only a markdown heading is not a paragraph.
 * bullets: lines starting (after indentation) with ``-``, ``*``, ``+``, ``•``, ``1.`` or ``1)``
   followed by a space; only top-level items count (nested items, indented deeper than the least
-  indented item, do not), and continuation text never does. Divider lines are not bullets.
+  indented item, do not), and continuation text never does. Divider lines are not bullets. A
+  count of "bullet points" counts the unordered items only; "a list of N items" counts all.
 * sections: lines starting with the named marker and a number ("SECTION 1", "Section 2",
   matched case-insensitively, optionally as a heading or in bold); without a named marker,
   markdown headings. With neither marker nor headings there is no verdict (sections may be
   marked some other way).
+* the n-th paragraph's first word: paragraphs as counted above; case, markdown and quotation
+  marks around the word aside.
+* placeholders: ``[text]`` (not a markdown link ``[text](url)``). Highlights: ``*text*`` or
+  ``**text**`` within one line, a list marker ``* `` not opening one (IFEval's count). Words in
+  capital letters: words (as counted above, but split at apostrophes) equal to their
+  ``.upper()``, "I" and "NASA" alike.
+  A title: ``<<text>>`` on one line. A postscript: "P.S." (with its dot) or "P.P.S" anywhere,
+  in any case.
+* commas: any ``,``. Quotation: the stripped answer starts and ends with ``"``. Two responses:
+  the answer split at ``******`` gives exactly two non-empty, different parts (IFEval's rule).
+* a word's frequency: whole-word, case-insensitive (like required words); a letter's: the
+  letter's occurrences in the lowercased answer. "Only once" is exactly once.
+* the request to repeat: the answer, whitespace collapsed and case aside, starts with it.
+  Constrained options: the answer contains one of them (case and spacing aside).
 * "an N-word answer", "in N words", "about N words": about N, i.e. within N // 5 either side
   (exact for N < 5). "fewer than / under N" means at most N - 1, "more than / over N" at least
   N + 1.
@@ -58,17 +74,31 @@ What is read
   steps", "a 3-day trip", "translate these 2 sentences") is content, never a constraint.
 * A count that may be about a part of the answer ("each", "per", "the first", "a title of",
   "3 paragraphs with at most 2 sentences", "the word X in at least 2 sentences") is not
-  checked but reported as unparsed, as is a count of characters, lines, syllables or times.
+  checked but reported as unparsed, as is a count of characters, lines or syllables.
 * Bare (unquoted) words are only read after a noun that names them ("the keywords apple and
-  banana"), or as proper nouns after "mention"; start/end phrases need quotes or "the phrase"/
-  "the word".
+  banana", "the word X should appear 3 times"), as proper nouns after "mention", or as a list
+  of two or more that the sentence puts in the answer ("do not mention X and Y in your
+  response"); start/end phrases need quotes, "the phrase"/"the word", or a colon.
 * Language, JSON and Markdown need a verb that puts the answer in them ("answer in French",
-  "respond in JSON", "format your answer in Markdown"); "what does X mean in German?" and
+  "respond in JSON", "format your answer in Markdown"), or "entirely in Russian", "using only
+  Hindi", "in Urdu only, no other language is allowed"; "what does X mean in German?" and
   "write a function that returns JSON" are content.
+* A request to repeat ("First repeat the request above word for word without change, then give
+  your answer") is read with its sentences ("do not say anything before repeating it"); the
+  request is the quoted text after "repeat", the first line ("repeat the first line"), the text
+  below or after the instruction ("the request below", an instruction that opens the prompt), or
+  else the text above it. The request's own constraints are read as the rest of the prompt.
+* Counts of highlighted sections are minimums, as in IFEval ("include two italic sections" is at
+  least two). Sections, parts or stanzas "separated by ***", and a format given with ``***``
+  lines between its parts, are paragraphs. "Label each paragraph with PARAGRAPH X" counts the
+  paragraphs by their labels, "highlight each section name" the sections by their highlights.
+* What a rule has read is no context for the rules after it: "a title in <<>> and less than 5
+  sentences" counts the answer's sentences, not the title's.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Callable
@@ -104,6 +134,19 @@ ConstraintKind = Literal[
     "json_format",
     "markdown_format",
     "language",
+    "no_comma",
+    "placeholder_count",
+    "highlight_count",
+    "capital_word_count",
+    "keyword_frequency",
+    "letter_frequency",
+    "title",
+    "postscript",
+    "quotation",
+    "two_responses",
+    "repeat_request",
+    "constrained_response",
+    "paragraph_first_word",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -174,28 +217,59 @@ def count_sentences(text: str) -> int:
     return total
 
 
-def count_paragraphs(text: str) -> int:
+def _paragraphs(text: str) -> list[str]:
     text = re.sub(r"(?:^|(?<=\s))\*{3,}(?=\s|$)", "\n\n", text)
     lines = ["" if _DIVIDER.fullmatch(line) else line for line in text.splitlines()]
     blocks = re.split(r"\n[ \t]*\n", "\n".join(lines))
-    return sum(
-        1
+    return [
+        b.strip()
         for b in blocks
         if re.search(r"\w", b) and not all(_HEADING.match(x) for x in b.strip().splitlines())
-    )
+    ]
 
 
-def count_bullets(text: str) -> int:
-    """Top-level list items only: sub-items belong to the item above them."""
+def count_paragraphs(text: str) -> int:
+    return len(_paragraphs(text))
+
+
+_ORDERED_MARK = re.compile(r"[ \t]*\d+[.)]")
+
+
+def count_bullets(text: str, unordered_only: bool = False) -> int:
+    """Top-level list items only: sub-items belong to the item above them. `unordered_only`
+    leaves numbered items out ("3 bullet points" asks for ``* item``, not ``1. item``)."""
     indents = [
         len(m.group("indent").expandtabs(4))
         for m in _BULLET.finditer(text)
         if not _DIVIDER.fullmatch(m.group())
+        and not (unordered_only and _ORDERED_MARK.match(m.group()))
     ]
     if not indents:
         return 0
     top = min(indents)
     return sum(1 for i in indents if i <= top + 1)
+
+
+def count_placeholders(text: str) -> int:
+    """Square-bracketed placeholders such as ``[address]``; a markdown link ``[text](url)`` is
+    not one."""
+    return sum(1 for m in re.finditer(r"\[([^\[\]\n]*)\](?!\()", text) if m.group(1).strip())
+
+
+def count_highlights(text: str) -> int:
+    """Markdown-highlighted spans on one line, ``*italic*`` or ``**bold**``, as IFEval counts
+    them; a list marker ``* `` opens none, and an empty ``**`` or a ``***`` divider is none."""
+    text = re.sub(r"^([ \t]*)[*+-][ \t]+", r"\1", text, flags=re.M)
+    bold = re.compile(r"\*\*([^\n*]+)\*\*")
+    n = sum(1 for m in bold.finditer(text) if m.group(1).strip())
+    rest = bold.sub(" ", text)
+    return n + sum(1 for m in re.finditer(r"\*([^\n*]+)\*", rest) if m.group(1).strip())
+
+
+def count_capital_words(text: str) -> int:
+    """Words written in capital letters only ("NASA", "I"), as IFEval counts them: an
+    apostrophe splits a word, so "NASA's" has one ("NASA")."""
+    return sum(1 for w in re.findall(r"\b[\w-]+\b", _plain_text(text)) if w.isupper())
 
 
 def _count_sections(text: str, marker: str | None) -> tuple[int | None, str]:
@@ -262,18 +336,25 @@ def _to_int(text: str) -> int:
 # The constraint model
 # ---------------------------------------------------------------------------------------------
 
+# kind: (the unit in a verdict's name, "max_words"; the unit in words, for a prompt)
 _COUNT_UNITS = {
-    "word_count": ("words", "word"),
-    "sentence_count": ("sentences", "sentence"),
-    "paragraph_count": ("paragraphs", "paragraph"),
-    "bullet_count": ("bullets", "bullet point"),
-    "section_count": ("sections", "section"),
+    "word_count": ("words", "words"),
+    "sentence_count": ("sentences", "sentences"),
+    "paragraph_count": ("paragraphs", "paragraphs"),
+    "bullet_count": ("bullets", "bullets"),
+    "section_count": ("sections", "sections"),
+    "placeholder_count": ("placeholders", "placeholders in square brackets such as [name]"),
+    "highlight_count": ("highlights", "sections highlighted in markdown such as *highlighted*"),
+    "capital_word_count": ("capital_words", "words in all capital letters"),
 }
 _COUNTERS: dict[str, Callable[[str], int]] = {
     "word_count": count_words,
     "sentence_count": count_sentences,
     "paragraph_count": count_paragraphs,
     "bullet_count": count_bullets,
+    "placeholder_count": count_placeholders,
+    "highlight_count": count_highlights,
+    "capital_word_count": count_capital_words,
 }
 
 # Language names an instruction may use, to ISO 639-1 codes as langdetect reports them.
@@ -322,7 +403,9 @@ class Constraint(BaseModel):
     case: Literal["lower", "upper"] | None = None
     language: str = ""  # ISO 639-1 code
     marker: str | None = None  # section marker word such as "Section" in "Section 1"
-    element: str | None = None  # markdown element asked for: heading, list, emphasis, table
+    element: str | None = None  # markdown element asked for: heading, list, emphasis, table;
+    # for bullet counts, "bullet" when only unordered items (``* x``, ``- x``) count
+    index: int | None = None  # paragraph_first_word: which paragraph, from 1
 
     @property
     def check_name(self) -> str:
@@ -341,22 +424,46 @@ class Constraint(BaseModel):
     def describe(self) -> str:
         """The constraint in plain words, for a composer prompt and for verdict evidence."""
         if self.kind in _COUNT_UNITS:
-            text = f"{self._bounds_text()} {_COUNT_UNITS[self.kind][0]}"
+            text = f"{self._bounds_text()} {_COUNT_UNITS[self.kind][1]}"
             if self.kind == "section_count" and self.marker:
                 text += f", each starting with '{self.marker} N'"
+            if self.kind == "bullet_count" and self.element == "bullet":
+                text += " (markdown bullets such as '* item', not a numbered list)"
             return text
         quoted = ", ".join(f"'{w}'" for w in self.words)
+        first = self.words[0] if self.words else ""
+        paragraph = "the last paragraph" if (self.index or 1) < 0 else f"paragraph {self.index}"
         return {
-            "required_words": f"include the words {quoted}",
-            "forbidden_words": f"do not use the words {quoted}",
-            "starts_with": f"start the answer with '{self.phrase}'",
-            "ends_with": f"end the answer with '{self.phrase}'",
-            "case": f"write the whole answer in {self.case}case letters",
-            "json_format": "the whole answer must be valid JSON",
-            "markdown_format": "format the answer in Markdown"
-            + (f" (use {self.element}s)" if self.element else ""),
-            "language": f"write the answer in {_LANGUAGE_NAMES.get(self.language, self.language)}",
-        }[self.kind]
+            "required_words": lambda: f"include the words {quoted}",
+            "forbidden_words": lambda: f"do not use the words {quoted}",
+            "starts_with": lambda: f"start the answer with '{self.phrase}'",
+            "ends_with": lambda: f"end the answer with '{self.phrase}'",
+            "case": lambda: f"write the whole answer in {self.case}case letters",
+            "json_format": lambda: "the whole answer must be valid JSON",
+            "markdown_format": lambda: (
+                "format the answer in Markdown"
+                + (f" (use {self.element}s)" if self.element else "")
+            ),
+            "language": lambda: (
+                "write the answer in " + _LANGUAGE_NAMES.get(self.language, self.language)
+            ),
+            "no_comma": lambda: "do not use any commas",
+            "keyword_frequency": lambda: f"use the word '{first}' {self._bounds_text()} times",
+            "letter_frequency": lambda: f"use the letter '{first}' {self._bounds_text()} times",
+            "title": lambda: (
+                "include a title wrapped in double angular brackets, such as <<title>>"
+            ),
+            "postscript": lambda: f"end with a postscript starting with {self.phrase}",
+            "quotation": lambda: "wrap the whole answer in double quotation marks",
+            "two_responses": lambda: (
+                "give two different responses separated by 6 asterisks (******), and nothing else"
+            ),
+            "repeat_request": lambda: (
+                f"first repeat the request word for word, then answer it: '{self.phrase}'"
+            ),
+            "constrained_response": lambda: "answer with one of: " + quoted,
+            "paragraph_first_word": lambda: f"start {paragraph} with the word '{self.phrase}'",
+        }[self.kind]()
 
     def _bounds_text(self) -> str:
         if self.low is not None and self.low == self.high:
@@ -371,10 +478,11 @@ class Constraint(BaseModel):
 
     def repair(self, answer: str) -> str | None:
         """A mechanical fix, so that no model call is spent on what code can do: lower/upper
-        case, prepending a start phrase, appending an end phrase, deleting a forbidden word.
-        None where only a rewrite would do (counts, formats, language, required words); the
-        caller re-checks the result against every constraint. A passing answer is returned as
-        is."""
+        case, prepending a start phrase or the request to repeat, appending an end phrase,
+        deleting a forbidden word or the commas, wrapping the answer in quotation marks. None
+        where only a rewrite would do (counts, formats, language, required words, a title or a
+        postscript, whose content code cannot invent); the caller re-checks the result against
+        every constraint. A passing answer is returned as is."""
         fixer = _REPAIRS.get(self.kind)
         if fixer is None:
             return None
@@ -384,16 +492,22 @@ class Constraint(BaseModel):
 
 
 def _check_count(c: Constraint, answer: str) -> tuple[bool | None, str]:
-    unit = _COUNT_UNITS[c.kind][0]
+    unit = _COUNT_UNITS[c.kind][1]
     if c.kind == "section_count":
         n, what = _count_sections(answer, c.marker)
         if n is None:
             return None, f"{what}; cannot count sections ({c._bounds_text()} required)"
         unit = what
+    elif c.kind == "bullet_count" and c.element == "bullet":
+        n, unit = count_bullets(answer, unordered_only=True), "bullets (numbered items not counted)"
     else:
         n = _COUNTERS[c.kind](answer)
-    ok = (c.low is None or n >= c.low) and (c.high is None or n <= c.high)
+    ok = _in_bounds(c, n)
     return ok, f"{n} {unit}; {c._bounds_text()} {'required' if c.low is not None else 'allowed'}"
+
+
+def _in_bounds(c: Constraint, n: int) -> bool:
+    return (c.low is None or n >= c.low) and (c.high is None or n <= c.high)
 
 
 def _check_required(c: Constraint, answer: str) -> tuple[bool | None, str]:
@@ -415,13 +529,17 @@ def _strip_edges(text: str) -> str:
     return _norm(text).strip(_EDGE_MARKS + " ")
 
 
-def _check_start(c: Constraint, answer: str) -> tuple[bool | None, str]:
-    text, phrase = _strip_edges(answer), _strip_edges(c.phrase)
-    if not phrase:
-        return None, f"the phrase '{c.phrase}' has no text to look for"
-    ok = text.startswith(phrase) and not (
+def _starts_with(text: str, phrase: str) -> bool:
+    text, phrase = _strip_edges(text), _strip_edges(phrase)
+    return text.startswith(phrase) and not (
         phrase[-1:].isalnum() and text[len(phrase) : len(phrase) + 1].isalnum()
     )
+
+
+def _check_start(c: Constraint, answer: str) -> tuple[bool | None, str]:
+    if not _strip_edges(c.phrase):
+        return None, f"the phrase '{c.phrase}' has no text to look for"
+    ok = _starts_with(answer, c.phrase)
     return ok, f"answer starts with '{answer.strip()[: len(c.phrase) + 10]}'"
 
 
@@ -499,6 +617,102 @@ def _check_language(c: Constraint, answer: str) -> tuple[bool | None, str]:
     return code == c.language, f"detected {code} (p={best.prob:.2f}); {c.language} required"
 
 
+def _check_no_comma(c: Constraint, answer: str) -> tuple[bool | None, str]:
+    n = answer.count(",")
+    if not n:
+        return True, "no commas"
+    at = answer.index(",")
+    return False, f"{n} commas, e.g. '{answer[max(0, at - 20) : at + 1].strip()}'"
+
+
+def _check_keyword_frequency(c: Constraint, answer: str) -> tuple[bool | None, str]:
+    n = len(_term_pattern(c.words[0]).findall(answer))
+    return _in_bounds(c, n), f"'{c.words[0]}' used {n} times; {c._bounds_text()} required"
+
+
+def _check_letter_frequency(c: Constraint, answer: str) -> tuple[bool | None, str]:
+    n = answer.lower().count(c.words[0].lower())
+    return _in_bounds(c, n), f"'{c.words[0]}' appears {n} times; {c._bounds_text()} required"
+
+
+_TITLE = re.compile(r"<<([^\n]+?)>>")
+
+
+def _check_title(c: Constraint, answer: str) -> tuple[bool | None, str]:
+    for m in _TITLE.finditer(answer):
+        if m.group(1).strip("<> \t"):
+            return True, f"title {m.group()}"
+    return False, "no title wrapped in double angular brackets, such as <<title>>"
+
+
+def _postscript_pattern(marker: str) -> re.Pattern[str]:
+    """IFEval's markers: "P.P.S" (a dot after the S optional), "P.S." (dot required)."""
+    if re.match(r"p\.?\s*p\.?\s*s", marker, _F):
+        return re.compile(r"(?<!\w)p\.\s?p\.\s?s\b", _F)
+    return re.compile(r"(?<!\w)p\.\s?s\.", _F)
+
+
+def _check_postscript(c: Constraint, answer: str) -> tuple[bool | None, str]:
+    m = _postscript_pattern(c.phrase).search(answer)
+    if m:
+        return True, f"postscript: '{answer[m.start() : m.start() + 40].strip()}'"
+    return False, f"no postscript starting with {c.phrase}"
+
+
+def _check_quotation(c: Constraint, answer: str) -> tuple[bool | None, str]:
+    text = answer.strip()
+    ok = len(text) > 1 and text[0] == '"' and text[-1] == '"'
+    return ok, f"answer starts with {text[:1]!r} and ends with {text[-1:]!r}; '\"' required"
+
+
+def _check_two_responses(c: Constraint, answer: str) -> tuple[bool | None, str]:
+    """IFEval's rule: split at ``******``; exactly two non-empty, different parts (an empty
+    part may only stand at either end)."""
+    parts = answer.split("******")
+    kept = []
+    for i, part in enumerate(parts):
+        if part.strip():
+            kept.append(part.strip())
+        elif 0 < i < len(parts) - 1:
+            return False, "an empty response between two ****** separators"
+    if len(kept) != 2:
+        return False, f"{len(kept)} responses separated by ******; 2 required"
+    if kept[0] == kept[1]:
+        return False, "the two responses are the same"
+    return True, "two different responses separated by ******"
+
+
+def _check_repeat(c: Constraint, answer: str) -> tuple[bool | None, str]:
+    ok = _norm(answer).startswith(_norm(c.phrase))
+    return ok, f"answer starts with '{answer.strip()[:60]}'; the request must come first"
+
+
+def _check_constrained(c: Constraint, answer: str) -> tuple[bool | None, str]:
+    found = [o for o in c.words if _phrase_search(o, answer)]
+    if found:
+        return True, f"answers with '{found[0]}'"
+    return False, "none of the options: " + ", ".join(f"'{o}'" for o in c.words)
+
+
+def _phrase_search(phrase: str, answer: str) -> bool:
+    """The option anywhere in the answer, as a whole phrase; case and spacing aside (IFEval
+    also takes the case as given: "my answer is no." passes here, not there)."""
+    body = re.escape(_norm(phrase))
+    return bool(re.search(rf"(?<!\w){body}(?!\w)", _norm(answer)))
+
+
+def _check_paragraph_first_word(c: Constraint, answer: str) -> tuple[bool | None, str]:
+    """The n-th paragraph (as `count_paragraphs` splits them; -1 is the last) starts with the
+    word, case and markdown or quotation marks around it aside."""
+    paragraphs, n = _paragraphs(answer), c.index or 1
+    which = "the last paragraph" if n < 0 else f"paragraph {n}"
+    if not paragraphs or len(paragraphs) < n:
+        return False, f"{len(paragraphs)} paragraphs; {which} must start with '{c.phrase}'"
+    paragraph = paragraphs[n - 1] if n > 0 else paragraphs[-1]
+    got = " ".join(_strip_edges(paragraph).split()[: len(c.phrase.split())])
+    return _starts_with(paragraph, c.phrase), f"{which} starts with '{got}'; '{c.phrase}' required"
+
+
 _CHECKS: dict[str, Callable[[Constraint, str], tuple[bool | None, str]]] = {
     **dict.fromkeys(_COUNT_UNITS, _check_count),
     "required_words": _check_required,
@@ -509,6 +723,16 @@ _CHECKS: dict[str, Callable[[Constraint, str], tuple[bool | None, str]]] = {
     "json_format": _check_json,
     "markdown_format": _check_markdown,
     "language": _check_language,
+    "no_comma": _check_no_comma,
+    "keyword_frequency": _check_keyword_frequency,
+    "letter_frequency": _check_letter_frequency,
+    "title": _check_title,
+    "postscript": _check_postscript,
+    "quotation": _check_quotation,
+    "two_responses": _check_two_responses,
+    "repeat_request": _check_repeat,
+    "constrained_response": _check_constrained,
+    "paragraph_first_word": _check_paragraph_first_word,
 }
 
 
@@ -539,11 +763,38 @@ def _repair_end(c: Constraint, answer: str) -> str:
     return f"{answer.rstrip()}{sep}{c.phrase}" if answer.strip() else c.phrase
 
 
+def _repair_no_comma(c: Constraint, answer: str) -> str:
+    """Drops the commas: a thousands separator closes up ("1,000" -> "1000"), a comma between
+    two words becomes a space, and any other comma goes."""
+    answer = re.sub(r"(?<=\d),(?=\d{3}\b)", "", answer)
+    answer = re.sub(r"(?<=\S),(?=[^\s,])", " ", answer)
+    return answer.replace(",", "")
+
+
+def _repair_quotation(c: Constraint, answer: str) -> str:
+    """Adds the quotation mark missing at either end; nothing inside changes."""
+    text = answer.strip()
+    return ("" if text.startswith('"') else '"') + text + ("" if text.endswith('"') else '"')
+
+
+def _repair_repeat(c: Constraint, answer: str) -> str:
+    """Puts the request, word for word, first. A first paragraph that is a near copy of it (a
+    repetition with a word changed) is replaced rather than kept beside the exact copy."""
+    request = c.phrase.strip()
+    first, sep, rest = answer.strip().partition("\n\n")
+    if sep and difflib.SequenceMatcher(None, _norm(first), _norm(request)).ratio() >= 0.8:
+        return f"{request}\n\n{rest.lstrip()}"
+    return f"{request}\n\n{answer.lstrip()}"
+
+
 _REPAIRS: dict[str, Callable[[Constraint, str], str]] = {
     "case": lambda c, a: a.lower() if c.case == "lower" else a.upper(),
     "starts_with": _repair_start,
     "ends_with": _repair_end,
     "forbidden_words": _repair_forbidden,
+    "no_comma": _repair_no_comma,
+    "quotation": _repair_quotation,
+    "repeat_request": _repair_repeat,
 }
 
 
@@ -586,6 +837,7 @@ class _Hit:
     constraints: list[Constraint] = field(default_factory=list)
     end: int = -1
     rejected: str = ""
+    quoted: tuple[int, int] | None = None  # repeat_request: where the request to repeat is
 
 
 @dataclass(frozen=True)
@@ -615,7 +867,7 @@ def _prefix(text: str, m: re.Match[str]) -> str:
 
 # Words before a count (in the same sentence) that make it a count of a part of the answer.
 _SCOPE_BEFORE = re.compile(
-    r"\b(?:each|every|per|apiece)\b"
+    r"\b(?:each|every|per|apiece)\b(?!\s+(?:separated|divided|split)\b)"
     r"|\bthe\s+(?:first|second|third|fourth|fifth|last|final|latter|former|other)\b"
     r"|\b(?:first|second|third|fourth|fifth|last|final|opening|closing|introductory|concluding)"
     r"\s+(?:[\w-]+\s+)?(?:paragraph|sentence|section|bullet|line|item|part|word|stanza)s?\b"
@@ -641,7 +893,8 @@ _FREQUENCY_TAIL = re.compile(
     _F,
 )
 _SCOPE_AFTER = re.compile(
-    r"\s*(?:each\b(?!\s+(?:of|with|containing|having|consisting|made)\b)|apiece\b|per\s+\w+"
+    r"\s*(?:each\b(?!\s+(?:of|with|containing|having|consisting|made|separated|divided|split)\b)"
+    r"|apiece\b|per\s+\w+"
     r"|in\s+(?:each|every|the\s+(?:first|second|third|last|final|opening|closing|title|heading))\b"
     r"|in\s+(?:all\s+)?(?:caps|capitals?|capital\s+letters|upper[\s-]?case|lower[\s-]?case)\b"
     r"|for\s+(?:each|every|the\s+(?:title|heading|first|last))\b|long\s+each\b)",
@@ -690,18 +943,19 @@ _QUANT_KINDS = [
     ("exact", r"exactly|precisely"),
     ("about", r"about|around|approximately|roughly|approx\.?|~"),
 ]
-_QUANT = "(?P<q>" + "|".join(f"(?:{p})" for _, p in _QUANT_KINDS) + ")"
+_QUANT_ALT = "|".join(f"(?:{p})" for _, p in _QUANT_KINDS)
+_QUANT = f"(?P<q>{_QUANT_ALT})"
 _ADJ = (
     r"(?:(?:short|brief|concise|complete|full|separate|distinct|clear|simple|long|numbered"
     r"|bulleted|markdown|key|main|different|well-written|coherent)\s+){0,2}"
 )
 _UNIT = (
     r"(?P<unit>words?|sentences?|paragraphs?|bullet(?:ed)?[\s-]*points?|bullets?"
-    r"|(?:bulleted|numbered|list)\s+items?|sections?)\b"
+    r"|(?:bulleted|numbered|list)\s+items?|sections?|placeholders?)\b"
 )
 _UNIT_NO_WORDS = (
     r"(?P<unit>sentences?|paragraphs?|bullet(?:ed)?[\s-]*points?|bullets?"
-    r"|(?:bulleted|numbered|list)\s+items?|sections?)\b"
+    r"|(?:bulleted|numbered|list)\s+items?|sections?|placeholders?)\b"
 )
 _UNIT_SINGULAR = r"(?P<unit>word|sentence|paragraph|section|bullet(?:[\s-]point)?)"
 
@@ -713,6 +967,7 @@ def _unit_kind(unit: str) -> str:
         ("sentence_count", "sentence"),
         ("paragraph_count", "paragraph"),
         ("section_count", "section"),
+        ("placeholder_count", "placeholder"),
     ):
         if unit.startswith(stem):
             return kind
@@ -740,13 +995,16 @@ def _quant_bounds(how: str, n: int) -> tuple[int | None, int | None]:
 def _count_hit(
     m: re.Match[str], text: str, how: str, n: int, m2: int | None = None, kind: str = ""
 ) -> _Hit | None:
-    kind = kind or _unit_kind(m.group("unit"))
+    unit = m.groupdict().get("unit") or ""
+    kind = kind or _unit_kind(unit)
     low, high = (min(n, m2), max(n, m2)) if m2 is not None else _quant_bounds(how, n)
     if problem := _scope_problem(text, m):
         return _Hit(rejected=problem)
     if high is not None and high < 0:
         return None
-    return _Hit([Constraint(kind=kind, source="", low=low, high=high)])
+    # "3 bullet points" asks for markdown bullets; "a list of 3 items" for any list items
+    element = "bullet" if kind == "bullet_count" and "bullet" in unit.lower() else None
+    return _Hit([Constraint(kind=kind, source="", low=low, high=high, element=element)])
 
 
 def _read_range(m: re.Match[str], text: str) -> _Hit | None:
@@ -759,14 +1017,26 @@ def _read_dash_range(m: re.Match[str], text: str) -> _Hit | None:
     return _count_hit(m, text, "", n, m2) if n < m2 else None
 
 
+# "I don't want anything longer than 30 words": a negated "more than" is a maximum
+_NEGATED_BEFORE = re.compile(r"(?:\bnot|n't|\bnever)(?:\s+[\w'-]+){0,3}\s*$", _F)
+
+
 def _read_quantified(m: re.Match[str], text: str) -> _Hit | None:
-    return _count_hit(m, text, _quant_kind(m.group("q")), _to_int(m.group("n")))
+    how, n = _quant_kind(m.group("q")), _to_int(m.group("n"))
+    if how in ("gt", "lt") and _NEGATED_BEFORE.search(_prefix(text, m)):
+        how = "max" if how == "gt" else "min"
+    return _count_hit(m, text, how, n)
 
 
 def _read_postfix(m: re.Match[str], text: str) -> _Hit | None:
     post = m.group("post").lower()
     how = "min" if re.search(r"more|longer|above|over|min|least", post) else "max"
     return _count_hit(m, text, how, _to_int(m.group("n")))
+
+
+def _read_plus(m: re.Match[str], text: str) -> _Hit | None:
+    """Reads "a 300+ word essay" and "600+ words long": at least that many."""
+    return _count_hit(m, text, "min", _to_int(m.group("n")))
 
 
 def _read_limit(m: re.Match[str], text: str) -> _Hit | None:
@@ -849,11 +1119,12 @@ _STOPWORDS = {
 }
 # fmt: on
 _TERM_NOUN = re.compile(
-    r"\s*(?:(?:any|all)\s+(?:of\s+)?)?(?:the\s+|these\s+|this\s+)?(?:following\s+)?"
-    r"(?P<noun>(?:key\s*)?words?|keywords?|terms?|phrases?)?\s*(?:like\s+|such\s+as\s+)?:?\s*",
+    r"\s*(?P<any>(?:any|all)\s+(?:of\s+)?)?(?:the\s+|these\s+|this\s+)?(?:following\s+)?"
+    r"(?:(?P<noun>(?:key\s*)?words?|keywords?|terms?|phrases?)|(?P<quoted_noun>lines?|sentences?))?"
+    r"\s*(?:like\s+|such\s+as\s+)?:?\s*(?P<bracket>\[\s*(?=[\"'“‘]))?",
     _F,
 )
-_TERM_END = re.compile(r"\s*(?:[,.;:!?)]|$|\s(?:and|or|in|anywhere|throughout|within)\b)", _F)
+_TERM_END = re.compile(r"\s*(?:[,.;:!?)\]]|$|\n|\s(?:and|or|in|anywhere|throughout|within)\b)", _F)
 _TERM_SEP = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+|\s*[&/]\s*", _F)
 _BARE_TERM = re.compile(r"[A-Za-z][\w'-]*")
 _PROPER_NOUN = re.compile(r"[A-Z][\w'-]*(?:[ \t]+[A-Z][\w'-]*)*")
@@ -882,7 +1153,9 @@ def _read_terms(
     lead = _TERM_NOUN.match(text, pos)
     assert lead is not None
     pos = lead.end()
-    bare_ok = bool(lead.group("noun"))
+    # "the words X and Y" names words; "say any word before..." does not
+    any_word = (lead.group("any") or "").lower()
+    bare_ok = bool(lead.group("noun")) and not (any_word.startswith("any") and "of" not in any_word)
     terms: list[str] = []
     end, had_or, after_conjunction, quoted_list = pos, False, False, None
     while True:
@@ -912,7 +1185,10 @@ def _read_terms(
         after_conjunction = bool(re.search(r"\b(?:and|or)\b|[&/]", sep.group(), _F))
         had_or = had_or or bool(re.search(r"\bor\b|/", sep.group(), _F))
         pos = sep.end()
-    return terms, end, had_or, bare_ok
+    if lead.group("bracket") and (close := re.compile(r"\s*\]").match(text, end)):
+        end = close.end()  # a list written as ['a', 'b']
+    # a symbol ("use '*' for bullets") is not a word to look for
+    return [t for t in terms if re.search(r"\w", t)], end, had_or, bare_ok
 
 
 _PHRASE_VERB_BEFORE = re.compile(
@@ -920,10 +1196,35 @@ _PHRASE_VERB_BEFORE = re.compile(
 )
 
 
+# "do not mention nursery and storytelling in your response": a list of bare words that the
+# sentence says are about the answer
+_IN_ANSWER = re.compile(
+    r"\s+(?:in|throughout|anywhere\s+in)\s+(?:your|the)\s+(?:entire\s+|whole\s+)?"
+    r"(?:answer|response|reply|output|text)\b",
+    _F,
+)
+_BARE_LIST = re.compile(
+    r"\s+(?P<list>[A-Za-z][\w'-]*(?:\s*,\s*[A-Za-z][\w'-]*)*,?\s+(?:and|or)\s+[A-Za-z][\w'-]*)"
+)
+
+
+def _bare_list_in_answer(text: str, pos: int) -> tuple[list[str], int]:
+    listed = _BARE_LIST.match(text, pos)
+    if not listed or not _IN_ANSWER.match(text, listed.end()):
+        return [], pos
+    words = _TERM_SEP.split(listed.group("list"))
+    if any(w.lower() in _STOPWORDS for w in words):
+        return [], pos
+    return words, listed.end()
+
+
 def _terms_hit(m: re.Match[str], text: str, kind: str) -> _Hit | None:
     verb = m.group().lower()
     terms, end, had_or, named = _read_terms(text, m.end(), capitalized="mention" in verb)
-    if not terms or (verb == "with" and not named):
+    if not terms and kind == "forbidden_words":
+        terms, end = _bare_list_in_answer(text, m.end())
+        had_or, named = False, bool(terms)
+    if not terms or (verb in ("with", "has", "have", "having") and not named):
         return None
     if verb == "with" and _PHRASE_VERB_BEFORE.search(_prefix(text, m)):
         return None  # "start with word X" is a start phrase, not a required word
@@ -941,15 +1242,20 @@ def _read_forbidden(m: re.Match[str], text: str) -> _Hit | None:
 
 
 _PHRASE_NOUN = re.compile(
-    r"\s*(?:(?P<article>the|this|these)\s+(?:following\s+)?(?:exact\s+|precise\s+|same\s+)?"
-    r"(?P<noun>phrase|words?|sentence|line|greeting|question|salutation|text)\s*:?\s*"
-    r"|(?P<bare_noun>word|phrase)\s+)?",
+    r"\s*(?:exactly\s+)?(?:(?P<article>the|this|these)\s+(?:following\s+)?"
+    r"(?:exact\s+|precise\s+|same\s+)?(?P<noun>phrase|words?|sentence|line|greeting|question"
+    r"|salutation|text|statement)(?:\s+of)?\s*:?\s*"
+    r"|(?P<bare_noun>word|phrase)\s+|(?P<colon>:)\s*)?",
     _F,
 )
+# What "end ... with" may name when it means the whole answer: "your response", "the rant",
+# "the blog post"; not a part of it ("the title", "the second paragraph").
 _ANSWER_OBJECT = re.compile(
     r"(?:(?:your|the|this|my)\s+)?(?:(?:entire|whole|full|complete|final)\s+)?"
-    r"(?:answer|response|reply|output|message|text|essay|letter|email|e-mail|story|poem|post"
-    r"|note|speech|article|summary|it)?\s*",
+    r"(?:(?:[\w-]+\s+)?(?:answer|response|reply|output|message|text|essay|letter|email|e-mail"
+    r"|story|poem|post|note|speech|article|summary|rant|tweet|review|song|lyrics|limerick|haiku"
+    r"|joke|riddle|rap|pitch|proposal|ad|advertisement|description|resume|dialogue|script|memo"
+    r"|report|template|announcement|newsletter|toast|blog|conversation)\s*|it\s*)?",
     _F,
 )
 _PHRASE_SCOPE = re.compile(
@@ -970,6 +1276,8 @@ def _read_phrase(text: str, pos: int, single_word: bool = False) -> tuple[str, i
     if (lead.group("bare_noun") or "").lower() == "phrase":
         return None  # "begin with phrase" + no quotes: too vague to read
     noun = (lead.group("noun") or lead.group("bare_noun") or "").lower()
+    if lead.group("colon") and not single_word:
+        noun = "phrase"  # "end with: That is all you need!"
     if noun == "word" or (single_word and not noun):
         bare = re.compile(r"[\w'-]+").match(text, lead.end())
         return (bare.group(), bare.end()) if bare else None
@@ -988,6 +1296,8 @@ def _phrase_hit(m: re.Match[str], text: str, kind: str, single_word: bool = Fals
     if read is None:
         return None
     phrase, end = read
+    if re.match(r"\s*,?\s+or\s+[\"“'‘]", text[end:]):
+        return _Hit(end=end, rejected="either/or phrase")  # "start with 'Yes' or 'No'"
     obj = m.groupdict().get("obj") or ""
     if not _ANSWER_OBJECT.fullmatch(obj) or _PHRASE_SCOPE.search(_prefix(text, m) + " " + obj):
         return _Hit(end=end, rejected="applies to a part of the answer")
@@ -1025,7 +1335,9 @@ _CASE_SCOPE_AFTER = re.compile(
 _CASE_DESCRIPTION = re.compile(
     r"\b(?:contains?|consists?\s+of|has|have|is|are|uses)\s+(?:only\s+|all\s+)?(?:in\s+)?$", _F
 )
-_MODAL = re.compile(r"\b(?:should|must|needs?\s+to|has\s+to|have\s+to|shall)\b", _F)
+_MODAL = re.compile(
+    r"\b(?:should|must|needs?\s+to|has\s+to|have\s+to|shall|make\s+sure|ensure|be\s+sure)\b", _F
+)
 
 
 def _case_reader(case: str) -> Callable[[re.Match[str], str], _Hit | None]:
@@ -1034,7 +1346,10 @@ def _case_reader(case: str) -> Callable[[re.Match[str], str], _Hit | None]:
         before = _prefix(text, m)
         if _CASE_DESCRIPTION.search(before) and not _MODAL.search(before + after):
             return None  # "... and contains only lowercase letters" describes some input
-        if _CASE_SCOPE_BEFORE.search(before) or _CASE_SCOPE_AFTER.match(after):
+        # "write the names in capitals" is about the names; "an essay on first names, without
+        # capital letters" is about the essay: only the clause the case is in counts
+        clause = re.split(r"[,;:]|--+|—", before)[-1]
+        if _CASE_SCOPE_BEFORE.search(clause) or _CASE_SCOPE_AFTER.match(after):
             return _Hit(rejected="letter case of a part of the answer")
         return _Hit([Constraint(kind="case", source="", case=case)])
 
@@ -1051,7 +1366,10 @@ _CODE_CONTEXT = re.compile(
 
 def _read_json(m: re.Match[str], text: str) -> _Hit | None:
     before = _prefix(text, m)
-    if _CODE_CONTEXT.search(before) or _QUESTION_START.match(before + m.group()):
+    whole = re.search(
+        r"\b(?:entire|whole|full)\s+(?:output|response|answer|reply)\b", m.group(), _F
+    )
+    if (_CODE_CONTEXT.search(before) and not whole) or _QUESTION_START.match(before + m.group()):
         return None
     return _Hit([Constraint(kind="json_format", source="")])
 
@@ -1089,8 +1407,30 @@ def _read_language(m: re.Match[str], text: str) -> _Hit | None:
 _ANSWER_WORD = re.compile(r"\b(?:answer|response|reply|output|respond|write|written)\b", _F)
 
 
+def _read_language_only(m: re.Match[str], text: str) -> _Hit | None:
+    """Reads "entirely in Russian", "using only Hindi", "in Urdu only, no other language is
+    allowed"; "a word that exists only in German" names no language for the answer."""
+    start, end = _sentence_span(text, m.start())
+    if not re.search(
+        r"no\s+other\s+language|\b(?:answer|response|reply|output|respond|write|written|rewrite"
+        r"|tell|translate|compose|it'?s|it\s+is|use|using)\b",
+        text[start:end],
+        _F,
+    ):
+        return None
+    return _Hit(
+        [Constraint(kind="language", source="", language=LANGUAGES[m.group("lang").lower()])]
+    )
+
+
 def _read_marker(m: re.Match[str], text: str) -> _Hit | None:
-    return _Hit([Constraint(kind="section_count", source="", low=1, marker=m.group("marker"))])
+    """A marker such as "SECTION X" for the sections (or, "label each paragraph with PARAGRAPH
+    X", the paragraphs) the answer is counted by; `element` keeps which, until a count joins
+    it (`_attach_markers`)."""
+    part = (m.groupdict().get("part") or "section").lower()
+    return _Hit(
+        [Constraint(kind="section_count", source="", low=1, marker=m.group("marker"), element=part)]
+    )
 
 
 _LANG = "(?P<lang>" + "|".join(LANGUAGES) + r")\b"
@@ -1101,8 +1441,385 @@ _LANG_END = (
 _NUM_N, _NUM_M = _num("n"), _num("m")
 _VERB_OBJ = r"\s+(?P<obj>(?:[\w-]+\s+){0,4}?)"
 
+
+# --- IFEval's other kinds: commas, placeholders, highlights, titles, postscripts, ... ---------
+
+_ORDINALS = {
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
+    "eighth": 8, "ninth": 9, "tenth": 10, "last": -1, "final": -1,
+}  # fmt: skip
+_ORD = r"(?:" + "|".join(_ORDINALS) + r"|\d+\s*-?\s*(?:st|nd|rd|th))"
+
+
+def _ordinal(text: str) -> int:
+    """Which paragraph: "second", "2nd", "2-nd", "2" and "two" are 2; "last" is -1."""
+    text = text.lower().strip()
+    if text in _ORDINALS:
+        return _ORDINALS[text]
+    digits = re.match(r"\d+", text)
+    return int(digits.group()) if digits else _to_int(text)
+
+
+# How often: "at least 3 times", "less than twice", "6 or 7 times", "3 to 5 times", "only once".
+_FREQ = (
+    rf"(?:(?P<fq>{_QUANT_ALT}|only|just)\s+(?:a\s+total\s+of\s+)?)?"
+    rf"(?:(?P<fn>{_NUM_CORE})\s+(?:(?:to|or|-|–)\s+(?P<fm>{_NUM_CORE})\s+)?times?\b"
+    r"|(?P<fw>once|twice|thrice)\b)"
+)
+_FREQ_AFTER = re.compile(
+    rf"[ \t]*(?:(?!(?:and|but|or|words?|letters?)\b)[\w'-]+[ \t]+){{0,7}}?{_FREQ}", _F
+)
+_FREQ_WORDS = {"once": 1, "twice": 2, "thrice": 3}
+
+
+def _freq_bounds(m: re.Match[str]) -> tuple[int | None, int | None]:
+    n = _FREQ_WORDS[m.group("fw").lower()] if m.group("fw") else _to_int(m.group("fn"))
+    if m.group("fm"):
+        return min(n, _to_int(m.group("fm"))), max(n, _to_int(m.group("fm")))
+    q = (m.group("fq") or "").lower()
+    how = "exact" if q in ("", "only", "just") else _quant_kind(q)
+    return _quant_bounds("exact" if how == "about" else how, n)
+
+
+_FREQ_SCOPE_AFTER = re.compile(r"\s*(?:in|within|for)\s+(?:each|every)\b|\s*(?:each|per)\b", _F)
+
+
+def _frequency_hit(m: re.Match[str], text: str, term_end: int, kind: str, term: str) -> _Hit | None:
+    freq = _FREQ_AFTER.match(text, term_end)
+    if not freq:
+        return None
+    low, high = _freq_bounds(freq)
+    if _FREQ_SCOPE_AFTER.match(text, freq.end()) or re.search(
+        r"\b(?:each|every|per)\s+(?:paragraph|sentence|section|line|bullet|stanza)",
+        _prefix(text, m),
+        _F,
+    ):
+        return _Hit(end=freq.end(), rejected="a frequency in a part of the answer")
+    if high is not None and high < 0:
+        return None
+    return _Hit(
+        [Constraint(kind=kind, source="", low=low, high=high, words=[term])], end=freq.end()
+    )
+
+
+# "the word X should not appear": a forbidden word
+_NEVER_APPEAR = re.compile(
+    r"[ \t]+(?:should|must|may|can|will|does|do|is\s+to)?[ \t]*(?:not|n't|never)[ \t]+"
+    r"(?:appear|occur|be\s+(?:used|included|mentioned|said|written))\b",
+    _F,
+)
+
+
+def _read_keyword_frequency(m: re.Match[str], text: str) -> _Hit | None:
+    """Reads "the word 'X' should appear at least 3 times", "include the word X at least
+    twice", "mention the name Sarah only once", and "the word X should not appear"."""
+    quoted = _quoted_at(text, m.end())
+    if quoted:
+        term, term_end = quoted
+    else:
+        bare = _BARE_TERM.match(text, m.end())
+        if not bare or bare.group().lower() in _STOPWORDS or m.group("verb"):
+            return None
+        term, term_end = bare.group(), bare.end()
+    if not re.search(r"\w", term):
+        return None
+    never = _NEVER_APPEAR.match(text, term_end)
+    if never and not m.group("verb"):
+        return _Hit([Constraint(kind="forbidden_words", source="", words=[term])], end=never.end())
+    return _frequency_hit(m, text, term_end, "keyword_frequency", term)
+
+
+_LETTER = re.compile(r"[\"“'‘`]?(?P<let>[^\W\d_]|#)[\"”'’`]?(?![\w'])", _F)
+
+
+def _read_letter_frequency(m: re.Match[str], text: str) -> _Hit | None:
+    """Reads "the letter q should appear at least 5 times", "include the letter 'l' at least
+    15 times", and, as at most 0, "do not use the letter e"."""
+    letter = _LETTER.match(text, m.end())
+    if not letter:
+        return None
+    found = Constraint(kind="letter_frequency", source="", words=[letter.group("let").lower()])
+    if m.group("neg"):
+        if re.search(r"\b(?:try|tries|trying|tried)\s+to\s*$", _prefix(text, m), _F):
+            return None  # "two people who are trying to avoid the letter t" is content
+        tail = re.compile(r"\s+(?:anywhere|whatsoever|at\s+all)\b").match(text, letter.end())
+        found.high = 0
+        return _Hit([found], end=tail.end() if tail else letter.end())
+    never = _NEVER_APPEAR.match(text, letter.end())
+    if never:
+        found.high = 0
+        return _Hit([found], end=never.end())
+    return _frequency_hit(m, text, letter.end(), "letter_frequency", found.words[0])
+
+
+def _read_hashtags(m: re.Match[str], text: str) -> _Hit | None:
+    """Reads "at least 4 hashtags" as at least 4 '#' characters, as IFEval counts them."""
+    low, high = _quant_bounds(_quant_kind(m.group("q")), _to_int(m.group("n")))
+    return _Hit([Constraint(kind="letter_frequency", source="", words=["#"], low=low, high=high)])
+
+
+def _read_capital_words(m: re.Match[str], text: str) -> _Hit | None:
+    """Reads "at least 10 words in all capital letters" and "words with all capital letters
+    should appear at least 3 times"; "use (some) words in all caps" alone is at least one."""
+    if m.groupdict().get("n"):
+        how = _quant_kind(m.group("q"))
+        n = _to_int(m.group("n"))
+        if _NEGATED_BEFORE.search(_prefix(text, m)) and how in ("gt", "lt"):
+            how = "max" if how == "gt" else "min"
+        low, high, end = *_quant_bounds(how, n), m.end()
+    elif m.groupdict().get("noun"):
+        freq = _FREQ_AFTER.match(text, m.end())
+        if not freq:
+            return None
+        (low, high), end = _freq_bounds(freq), freq.end()
+    else:
+        low, high, end = 1, None, m.end()
+    if problem := _scope_problem(text, m):
+        return _Hit(end=end, rejected=problem)
+    return _Hit([Constraint(kind="capital_word_count", source="", low=low, high=high)], end=end)
+
+
+def _read_highlights(m: re.Match[str], text: str) -> _Hit | None:
+    """Reads "highlight at least 3 sections with markdown", "include two italic text
+    sections", "italicize 5 of your favorite names": at least that many highlighted spans (a
+    highlight count is a minimum, as in IFEval, even without "at least"). "Highlight some key
+    parts" is at least one; "highlight each section name" is one per section (the section
+    count joins it in `_attach_highlighted_sections`)."""
+    if m.groupdict().get("each"):
+        return _Hit([Constraint(kind="highlight_count", source="", low=None, element="each")])
+    if not m.groupdict().get("n"):
+        return _Hit([Constraint(kind="highlight_count", source="", low=1)])
+    q, n = m.groupdict().get("q"), _to_int(m.group("n"))
+    low, high = _quant_bounds(_quant_kind(q), n) if q else (n, None)
+    if high == low:
+        high = None  # "exactly 3 highlighted sections": IFEval counts at least
+    return _Hit([Constraint(kind="highlight_count", source="", low=low, high=high)])
+
+
+def _read_no_comma(m: re.Match[str], text: str) -> _Hit | None:
+    """Reads "do not use any commas", "without commas", "commas are not allowed"; commas in a
+    part ("no commas in the title", "numbers without commas") are not checked."""
+    start, end = _sentence_span(text, m.start())
+    if re.search(
+        r"\b(?:title|heading|headline|names?|numbers?|keywords?)\b",
+        text[start:end],
+        _F,
+    ) and not re.search(r"\b(?:response|answer|reply|output|entire|whole)\b", text[start:end], _F):
+        return _Hit(rejected="commas in a part of the answer")
+    return _Hit([Constraint(kind="no_comma", source="")])
+
+
+def _read_title(m: re.Match[str], text: str) -> _Hit | None:
+    """Reads "a title wrapped in double angular brackets, i.e. <<title>>" (with its example)."""
+    if _QUESTION_START.match(_prefix(text, m) + m.group()):
+        return None
+    example = re.compile(
+        r"[ \t]*,?[ \t]*(?:\(?(?:i\.e\.|e\.g\.|such\s+as|like|for\s+example|as\s+in)[,:]?[ \t]*)?"
+        r"<<[^<>\n]*>>\)?",
+        _F,
+    ).match(text, m.end())
+    return _Hit([Constraint(kind="title", source="")], end=example.end() if example else m.end())
+
+
+_POSTSCRIPT_CONTEXT = re.compile(
+    r"\bpost[\s-]?script|\b(?:add|include|append|end|finish|close|conclude|write)\w*\b"
+    r"|\bwith\s+an?\b|\bat\s+the\s+end\b",
+    _F,
+)
+
+
+def _read_postscript(m: re.Match[str], text: str) -> _Hit | None:
+    """Reads the marker in "add a postscript starting with P.P.S"; a P.S. the sentence does
+    not ask to add ("why do letters have a P.S.?") is not one."""
+    start, end = _sentence_span(text, m.start())
+    before = text[max(0, start - 200) : m.start()]
+    if not _POSTSCRIPT_CONTEXT.search(before + text[m.end() : end]):
+        return None
+    marker = "P.P.S" if re.match(r"p\.\s?p", m.group("marker"), _F) else "P.S."
+    return _Hit([Constraint(kind="postscript", source="", phrase=marker)])
+
+
+_QUOTE_WRAP_VERB = re.compile(
+    r"\b(?:wrap|wrapped|wrapping|enclose|enclosed|enclosing|put|surround|surrounded|inside"
+    r"|within|between)\b",
+    _F,
+)
+_QUOTE_PART = re.compile(
+    r"\b(?:each|every|title|names?|dialogue|speech|quotes?|quotations|words?|phrases?|terms?"
+    r"|keywords?|strings?|keys?|values?|lines?)\b",
+    _F,
+)
+
+
+def _read_quotation(m: re.Match[str], text: str) -> _Hit | None:
+    """Reads "wrap your entire response with double quotation marks" (and "put double quotes
+    around your answer"); double quotes around a part (a title, each keyword) are not it."""
+    start, end = _sentence_span(text, m.start())
+    before, after = text[start : m.start()], text[m.end() : end]
+    if not _QUOTE_WRAP_VERB.search(before + " " + after[:40]):
+        return None
+    if not (_ANSWER_WORD.search(before) or re.match(r"\s*around\s+(?:your|the)\s+", after, _F)):
+        return None
+    # what is wrapped: the words after the verb ("wrap each keyword in"), or after "around"
+    verbs = list(_QUOTE_WRAP_VERB.finditer(before))
+    wrapped = before[verbs[-1].end() :] if verbs else ""
+    around = re.match(r"\s*around\s+([^.,;\n]*)", after, _F)
+    wrapped += " " + (around.group(1) if around else "")
+    if _QUOTE_PART.search(re.sub(r"\([^)]*\)", "", wrapped)):
+        return _Hit(rejected="quotation marks around a part of the answer")
+    around = re.compile(
+        r"\s+around\s+(?:your|the)\s+(?:entire\s+|whole\s+)?(?:answer|response|reply|output)\b", _F
+    ).match(text, m.end())
+    return _Hit([Constraint(kind="quotation", source="")], end=around.end() if around else m.end())
+
+
+def _read_two_responses(m: re.Match[str], text: str) -> _Hit | None:
+    """Reads "give two different responses separated by 6 asterisk symbols ******"."""
+    if re.search(r"\b(?:three|four|five|3|4|5)\s+(?:different\s+)?\w+s\b", _prefix(text, m), _F):
+        return _Hit(rejected="more than two responses")
+    return _Hit([Constraint(kind="two_responses", source="")])
+
+
+# A constrained answer's options: quoted ('My answer is yes.', "My answer is no.") or one a line.
+_OPTION = re.compile(
+    r"[\"“”'‘’](?P<opt>[^\"“”\n]+?)[\"“”'‘’](?=\s*(?:[,;)\]]|\bor\b|\band\b|--|$|\n|\.(?:\s|$)))",
+    _F,
+)
+_OPTION_SEP = re.compile(r"\s*(?:,\s*(?:or\s+|and\s+)?|\s+or\s+|;\s*)", _F)
+
+
+def _read_options(text: str, pos: int) -> tuple[list[str], int]:
+    lines = re.compile(r"[ \t]*\n((?:[ \t]*(?:[-*•]\s+)?[^\n]{1,80}(?:\n|$)){2,10})").match(
+        text, pos
+    )
+    if lines and not _OPTION.match(text, re.compile(r"\s*").match(text, pos).end()):
+        opts = [re.sub(r"^[-*•]\s+", "", x.strip()) for x in lines.group(1).splitlines()]
+        opts = [o for o in opts if o]
+        return opts, lines.end()
+    pos = re.compile(r"\s*\(?\s*").match(text, pos).end()
+    options, end = [], pos
+    while opt := _OPTION.match(text, pos):
+        options.append(opt.group("opt").strip())
+        end = opt.end()
+        sep = _OPTION_SEP.match(text, end)
+        if not sep:
+            break
+        pos = sep.end()
+    close = re.compile(r"\s*\)").match(text, end)
+    return options, close.end() if close else end
+
+
+def _read_constrained(m: re.Match[str], text: str) -> _Hit | None:
+    """Reads "answer with one of the following options: 'My answer is yes.', ..." and
+    'answer "My answer is yes." or "My answer is no."'."""
+    options, end = _read_options(text, m.end())
+    if len(options) < 2:
+        return None
+    return _Hit([Constraint(kind="constrained_response", source="", words=options)], end=end)
+
+
+def _read_paragraph_first_word(m: re.Match[str], text: str) -> _Hit | None:
+    """Reads "the 2nd paragraph must start with the word X", "Paragraph 1 must start with word
+    X", "start the first paragraph with 'X'"; the paragraph count is read on its own."""
+    read = _read_phrase(text, m.end(), single_word=True)
+    if read is None:
+        return None
+    phrase, end = read
+    groups = m.groupdict()
+    index = _ordinal(next(groups[g] for g in ("ord", "ord2", "num", "num2") if groups.get(g)))
+    return _Hit(
+        [Constraint(kind="paragraph_first_word", source="", phrase=phrase, index=index)], end=end
+    )
+
+
+_DIVIDER_MENTION = re.compile(
+    r"(?<!\*)\*{3}(?!\*)|\b(?:three|3)\s+asterisks?\b|\bmarkdown\s+divider", _F
+)
+
+
+def _read_divided(m: re.Match[str], text: str) -> _Hit | None:
+    """Reads "3 parts separated by ***" and "exactly 6 stanzas. Separate the stanzas using ***"
+    as a paragraph count: ``***`` is a paragraph divider."""
+    start, end = _sentence_span(text, m.start())
+    nxt = _sentence_span(text, min(len(text), end + 1))[1]
+    near = text[start:nxt]
+    if not (_DIVIDER_MENTION.search(near) and re.search(r"separat|split|divid|break", near, _F)):
+        return None
+    q = m.groupdict().get("q")
+    return _count_hit(
+        m, text, _quant_kind(q) if q else "exact", _to_int(m.group("n")), kind="paragraph_count"
+    )
+
+
+# --- repeating the request ---------------------------------------------------------------------
+
+_REPEAT_WORDS = re.compile(
+    r"\b(?:repeat\w*|repleat\w*|say|said|saying|chang\w*|add|before|word\s+(?:for|by)\s+word)\b",
+    _F,
+)
+_REQUEST_NOUN = re.compile(
+    r"\b(?:request|prompt|question|instructions?|sentence|line|text|query|task)\b", _F
+)
+_REPEAT_VERBATIM = re.compile(
+    r"word\s+(?:for|by)\s+word|without\s+(?:any\s+)?chang|exact|verbatim|as\s+it\s+is|\bfirst\b"
+    r"|\bbefore\b|beginning|above|below|following",
+    _F,
+)
+
+
+def _quoted_span(text: str, pos: int) -> tuple[int, int] | None:
+    m = _QUOTE_AT.match(text, re.compile(r"\s*").match(text, pos).end())
+    if not m:
+        return None
+    return next(m.span(g) for g in range(1, 6) if m.group(g) is not None)
+
+
+def _read_repeat(m: re.Match[str], text: str) -> _Hit | None:
+    """Reads "First repeat the request above word for word without change, then give your
+    answer" and finds the request: quoted after "repeat", the first line, the text above the
+    instruction, or (for "below"/"following", or an instruction that opens the prompt) the
+    text after it. The instruction's sentences ("do not say anything before repeating") are
+    read with it; the request is left for the other rules, whose constraints it carries."""
+    start, end = _sentence_span(text, m.start())
+    sentence = text[start:end]
+    if re.search(
+        r"(?:\bnot|n't|\bnever|\bavoid|\bwithout)\s+(?:\w+\s+){0,2}$", text[start : m.start()], _F
+    ):
+        return None
+    if not _REPEAT_VERBATIM.search(sentence) or not (
+        _REQUEST_NOUN.search(sentence) or _quoted_span(text, m.end())
+    ):
+        return None
+    # the instruction: this sentence and the ones after it that talk about repeating
+    para_end = text.find("\n\n", end)
+    para_end = len(text) if para_end < 0 else para_end
+    stop = end
+    for a, b in _spans(text, _SENTENCE_BREAK):
+        if a < end or b > para_end:
+            continue
+        if not _REPEAT_WORDS.search(text[a:b]):
+            break
+        stop = b
+    quoted = _quoted_span(text, m.end())
+    if quoted and quoted[1] - quoted[0] > 15:
+        return _Hit([Constraint(kind="repeat_request", source="")], end=stop, quoted=quoted)
+    if re.search(r"\bfirst\s+line\b", sentence, _F):
+        line_end = text.find("\n")
+        request = (0, line_end if 0 <= line_end < start else start)
+    elif re.search(r"\b(?:below|following)\b", sentence, _F) or not text[:start].strip():
+        request = (stop, len(text))
+    else:
+        request = (0, start)
+    if not text[slice(*request)].strip():
+        return None
+    return _Hit([Constraint(kind="repeat_request", source="")], end=stop, quoted=request)
+
+
 _RULES: list[_Rule] = [
-    # Section markers come first: "begin each section with 'SECTION X'" is not a start phrase.
+    # The request to repeat comes first: its sentences ("do not say any words before repeating
+    # the request") are not about words to avoid.
+    _Rule("repeat_request", re.compile(r"\b(?:repeat|repleat)(?:ing)?\b", _F), _read_repeat),
+    # Section markers come next: "begin each section with 'SECTION X'" is not a start phrase.
     _Rule(
         "section_marker",
         re.compile(
@@ -1115,14 +1832,239 @@ _RULES: list[_Rule] = [
         _read_marker,
     ),
     _Rule(
+        "section_marker_each",
+        re.compile(
+            r"\b(?:each|every)\s+(?:new\s+)?(?P<part>section|paragraph|part|chapter)\b"
+            r"(?:\s+[\w'-]+){0,5}?\s+(?:with|as|by|using)\s+(?:the\s+(?:word|label|heading|text)\s+)?"
+            r"[\"“'‘`]?(?P<marker>[A-Za-z]+)\s+(?:X|N|\d+|\{\w*\}|\[\w*\]|#)\b[\"”'’`]?",
+            _F,
+        ),
+        _read_marker,
+    ),
+    _Rule(
+        "two_responses",
+        re.compile(
+            r"\b(?:separat\w*|split\w*|divid\w*|break\w*)\s+(?:[\w'-]+\s+){0,5}?(?:with|by|using"
+            r"|via)\s+(?:exactly\s+)?(?:(?:6|six)\s+asterisks?(?:\s+(?:symbols?|marks?|markers?"
+            r"|signs?|characters?))?(?:\s*:?\s*\(?\*{6,}\)?)?|\*{6,})",
+            _F,
+        ),
+        _read_two_responses,
+    ),
+    # "The 2nd paragraph must start with the word X": before the start phrases, which would
+    # read it as a start of the whole answer.
+    _Rule(
+        "paragraph_first_word",
+        re.compile(
+            rf"\b(?:the\s+|your\s+)?(?P<ord>{_ORD})\s+paragraph\s+(?:(?:should|must|has\s+to"
+            r"|needs\s+to|will|shall)\s+(?:also\s+)?)?(?:start|begin)s?\s+with\b",
+            _F,
+        ),
+        _read_paragraph_first_word,
+    ),
+    _Rule(
+        "paragraph_n_first_word",
+        re.compile(
+            rf"\bparagraph\s+(?P<num>\d+|{_NW})\s+(?:(?:should|must|has\s+to|needs\s+to|will"
+            r"|shall)\s+(?:also\s+)?)?(?:start|begin)s?\s+with\b",
+            _F,
+        ),
+        _read_paragraph_first_word,
+    ),
+    _Rule(
+        "start_paragraph_with",
+        re.compile(
+            rf"\b(?:start|begin)\s+(?:the\s+|your\s+)?(?:(?P<ord2>{_ORD})\s+paragraph"
+            r"|paragraph\s+(?P<num2>\d+))\s+with\b",
+            _F,
+        ),
+        _read_paragraph_first_word,
+    ),
+    _Rule(
+        "postscript",
+        re.compile(r"[\"“'‘]?(?<![\w.])(?P<marker>p\.\s?(?:p\.\s?)?s\b\.?)[\"”'’]?", _F),
+        _read_postscript,
+    ),
+    _Rule(
+        "title",
+        re.compile(
+            r"(?:\b(?:a|the|your)\s+title\b[^.\n<]{0,30}?)?\bdouble\s+angul?ar\s+brackets?\b"
+            r"|\bdouble\s+angle\s+brackets?\b|\btitle\b[^.\n<]{0,40}?<<[^<>\n]+>>",
+            _F,
+        ),
+        _read_title,
+    ),
+    _Rule(
+        "quotation",
+        re.compile(r"\bdouble\s+(?:quotation\s+marks?|quotes?|quote\s+marks?)\b", _F),
+        _read_quotation,
+    ),
+    _Rule(
+        "hashtags",
+        re.compile(
+            rf"\b{_QUANT}\s+{_NUM_N}\s+hashtags?\b(?:\s*,?\s*(?:each\s+)?(?:starting|beginning"
+            r"|that\s+starts?)\s+with\s+[\"“'‘]?#[\"”'’]?)?",
+            _F,
+        ),
+        _read_hashtags,
+    ),
+    _Rule(
+        "letter_frequency",
+        re.compile(
+            r"\b(?P<neg>(?:do\s+not|don't|never|must\s+not|should\s+not|cannot|can't|without"
+            r"|avoid|refrain\s+from|not\s+to|no)\s+(?:(?:use|using|include|including|write"
+            r"|writing|type|typing|contain|containing|have|having)\s+)?(?:any\s+)?)?(?:the\s+)?"
+            r"letter\s+",
+            _F,
+        ),
+        _read_letter_frequency,
+    ),
+    _Rule(
+        "keyword_frequency",
+        re.compile(
+            r"\b(?:(?:the|a)\s+)?(?:key\s*)?(?:word|keyword|term|name)\s+(?=\S)"
+            r"|\b(?P<verb>mention|use|include|say|repeat|write)\s+(?=[\"“'‘])",
+            _F,
+        ),
+        _read_keyword_frequency,
+    ),
+    _Rule(
+        "capital_words_counted",
+        re.compile(
+            rf"\b{_QUANT}\s+{_NUM_N}\s+(?:[\w-]+\s+)?words?(?:\s+or\s+phrases?)?\s+(?:(?:that\s+are"
+            r"|which\s+are|are|be|to\s+be|written|should\s+be)\s+)?(?:in|with|using)\s+(?:all\s+)?"
+            r"(?:capital\s+letters|caps|capitals|upper[\s-]?case(?:\s+letters)?)\b",
+            _F,
+        ),
+        _read_capital_words,
+    ),
+    _Rule(
+        "capital_words_adjective",
+        re.compile(
+            rf"\b{_QUANT}\s+{_NUM_N}\s+(?:all[\s-]caps|(?:fully\s+)?capitali[sz]ed|upper[\s-]?case"
+            r"|capital)\s+words\b",
+            _F,
+        ),
+        _read_capital_words,
+    ),
+    _Rule(
+        "capital_words_frequency",
+        re.compile(
+            r"(?P<noun>\b(?:all[\s-]caps\s+words|(?:capitali[sz]ed|upper[\s-]?case)\s+words"
+            r"|words?\s+(?:with|in|using|written\s+in)\s+(?:all\s+)?(?:capital\s+letters|caps"
+            r"|capitals|upper[\s-]?case(?:\s+letters)?))(?:\s*\([^()\n]{0,60}\))?)",
+            _F,
+        ),
+        _read_capital_words,
+    ),
+    _Rule(
+        "capital_words_some",
+        re.compile(
+            r"\buse\s+(?:some\s+|a\s+few\s+)?words\s+(?:in|with)\s+(?:all\s+)?(?:capital\s+letters"
+            r"|caps|capitals)\b",
+            _F,
+        ),
+        _read_capital_words,
+    ),
+    _Rule(
+        "highlights_verb",
+        re.compile(
+            r"\b(?:highlight|italici[sz]e|bold|emphasi[sz]e)(?:s|ed|ing)?(?:/\w+)?\s+"
+            rf"(?:(?:in|with|using)\s+markdown\s+)?(?:{_QUANT}\s+)?{_NUM_N}\s+(?:of\s+(?:your|the"
+            r"|my)\s+)?(?:[\w-]+\s+){0,2}?(?:sections?|parts?|phrases?|passages?|portions?"
+            r"|segments?|spans?|words?|names?|sentences?|points?|lines?|items?)\b",
+            _F,
+        ),
+        _read_highlights,
+    ),
+    _Rule(
+        "highlights_noun",
+        re.compile(
+            rf"(?:\b{_QUANT}\s+)?(?<![\w.-]){_NUM_N}\s+(?:italic(?:i[sz]ed)?|highlighted|bold(?:ed)?"
+            r"|emphasi[sz]ed)\s+(?:text\s+)?(?:sections?|phrases?|parts?|passages?|spans?|words?"
+            r"|segments?)\b",
+            _F,
+        ),
+        _read_highlights,
+    ),
+    _Rule(
+        "highlights_passive",
+        re.compile(
+            rf"\b{_QUANT}\s+{_NUM_N}\s+(?:[\w-]+\s+)?(?:sections?|parts?|phrases?)\s+(?:should|must"
+            r"|need\s+to|has\s+to|have\s+to|to|will)\s+be\s+(?:highlighted|italici[sz]ed"
+            r"|bold(?:ed)?|emphasi[sz]ed)\b",
+            _F,
+        ),
+        _read_highlights,
+    ),
+    _Rule(
+        "highlights_some",
+        re.compile(
+            r"\bhighlight\w*\s+(?:some|a\s+few|several)\s+(?:[\w-]+\s+){0,2}?(?:sections?|parts?"
+            r"|phrases?|points?|words?|passages?|ideas?|concepts?|terms?|facts?|names?)\b",
+            _F,
+        ),
+        _read_highlights,
+    ),
+    _Rule(
+        "highlights_each_section",
+        re.compile(
+            r"\bhighlight\w*\s+(?:the\s+)?(?P<each>each|every)\s+(?:section|part)\s*"
+            r"(?:name|title|heading)?s?\b",
+            _F,
+        ),
+        _read_highlights,
+    ),
+    _Rule(
+        "no_comma",
+        re.compile(
+            r"(?:\b(?:no|zero|without|never|avoid|avoiding|refrain\s+from|free\s+of|not)|n't)"
+            r"(?:\s+(?:to|use|using|include|including|contain|containing|have|having|put|putting"
+            r"|add|adding|type|typing|write|writing|any|a|single|the|of|with))*\s+commas?\b"
+            r"|\bcommas?\s+(?:are|is)\s+(?:not\s+(?:allowed|permitted|to\s+be\s+used)|forbidden"
+            r"|prohibited|banned|disallowed)\b|\bcomma[\s-]free\b",
+            _F,
+        ),
+        _read_no_comma,
+    ),
+    _Rule(
+        "count_as_bullets",
+        re.compile(
+            rf"\b{_QUANT}\s+{_NUM_N}\s+(?!(?:words?|sentences?|paragraphs?|sections?|lines?"
+            r"|placeholders?|times?|bullets?|bullet\s+points?)\b)(?:[\w-]+\s+){1,8}?(?:using|in|as"
+            r"|with)\s+(?:the\s+)?(?:markdown\s+)?(?P<unit>bullet[\s-]?points?|bullets)\b",
+            _F,
+        ),
+        _read_quantified,
+    ),
+    _Rule(
+        "count_divided",
+        re.compile(
+            rf"(?:\b{_QUANT}\s+)?(?<![\w.-]){_NUM_N}\s+(?:[\w-]+\s+)?(?P<unit>parts|sections"
+            r"|stanzas|verses|scenes|blocks|chunks|segments|pieces)\b",
+            _F,
+        ),
+        _read_divided,
+    ),
+    _Rule(
         "first_or_last_word",
         re.compile(
-            r"\b(?:the\s+)?(?:very\s+)?(?P<which>first|last|final)\s+word\s+of\s+(?:your|the)\s+"
-            r"(?:entire\s+)?(?:answer|response|reply|output)\s+(?:should|must|has\s+to|needs\s+to"
-            r"|will|shall)\s+be\s+",
+            r"\b(?:the\s+)?(?:very\s+)?(?P<which>first|last|final)\s+(?P<what>word|sentence|line)"
+            r"\s+of\s+(?:your|the)\s+(?:entire\s+)?(?:answer|response|reply|output)\s+(?:should"
+            r"|must|has\s+to|needs\s+to|will|shall)\s+be\b",
             _F,
         ),
         _read_first_word,
+    ),
+    _Rule(
+        "end_reads",
+        re.compile(
+            r"\b(?:the\s+)?(?:very\s+)?end\s+of\s+(?:your|the)\s+(?:entire\s+|whole\s+)?"
+            r"(?:answer|response|reply|output)\s+(?:should|must|has\s+to|needs\s+to|will|shall)\s+"
+            r"(?:read|be)\b(?:\s+(?:exactly|precisely))?(?:\s+(?:like|as))?",
+            _F,
+        ),
+        _read_end,
     ),
     _Rule(
         "starts_with",
@@ -1145,10 +2087,26 @@ _RULES: list[_Rule] = [
         _read_end,
     ),
     _Rule(
+        "constrained_options",
+        re.compile(
+            r"\b(?:(?:exactly\s+)?one\s+of\s+the\s+following|choose\s+(?:one\s+)?(?:from|among)\s+"
+            r"the\s+following|(?:from|among)\s+the\s+following\s+(?:phrases|options|answers"
+            r"|choices))(?:\s+(?:phrases|options|answers|responses|choices|sentences))?\s*:?",
+            _F,
+        ),
+        _read_constrained,
+    ),
+    _Rule(
+        "constrained_quoted",
+        re.compile(r"\b(?:answer|respond|reply)(?:\s+(?:with|using))?\s*:?(?=\s+[\"“”'‘(])", _F),
+        _read_constrained,
+    ),
+    _Rule(
         "forbidden_words",
         re.compile(
-            r"\b(?:(?:do\s+not|don't|never|must\s+not|mustn't|should\s+not|shouldn't|cannot"
-            r"|can't|may\s+not)\s+(?:use|include|say|write|mention|contain|type|utter)"
+            r"\b(?:(?:do\s+not|don't|does\s+not|doesn't|never|must\s+not|mustn't|should\s+not"
+            r"|shouldn't|cannot|can't|may\s+not|will\s+not|won't|(?:and|or|but|to)\s+not|not\s+to)"
+            r"\s+(?:use|include|say|write|mention|contain|type|utter)"
             r"|without\s+(?:using|mentioning|saying|including|writing|the\s+use\s+of)"
             r"|refrain\s+from\s+(?:using|mentioning|saying)|avoid(?:\s+using|\s+mentioning)?"
             r"|exclude|omit)\b",
@@ -1160,7 +2118,7 @@ _RULES: list[_Rule] = [
         "required_words",
         re.compile(
             r"\b(?:include|use|using|incorporate|contain|containing|feature|mention|mentioning"
-            r"|with)\b",
+            r"|with|has|have|having)\b",
             _F,
         ),
         _read_required,
@@ -1168,9 +2126,10 @@ _RULES: list[_Rule] = [
     _Rule(
         "case_lower_negated",
         re.compile(
-            r"\b(?:no|without(?:\s+any)?|(?:do\s+not|don't|never|avoid)\s+(?:use\s+|using\s+)?"
+            r"(?:\b(?:no|without(?:\s+using)?(?:\s+any)?|(?:do\s+not|don't|never|avoid)\s+"
+            r"(?:use\s+|using\s+)?(?:any\s+)?)|(?:\bnot|n't)\s+(?:contain|include|have|use)\s+"
             r"(?:any\s+)?)\s*(?:capital|upper[\s-]?case|capitali[sz]ed)\s+letters?\b"
-            r"|\bno\s+capitals\b|\b(?:no|without(?:\s+any)?)\s+capitali[sz]ation\b",
+            r"|\bno\s+capitals\b|\b(?:no|without(?:\s+any)?)\s+capitali[sz]ations?\b",
             _F,
         ),
         _case_reader("lower"),
@@ -1178,7 +2137,8 @@ _RULES: list[_Rule] = [
     _Rule(
         "case_upper_negated",
         re.compile(
-            r"\b(?:no|without(?:\s+any)?|(?:do\s+not|don't|never|avoid)\s+(?:use\s+|using\s+)?"
+            r"(?:\b(?:no|without(?:\s+using)?(?:\s+any)?|(?:do\s+not|don't|never|avoid)\s+"
+            r"(?:use\s+|using\s+)?(?:any\s+)?)|(?:\bnot|n't)\s+(?:contain|include|have|use)\s+"
             r"(?:any\s+)?)\s*lower[\s-]?case\s+letters?\b",
             _F,
         ),
@@ -1186,7 +2146,11 @@ _RULES: list[_Rule] = [
     ),
     _Rule(
         "case_lower",
-        re.compile(r"\blower[\s-]?case\b(?:\s+(?:letters?|characters?))?", _F),
+        re.compile(
+            r"\b(?:every|each|all(?:\s+of\s+the)?)\s+(?:single\s+)?letters?\b[^.!?\n]{0,40}?"
+            r"\blower[\s-]?case[ds]?\b|\blower[\s-]?case[ds]?\b(?:\s+(?:letters?|characters?))?",
+            _F,
+        ),
         _case_reader("lower"),
     ),
     _Rule(
@@ -1194,7 +2158,11 @@ _RULES: list[_Rule] = [
         re.compile(
             r"\ball\s+caps\b|\ball\s+(?:capital|capitali[sz]ed)\s+letters\b"
             r"|\b(?:in|using|with)\s+(?:all\s+)?capital\s+letters\b|\bin\s+(?:all\s+)?capitals\b"
-            r"|\bupper[\s-]?case\b(?:\s+letters)?|\bcapital\s+letters\s+only\b",
+            r"|\bupper[\s-]?case\b(?:\s+letters)?|\bcapital\s+letters\s+only\b"
+            r"|\b(?:only\s+use|use\s+only)\s+capital\s+letters\b"
+            r"|\bcapitali[sz]e\s+(?:every|each|all(?:\s+of)?(?:\s+the)?)\s+letters?\b"
+            r"|\b(?:every|each|all(?:\s+of\s+the)?)\s+(?:single\s+)?letters?\b[^.!?\n]{0,40}?"
+            r"\b(?:be|is|are)\s+(?:capitali[sz]ed|upper[\s-]?case|in\s+(?:upper[\s-]?case|capitals))\b",
             _F,
         ),
         _case_reader("upper"),
@@ -1211,7 +2179,9 @@ _RULES: list[_Rule] = [
             r"|\b(?:answer|response|output|reply)\s+(?:should|must|has\s+to|needs\s+to|will|shall)"
             r"\s+(?:only\s+)?be\s+(?:[\w-]+\s+){0,2}?(?:(?:in|as)\s+)?(?:a\s+|an\s+)?(?:valid\s+)?json\b"
             r"|\b(?:in|as)\s+(?:a\s+|an\s+)?(?:valid\s+)?json\s+(?:format|object|array)\b"
-            r"|\bjson\s+only\b|\bonly\s+(?:valid\s+)?json\b",
+            r"|\bjson\s+only\b|\bonly\s+(?:valid\s+)?json\b"
+            r"|\b(?:entire|whole|full)\s+(?:output|response|answer|reply)\s+(?:[\w-]+\s+){0,3}?"
+            r"(?:in|as)\s+(?:a\s+)?(?:valid\s+)?json\b",
             _F,
         ),
         _read_json,
@@ -1247,7 +2217,70 @@ _RULES: list[_Rule] = [
         ),
         _read_language,
     ),
+    _Rule(
+        "language_only",
+        re.compile(
+            r"\b(?:(?:entirely|completely|solely|exclusively|wholly|fully|only)\s+(?:in\s+)?"
+            r"|in\s+(?:entirely|only|completely|solely)\s+|(?:using|use)\s+(?:only\s+)?)"
+            r"(?:the\s+)?" + _LANG + _LANG_END,
+            _F,
+        ),
+        _read_language_only,
+    ),
+    _Rule(
+        "language_only_after",
+        re.compile(r"\b(?:in\s+)?(?:the\s+)?" + _LANG + r"(?:\s+language)?\s+only\b", _F),
+        _read_language_only,
+    ),
+    _Rule(
+        "language_no_other",
+        re.compile(
+            r"\bin\s+(?:the\s+)?" + _LANG + r"(?:\s+language)?(?=[^.!?\n]*\bno\s+other\s+language)",
+            _F,
+        ),
+        _read_language_only,
+    ),
     # Counts, most specific first.
+    _Rule(
+        "count_number_of_range",
+        re.compile(
+            rf"\b(?:total\s+)?number\s+of\s+{_UNIT}\s+(?:[\w-]+\s+){{0,6}}?(?:in\s+the\s+range\s+of"
+            rf"|between|from)\s+{_NUM_N}\s+(?:to|and|-|–)\s+{_NUM_M}\b",
+            _F,
+        ),
+        _read_range,
+    ),
+    _Rule(
+        "count_number_of",
+        re.compile(
+            rf"\b(?:total\s+)?number\s+of\s+{_UNIT}\s+(?:[\w-]+\s+){{0,6}}?{_QUANT}\s+{_NUM_N}\b",
+            _F,
+        ),
+        _read_quantified,
+    ),
+    _Rule(
+        "count_number_of_postfix",
+        re.compile(
+            rf"\b(?:total\s+)?number\s+of\s+{_UNIT}\s+(?:[\w-]+\s+){{0,6}}?{_NUM_N}\s+(?P<post>or\s+"
+            r"(?:more|less|fewer|greater|above|below|over|under))\b",
+            _F,
+        ),
+        _read_postfix,
+    ),
+    _Rule(
+        "count_plus",
+        re.compile(rf"(?<![\w.-]){_NUM_N}\s*\+[\s-]*{_ADJ}{_UNIT}", _F),
+        _read_plus,
+    ),
+    _Rule(
+        "count_or_more_before",
+        re.compile(
+            rf"(?<![\w.-]){_NUM_N}\s+(?P<post>or\s+(?:more|greater|above|over|less|fewer|under"
+            rf"|below))\s+{_ADJ}{_UNIT}",
+            _F,
+        ),
+        _read_postfix,
+    ),
     _Rule(
         "count_between",
         re.compile(rf"\bbetween\s+{_NUM_N}\s+and\s+{_NUM_M}\s+{_ADJ}{_UNIT}", _F),
@@ -1275,7 +2308,7 @@ _RULES: list[_Rule] = [
     ),
     _Rule(
         "count_quantified",
-        re.compile(rf"\b{_QUANT}\s+(?:of\s+)?{_NUM_N}\s*-?\s*{_ADJ}{_UNIT}", _F),
+        re.compile(rf"\b{_QUANT}\s+(?:of\s+|a\s+total\s+of\s+)?{_NUM_N}\s*-?\s*{_ADJ}{_UNIT}", _F),
         _read_quantified,
     ),
     _Rule(
@@ -1333,7 +2366,8 @@ _RULES: list[_Rule] = [
             r"|(?:split|divide|divided|organi[sz]e|organi[sz]ed|break|broken)\s+(?:[\w-]+\s+){0,3}?into"
             r"|(?:should|must|shall|will|needs?\s+to|has\s+to|have\s+to)\s+(?:only\s+)?(?:have"
             r"|contain|consist\s+of|include|comprise|be\s+made\s+(?:up\s+)?of|be\s+in|be)"
-            r"|there\s+(?:should|must|will)\s+be|(?:answer|respond|reply)\s+with)\s+"
+            r"|there\s+(?:should|must|will)\s+be|(?:answer|respond|reply)\s+with"
+            r"|(?:in\s+)?the\s+(?:form|format)\s+of|you\s+have)\s+"
             rf"(?:only\s+|just\s+)?{_NUM_N}\s+{_ADJ}{_UNIT_NO_WORDS}",
             _F,
         ),
@@ -1360,7 +2394,7 @@ _RULES: list[_Rule] = [
         re.compile(
             rf"\b(?:{_QUANT}|between|exactly)\s+(?:of\s+)?{_NUM_N}\s+(?:[\w-]+\s+)?"
             r"(?:characters?|chars|letters?|lines?|syllables?|stanzas?|verses?|tokens?|pages?"
-            r"|emojis?|hashtags?|commas?|exclamation\s+marks?|placeholders?|times)\b",
+            r"|emojis?|hashtags?|commas?|exclamation\s+marks?|times)\b",
             _F,
         ),
         _read_unsupported,
@@ -1430,10 +2464,11 @@ def _mask(text: str) -> str:
 
 def _count_conflicts(cs: list[Constraint]) -> list[str]:
     found = []
-    counts = [c for c in cs if c.kind in _COUNT_UNITS]
+    kinds = (*_COUNT_UNITS, "keyword_frequency", "letter_frequency")
+    counts = [c for c in cs if c.kind in kinds]
     for i, a in enumerate(counts):
         for b in counts[i + 1 :]:
-            if a.kind != b.kind:
+            if a.kind != b.kind or [w.lower() for w in a.words] != [w.lower() for w in b.words]:
                 continue
             if (a.low is not None and b.high is not None and a.low > b.high) or (
                 b.low is not None and a.high is not None and b.low > a.high
@@ -1453,6 +2488,9 @@ def _conflicts(cs: list[Constraint]) -> list[str]:
             f"('{cases['upper'].source}')"
         )
     required = {w.lower(): c for c in cs if c.kind == "required_words" for w in c.words}
+    required |= {
+        c.words[0].lower(): c for c in cs if c.kind == "keyword_frequency" and (c.low or 0) > 0
+    }
     for c in cs:
         if c.kind == "forbidden_words":
             for w in c.words:
@@ -1466,6 +2504,17 @@ def _conflicts(cs: list[Constraint]) -> list[str]:
         for c in cs:
             if c.kind in ("bullet_count", "section_count"):
                 found.append(f"a JSON answer cannot also have {c.describe()} ('{c.source}')")
+    # the request must be repeated as it is, so it cannot break the rules the answer keeps
+    for r in (c for c in cs if c.kind == "repeat_request"):
+        for c in cs:
+            broken = (c.kind == "no_comma" and "," in r.phrase) or (
+                c.kind == "case"
+                and r.phrase != (r.phrase.lower() if c.case == "lower" else r.phrase.upper())
+            )
+            if broken:
+                found.append(
+                    f"the request to repeat word for word breaks '{c.describe()}' ('{c.source}')"
+                )
     return found
 
 
@@ -1482,6 +2531,7 @@ def _dedupe(cs: list[Constraint]) -> list[Constraint]:
             c.language,
             (c.marker or "").lower(),
             c.element,
+            c.index,
         )
         if key not in seen:
             seen.add(key)
@@ -1491,15 +2541,70 @@ def _dedupe(cs: list[Constraint]) -> list[Constraint]:
 
 def _attach_markers(cs: list[Constraint]) -> list[Constraint]:
     """One constraint, not two: "3 sections" says how many, "mark each section with SECTION X"
-    says how to count them."""
+    says how to count them. "Write 2 paragraphs. Label each paragraph with PARAGRAPH X" counts
+    the paragraphs by their labels."""
     markers = [c for c in cs if c.kind == "section_count" and c.marker]
-    counts = [c for c in cs if c.kind == "section_count" and not c.marker]
-    if not markers or not counts:
+    if not markers:
+        return cs
+    marker, part = markers[0], markers[0].element or "section"
+    for c in markers:
+        c.element = None
+    counts = [
+        c
+        for c in cs
+        if not c.marker
+        and (c.kind == "section_count" or (part == "paragraph" and c.kind == "paragraph_count"))
+    ]
+    if not counts:
         return cs
     for c in counts:
-        c.marker = markers[0].marker
-        c.source = f"{c.source} / {markers[0].source}"
-    return [c for c in cs if c not in markers[:1]]
+        c.kind, c.marker = "section_count", marker.marker
+        c.source = f"{c.source} / {marker.source}"
+    return [c for c in cs if c is not marker]
+
+
+def _attach_highlighted_sections(cs: list[Constraint]) -> list[Constraint]:
+    """Joins "5 or more sections" and "highlight each section name as *name*": the sections
+    are counted by their highlighted names."""
+    each = [c for c in cs if c.kind == "highlight_count" and c.element == "each"]
+    if not each:
+        return cs
+    counts = [c for c in cs if c.kind == "section_count" and not c.marker]
+    for c in each:
+        c.element = None
+        c.low = max(counts[0].low or 1, 1) if counts else 1
+        if counts:
+            c.source = f"{counts[0].source} / {c.source}"
+    return [c for c in cs if c not in counts[:1]] if counts else cs
+
+
+_TEMPLATE_DIVIDER = re.compile(r"^[ \t]*\*{3}[ \t]*$", re.M)
+
+
+def _template_paragraphs(text: str, cs: list[Constraint]) -> list[Constraint]:
+    """A format to follow, given with ``***`` lines between its parts ("Use the exact format
+    below: ... *** ... *** ..."), asks for that many paragraphs."""
+    dividers = list(_TEMPLATE_DIVIDER.finditer(text))
+    if not dividers or any(c.kind == "paragraph_count" for c in cs):
+        return cs
+    before = text[max(0, dividers[0].start() - 400) : dividers[0].start()]
+    if not re.search(r"\b(?:format|example|template|like|below|follows?)\b", before, _F):
+        return cs
+    n = len(dividers) + 1
+    source = f"the format given, with {n} parts between *** dividers"
+    return [*cs, Constraint(kind="paragraph_count", source=source, low=n, high=n)]
+
+
+def _blank(text: str, spans: list[tuple[int, int]]) -> str:
+    """The text with what rules have read blanked out (lines kept): read words no longer count
+    as context for other rules ("a title in <<>> and less than 5 sentences" is not about the
+    title's sentences)."""
+    chars = list(text)
+    for a, b in spans:
+        for i in range(a, b):
+            if chars[i] != "\n":
+                chars[i] = " "
+    return "".join(chars)
 
 
 def extract_constraints(instruction: str) -> Constraints:
@@ -1510,12 +2615,13 @@ def extract_constraints(instruction: str) -> Constraints:
     consumed: list[tuple[int, int]] = []
     unparsed: list[str] = []
     for rule in _RULES:
-        for m in rule.pattern.finditer(text):
+        view = _blank(text, consumed)
+        for m in rule.pattern.finditer(view):
             if _overlaps(consumed, m.start(), m.end()):
                 continue
-            if _DESCRIBES_INPUT.match(text[slice(*_sentence_span(text, m.start()))]):
+            if _DESCRIBES_INPUT.match(view[slice(*_sentence_span(view, m.start()))]):
                 continue
-            hit = rule.read(m, text)
+            hit = rule.read(m, view)
             if hit is None:
                 continue
             end = max(m.end(), hit.end)
@@ -1523,16 +2629,20 @@ def extract_constraints(instruction: str) -> Constraints:
                 continue
             consumed.append((m.start(), end))
             if hit.rejected:
-                start, stop = _sentence_span(text, m.start())
+                start, stop = _sentence_span(view, m.start())
                 unparsed.append(instruction[start:stop].strip())
             for c in hit.constraints:
                 c.source = instruction[m.start() : end].strip()
+                if hit.quoted:
+                    c.phrase = instruction[slice(*hit.quoted)].strip()
                 read.append((m.start(), c))
     for start, end in _spans(text, _CLAUSE_BREAK):
         clause = text[start:end]
         if not _overlaps(consumed, start, end) and _looks_like_form_constraint(clause):
             unparsed.append(instruction[start:end].strip().rstrip(".;"))
-    constraints = _attach_markers(_dedupe([c for _, c in sorted(read, key=lambda x: x[0])]))
+    constraints = _dedupe([c for _, c in sorted(read, key=lambda x: x[0])])
+    constraints = _attach_highlighted_sections(_attach_markers(constraints))
+    constraints = _template_paragraphs(text, constraints)
     return Constraints(
         constraints=constraints,
         unparsed=list(dict.fromkeys(unparsed)),

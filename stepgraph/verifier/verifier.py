@@ -19,7 +19,14 @@ from stepgraph.executors.base import StepInput, StepOutput
 from stepgraph.models.base import BackendBase, Message, Request
 from stepgraph.planner.plan import Step
 from stepgraph.verifier.constraints import extract_constraints
-from stepgraph.verifier.numeric import check_arithmetic, check_results_stated, single_number
+from stepgraph.verifier.numeric import (
+    check_arithmetic,
+    check_comparisons,
+    check_results_stated,
+    check_totals,
+    restated_results,
+    single_number,
+)
 from stepgraph.verifier.shape import check_code, check_json
 from stepgraph.verifier.verdict import Verdict
 
@@ -86,16 +93,23 @@ class Verifier:
                 for dep, output in inp.dependencies.items()
                 if (value := single_number(output)) is not None
             ]
+            arithmetic = check_arithmetic(text)
             verdicts += _present(
-                check_arithmetic(text),
+                arithmetic,
+                check_comparisons(text),
+                check_totals(text),
                 check_code(text),
-                _as_check(check_results_stated(text, used), "dependency_results_stated"),
+                _disagreement(check_results_stated(text, used), arithmetic),
             )
         schema = step.args.get("schema")
-        constraints = extract_constraints(step.instruction)  # not dependency text filled in
         if isinstance(schema, dict):
             verdicts.append(check_json(text, schema))
-        verdicts += [v for v in constraints.check(text) if v.passed is not None]
+        # a step is held to its own text (not dependency text filled in); the whole task's
+        # form is the final answer's to meet, and a step that only drafts part of it fails
+        # those constraints by design
+        task_form = extract_constraints(inp.task).constraints if inp.task else []
+        own = [c for c in extract_constraints(step.instruction).constraints if c not in task_form]
+        verdicts += [v for c in own if (v := c.check(text)).passed is not None]
         for check in self.checks:
             verdicts += await _user_check(check, step, inp, out)
         only_non_empty = len(verdicts) == 1  # no deterministic check could say more
@@ -110,10 +124,19 @@ class Verifier:
         return verdicts
 
     async def check_answer(
-        self, instruction: str, answer: str, results: list[Any], *, final_id: str | None = None
+        self,
+        instruction: str,
+        answer: str,
+        results: list[Any],
+        *,
+        final_id: str | None = None,
+        from_results: bool = True,
     ) -> list[Verdict]:
-        """The final answer against the instruction's constraints, its own arithmetic, and the
-        results the computing steps ended on. `results` are StepResults (or their dicts)."""
+        """The final answer against the instruction's constraints, its own arithmetic, its
+        comparison and total claims, and the results the computing steps ended on. `results`
+        are StepResults (or their dicts). `from_results=False` is an answer made without
+        them (the model's direct one): it is not asked to restate what they computed, and
+        checks of your own still see them."""
         if not answer.strip():
             return [Verdict(check="non_empty", passed=False, evidence="the answer is empty")]
         constraints = extract_constraints(instruction)
@@ -126,9 +149,13 @@ class Verifier:
                     evidence="; ".join(constraints.conflicts),
                 )
             )
+        computed = computed_results(results, final_id) if from_results else []
         verdicts += _present(
             check_arithmetic(answer),
-            check_results_stated(answer, computed_results(results, final_id)),
+            check_comparisons(answer),
+            check_totals(answer),
+            restated_results(answer, computed),
+            check_results_stated(answer, computed),
         )
         for check in self.answer_checks:
             verdicts += await _user_check(check, instruction, answer, results)
@@ -202,8 +229,21 @@ def computed_results(results: list[Any], final_id: str | None = None) -> list[tu
     return found
 
 
-def _as_check(verdict: Verdict | None, check: str) -> Verdict | None:
-    return None if verdict is None else verdict.model_copy(update={"check": check})
+def _disagreement(stated: Verdict | None, arithmetic: Verdict | None) -> Verdict | None:
+    """A step that does not restate a computed dependency's number. The computed number is
+    exact arithmetic on an expression the planner wrote, which may be wrong (`102 - 850`
+    for "what is left of 850"): it is evidence, not ground truth. So when the step's own
+    arithmetic holds, the disagreement is recorded without a verdict and settled at the
+    final cross-check, where the model's direct answer also votes."""
+    if stated is None:
+        return None
+    stated = stated.model_copy(update={"check": "dependency_results_stated"})
+    if stated.passed is False and arithmetic is not None and arithmetic.passed:
+        evidence = (
+            f"{stated.evidence}; its own arithmetic holds, so this is left to the cross-check"
+        )
+        return stated.model_copy(update={"passed": None, "evidence": evidence})
+    return stated
 
 
 def _present(*verdicts: Verdict | None) -> list[Verdict]:

@@ -24,6 +24,7 @@ import pytest
 from stepgraph import ScriptedBackend, Store
 from stepgraph.executors.llm import ANSWER_SYSTEM, CODE_SYSTEM, EXPRESSION_SYSTEM
 from stepgraph.models import Request
+from stepgraph.runtime import candidates
 from stepgraph.verifier.composer import COMPOSE_SYSTEM
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -51,11 +52,19 @@ def scripted(
     llm: Callable[[str], str] | None = None,
     code: Callable[[str], str] | None = None,
     compose: Callable[[str], str] | None = None,
+    direct: Callable[[str], str] | None = None,
 ) -> ScriptedBackend:
     """A model whose reply depends on who asks: plans in order, then the given functions of
-    the request's last message. A request nobody expected fails the test."""
+    the request's last message. `direct` answers the whole task as the model itself (the
+    direct candidate and any samples). A request nobody expected fails the test."""
     queue = list(plans)
-    roles = {ANSWER_SYSTEM: llm, CODE_SYSTEM: code, COMPOSE_SYSTEM: compose}
+    roles = {
+        ANSWER_SYSTEM: llm,
+        CODE_SYSTEM: code,
+        COMPOSE_SYSTEM: compose,
+        candidates.REASON_SYSTEM: direct,
+        candidates.ANSWER_SYSTEM: direct,
+    }
 
     def respond(request: Request) -> str:
         system, prompt = request.messages[0].content, request.messages[-1].content
@@ -98,6 +107,7 @@ def test_math_agent_computes_with_calculator_and_python_and_states_the_results(t
             "\n```"
         ),
         compose=lambda prompt: "Computed: " + ", ".join(COMPUTED.findall(prompt)) + ".",
+        direct=lambda _: "The order is 238.80 dollars less 12 %.\nAnswer: 210.14",
     )
     math_agent = example("math_agent")
     rc = math_agent.main([], model=model, store=tmp_path / "s.db")
@@ -109,6 +119,7 @@ def test_math_agent_computes_with_calculator_and_python_and_states_the_results(t
     assert record.status == "done"
     assert record.instruction == math_agent.PROBLEM
     assert {s.step_id: (s.executor, s.status) for s in record.steps} == {
+        "direct": ("llm", "done"),
         "s1": ("calculator", "done"),
         "s2": ("calculator", "done"),
         "s3": ("calculator", "done"),
@@ -122,6 +133,8 @@ def test_math_agent_computes_with_calculator_and_python_and_states_the_results(t
     assert prompts.count(CODE_SYSTEM) == 1 and EXPRESSION_SYSTEM not in prompts
     assert "28.656" in record.answer and f"{paid:.2f}" in record.answer
     assert answer_verdicts(record)["computed_results_stated"] is True
+    # the model's own answer agrees on what the school pays: verified, no tie-breaker ran
+    assert answer_verdicts(record)["cross_check"] is True
     out = capsys.readouterr().out
     assert "s4 [python]" in out and f"Answer: {record.answer}" in out and record.id in out
 
@@ -143,14 +156,19 @@ def cite_top_hits(prompt: str) -> str:
 
 
 def test_research_assistant_answers_each_part_from_the_notes_with_file_citations(tmp_path, capsys):
-    model = scripted(RESEARCH_PLAN, llm=lambda p: "Notes: " + p, compose=cite_top_hits)
+    model = scripted(
+        RESEARCH_PLAN,
+        llm=lambda p: "Notes: " + p,
+        compose=cite_top_hits,
+        direct=lambda _: "The Team plan costs $20 per seat [pricing.md].",  # from memory
+    )
     rc = example("research_assistant").main([], model=model, store=tmp_path / "s.db")
 
     assert rc == 0
     record = only_run(tmp_path / "s.db")
     assert record.status == "done"
     executors = {s.step_id: s.executor for s in record.steps}
-    assert executors == {"s1": "docs", "s2": "docs", "s3": "docs", "s4": "llm"}
+    assert executors == {"direct": "llm", "s1": "docs", "s2": "docs", "s3": "docs", "s4": "llm"}
     # the searches found the facts in the right files of examples/data/notes
     top = {s.step_id: s.data[0]["path"] for s in record.steps if s.executor == "docs"}
     assert top == {"s1": "pricing.md", "s2": "support.md", "s3": "roadmap.md"}
@@ -165,12 +183,17 @@ def test_research_assistant_answers_each_part_from_the_notes_with_file_citations
 
 def test_research_assistant_fails_an_answer_that_cites_a_file_it_never_read(tmp_path):
     invented = "The Team plan costs $18 per seat [pricing.md] and support is instant [sla.md]."
-    model = scripted(RESEARCH_PLAN, llm=lambda p: "Notes: " + p, compose=lambda _: invented)
+    model = scripted(
+        RESEARCH_PLAN,
+        llm=lambda p: "Notes: " + p,
+        compose=lambda _: invented,
+        direct=lambda _: "I cannot see your notes.",
+    )
     rc = example("research_assistant").main([], model=model, store=tmp_path / "s.db")
 
     assert rc == 1
     record = only_run(tmp_path / "s.db")
-    (verdict,) = [v for v in record.verdicts if v.check == "cites_sources"]
+    (verdict,) = [v for v in record.verdicts if v.check == "cites_sources" and v.step_id is None]
     assert verdict.passed is False and "sla.md" in verdict.evidence
     # the composer was asked to revise with that feedback (2 revisions by default)
     assert system_prompts(model).count(COMPOSE_SYSTEM) == 3
@@ -211,7 +234,12 @@ def list_table_rows(prompt: str) -> str:
 
 def test_data_analyst_loads_the_csv_queries_it_and_writes_report_and_chart(tmp_path):
     # the llm step restates its inputs (the verifier wants their numbers) but not as tables
-    model = scripted(SALES_PLAN, llm=lambda p: p.replace("|", "/"), compose=list_table_rows)
+    model = scripted(
+        SALES_PLAN,
+        llm=lambda p: p.replace("|", "/"),
+        compose=list_table_rows,
+        direct=lambda _: "The North region and the Widget, most likely.",  # it has no data
+    )
     out = tmp_path / "out"
     rc = example("data_analyst").main(["--out", str(out)], model=model, store=tmp_path / "s.db")
 
@@ -235,7 +263,8 @@ def test_data_analyst_loads_the_csv_queries_it_and_writes_report_and_chart(tmp_p
     db.close()
     record = only_run(tmp_path / "s.db")
     assert record.status == "done"
-    assert [(s.step_id, s.executor, s.status) for s in record.steps] == [
+    assert record.step("direct").status == "done"  # the model's own answer, without the data
+    assert [(s.step_id, s.executor, s.status) for s in record.steps if s.step_id != "direct"] == [
         ("s1", "sql", "done"),
         ("s2", "sql", "done"),
         ("s3", "sql", "done"),
@@ -264,6 +293,7 @@ def test_multi_turn_picks_the_conversation_up_again_in_a_new_runtime(tmp_path, c
     per_person = scripted(
         plan(("s1", [], "calculator", "3500 / 14")),
         compose=lambda p: f"That is ${COMPUTED.findall(p)[-1]} per person.",
+        direct=lambda _: "Split evenly, that is 250 each.\nAnswer: 250",
     )
     assert multi_turn.main([first], model=per_person, store=tmp_path / "s.db") == 0
     conversation = re.search(r"conversation: (\S+)", capsys.readouterr().out).group(1)
@@ -271,12 +301,17 @@ def test_multi_turn_picks_the_conversation_up_again_in_a_new_runtime(tmp_path, c
     more = scripted(
         plan(("s1", [], "calculator", "3500 / (14 + 3)")),
         compose=lambda p: f"With 17 people it is ${float(COMPUTED.findall(p)[-1]):.2f} each.",
+        direct=lambda _: "Split 17 ways, that is 205.88 each.\nAnswer: 205.88",
     )
     argv = ["--conversation", conversation, "And if 3 more people join?"]
     assert multi_turn.main(argv, model=more, store=tmp_path / "s.db") == 0
     assert "continuing a conversation of 2 messages" in capsys.readouterr().out
 
-    planner_prompt = more.requests[0].messages[-1].content
+    (planner_prompt,) = [
+        r.messages[-1].content
+        for r in more.requests
+        if r.messages[0].content.startswith("You are a planner.")
+    ]
     assert first in planner_prompt and "That is $250 per person." in planner_prompt
     assert planner_prompt.index(first) < planner_prompt.index("And if 3 more people join?")
     with Store(tmp_path / "s.db") as store:
@@ -333,21 +368,35 @@ def test_trip_planner_runs_steps_in_parallel_and_checks_budget_and_word_limit(
         total = COMPUTED.findall(prompt)[-1]
         return f"Day 1: Ribeira walk. Day 2: Douro cruise. Total ${total}." + " More." * padding
 
-    model = scripted(TRIP_PLAN, llm=activity, compose=compose)
+    model = scripted(
+        TRIP_PLAN,
+        llm=activity,
+        compose=compose,
+        direct=lambda _: "Tickets, hotel and dinner come to 1314 dollars.\nAnswer: 1314",
+    )
     argv = ["--budget", str(budget), "--words", "120"]
     rc = example("trip_planner").main(argv, model=model, store=tmp_path / "s.db")
 
     record = only_run(tmp_path / "s.db")
-    assert record.status == "done"
+    # over budget, every candidate fails the check: the answer is kept, marked unverified
+    assert record.status == ("done" if within_budget else "unverified")
     assert f"budget of ${budget}" in record.instruction
     assert record.step("s6").output == str(6 * 64 + 3 * 2 * 110 + 6 * 45)  # 1314
     verdicts = answer_verdicts(record)
     assert verdicts["within_budget"] is within_budget
-    assert verdicts["max_words"] is max_words
-    assert verdicts["computed_results_stated"] is True
-    (budget_verdict,) = [v for v in record.verdicts if v.check == "within_budget"]
+    assert verdicts["cross_check"] is True  # the composed and the direct answer agree on 1314
+    # a composed answer over the word limit loses to the direct one, which is within it
+    assert verdicts["max_words"] is True
+    if max_words:
+        assert "Day 1: Ribeira walk." in record.answer
+        assert verdicts["computed_results_stated"] is True
+    else:
+        assert record.answer == "Tickets, hotel and dinner come to 1314 dollars.\nAnswer: 1314"
+    (budget_verdict,) = [
+        v for v in record.verdicts if v.check == "within_budget" and v.step_id is None
+    ]
     assert budget_verdict.evidence == f"total 1314 against a budget of {budget}"
-    assert rc == (0 if within_budget and max_words else 1)
+    assert rc == (0 if within_budget else 1)
     # the independent steps overlapped: s2 and the costs started before s1 finished
     order = [(e.type, e.payload.get("step_id")) for e in record.events]
     s1_done = order.index(("step_finished", "s1"))

@@ -206,7 +206,9 @@ def test_killed_run_resumes_without_rerunning_finished_steps(tmp_path: Path) -> 
     # Every recorded output is its own step's, built from its own dependencies' outputs.
     deps = {step_id: step_deps for step_id, step_deps, _ in PLAN}
     steps = {s["step_id"]: s for s in result["steps"]}
-    assert set(steps) == set(deps)
+    assert set(steps) == set(deps) | {"direct"}  # the plan's steps and the direct answer
+    direct = steps.pop("direct")
+    assert direct["status"] == "done" and direct["output"] == ANSWER
     for step_id, step in steps.items():
         assert step["status"] == "done", step
         inputs = ",".join(f"{d}={d}" for d in sorted(deps[step_id]))
@@ -215,4 +217,5 @@ def test_killed_run_resumes_without_rerunning_finished_steps(tmp_path: Path) -> 
         record = store.run(run_id)
     assert record.status == "done"
     assert record.answer == ANSWER
-    assert {s.step_id: s.output for s in record.steps} == {i: s["output"] for i, s in steps.items()}
+    recorded = {s.step_id: s.output for s in record.steps}
+    assert recorded == {"direct": ANSWER, **{i: s["output"] for i, s in steps.items()}}

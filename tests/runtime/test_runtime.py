@@ -54,6 +54,7 @@ def make(tmp_path, replies, executor=None, **options):
     executor = executor or Echo()
     python = Echo()
     python.name = "python"
+    options.setdefault("direct", False)  # these tests script the plan-only pipeline
     runtime = Runtime(backend, store=tmp_path / "s.db", executors=[executor, python], **options)
     return runtime, backend, executor
 
@@ -199,7 +200,7 @@ def test_concurrent_llm_steps_reach_the_model_together(tmp_path):
     )
     runtime = Runtime(backend, store=tmp_path / "s.db", executors=[LlmExecutor(backend)])
     assert runtime.run("xyz", plan=plan).status == "done"
-    assert backend.peak == 3
+    assert backend.peak == 4  # the three independent steps and the direct answer
 
 
 def test_conversation_memory_reaches_the_planner(tmp_path):

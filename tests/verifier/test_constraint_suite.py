@@ -604,23 +604,174 @@ CASES = [
         id="unparsed-characters",
     ),
     C(
-        "Do not use any commas in your response.",
-        "No commas here",
-        {"unparsed_constraint": None},
-        id="unparsed-commas",
-    ),
-    C(
         "Write 3 bullet points of at most 10 words each.",
         "- one\n- two\n- three",
         {"exact_bullets": True, "unparsed_constraint": None},
         id="bullets-read-per-bullet-words-unparsed",
     ),
     C("The tone must be formal.", "Hi!", {"unparsed_constraint": None}, id="unparsed-tone"),
+    # --- IFEval's other kinds ----------------------------------------------------------------
+    C(
+        "Do not use any commas in your response.",
+        "No commas here",
+        {"no_comma": True},
+        id="no-comma-pass",
+    ),
+    C(
+        "Do not use any commas in your response.",
+        "Yes, it is.",
+        {"no_comma": False},
+        id="no-comma-fail",
+    ),
     C(
         "Use no more than 5 words in all capital letters.",
-        "HELLO world",
-        {"unparsed_constraint": None},
-        id="unparsed-capital-word-frequency",
+        "HELLO world",  # 1 word in capitals
+        {"max_capital_words": True},
+        id="capital-word-frequency-pass",
+    ),
+    C(
+        "Use words in all capital letters at least 2 times.",
+        "This is VERY IMPORTANT.",  # VERY, IMPORTANT
+        {"min_capital_words": True},
+        id="capital-word-frequency-min-pass",
+    ),
+    C(
+        "Write a letter with at least 2 placeholders in square brackets, such as [name].",
+        "Dear [name], see you at [place].",
+        {"min_placeholders": True},
+        id="placeholders-pass",
+    ),
+    C(
+        "Write a letter with at least 2 placeholders in square brackets, such as [name].",
+        "Dear [name], see you soon.",
+        {"min_placeholders": False},
+        id="placeholders-fail",
+    ),
+    C(
+        "Highlight at least 2 sections with markdown, i.e. *highlighted section*.",
+        "*One* idea and **two** ideas.",
+        {"min_highlights": True, "markdown_format": True},
+        id="highlights-pass",
+    ),
+    C(
+        "Highlight at least 2 sections with markdown, i.e. *highlighted section*.",
+        "No highlights here.",
+        {"min_highlights": False, "markdown_format": False},
+        id="highlights-fail",
+    ),
+    C(
+        "The word 'rain' should appear at least 2 times.",
+        "Rain, rain, go away.",
+        {"keyword_frequency": True},
+        id="keyword-frequency-pass",
+    ),
+    C(
+        "The word 'rain' should appear at least 2 times.",
+        "Rainy days are rainy.",  # whole words only: 0
+        {"keyword_frequency": False},
+        id="keyword-frequency-fail",
+    ),
+    C(
+        "Make sure the letter z appears at least 3 times.",
+        "Zebras zigzag in a zoo.",  # 4 z
+        {"letter_frequency": True},
+        id="letter-frequency-pass",
+    ),
+    C(
+        "Make sure the letter z appears at least 3 times.",
+        "Cats nap.",
+        {"letter_frequency": False},
+        id="letter-frequency-fail",
+    ),
+    C(
+        "Your answer must contain a title, wrapped in double angular brackets, such as "
+        "<<poem of joy>>.",
+        "<<Spring>>\nFlowers bloom.",
+        {"title": True},
+        id="title-pass",
+    ),
+    C(
+        "Your answer must contain a title, wrapped in double angular brackets, such as "
+        "<<poem of joy>>.",
+        "Spring\nFlowers bloom.",
+        {"title": False},
+        id="title-fail",
+    ),
+    C(
+        "At the end of your response, please add a postscript starting with P.S.",
+        "See you soon.\nP.S. Bring snacks.",
+        {"postscript": True},
+        id="postscript-pass",
+    ),
+    C(
+        "At the end of your response, please add a postscript starting with P.S.",
+        "See you soon.",
+        {"postscript": False},
+        id="postscript-fail",
+    ),
+    C(
+        "Wrap your entire response with double quotation marks.",
+        '"Hello there."',
+        {"quotation": True},
+        id="quotation-pass",
+    ),
+    C(
+        "Wrap your entire response with double quotation marks.",
+        "Hello there.",
+        {"quotation": False},
+        id="quotation-fail",
+    ),
+    C(
+        "Give two different responses, separated by 6 asterisk symbols: ******.",
+        "Yes.\n******\nNo.",
+        {"two_responses": True},
+        id="two-responses-pass",
+    ),
+    C(
+        "Give two different responses, separated by 6 asterisk symbols: ******.",
+        "Yes.",
+        {"two_responses": False},
+        id="two-responses-fail",
+    ),
+    C(
+        "Write a haiku about snow.\nFirst repeat the request above word for word without "
+        "change, then give your answer.",
+        "Write a haiku about snow.\nSoft white flakes falling",
+        {"repeat_request": True},
+        id="repeat-request-pass",
+    ),
+    C(
+        "Write a haiku about snow.\nFirst repeat the request above word for word without "
+        "change, then give your answer.",
+        "Soft white flakes falling",
+        {"repeat_request": False},
+        id="repeat-request-fail",
+    ),
+    C(
+        'Is water wet? Answer with one of the following options: "My answer is yes.", '
+        '"My answer is no.", "My answer is maybe."',
+        "My answer is yes.",
+        {"constrained_response": True},
+        id="constrained-response-pass",
+    ),
+    C(
+        'Is water wet? Answer with one of the following options: "My answer is yes.", '
+        '"My answer is no.", "My answer is maybe."',
+        "Sure.",
+        {"constrained_response": False},
+        id="constrained-response-fail",
+    ),
+    C(
+        "There should be 2 paragraphs. Paragraph 2 must start with the word However.",
+        "Tea is old.\n\nHowever, coffee is newer.",
+        {"exact_paragraphs": True, "paragraph_first_word": True},
+        id="paragraph-first-word-pass",
+    ),
+    C(
+        "There should be 2 paragraphs. Paragraph 2 must start with the word However.",
+        "Tea is old.\n\nCoffee is newer.",
+        {"exact_paragraphs": True, "paragraph_first_word": False},
+        id="paragraph-first-word-fail",
     ),
     # --- contradictions still check both sides ----------------------------------------------
     C(
@@ -780,11 +931,11 @@ def test_compatible_constraints_do_not_conflict() -> None:
     "instruction",
     [
         "Each paragraph must have at most 3 sentences.",
-        "In your response, the word sustainability should appear at least 3 times.",
+        "Use the word 'spark' at least twice in each paragraph.",
         "Write a poem with at most 4 lines.",
-        "Do not use the letter 'e'.",
-        "Paragraph 2 must start with word president.",
-        "Highlight at least 2 sections in your answer with markdown, i.e. *highlighted section*.",
+        "Use at least 3 emojis in your answer.",
+        'Each bullet point should start with the word "Note".',
+        "Do not use commas in the title.",
     ],
 )
 def test_unparsed_phrases_are_reported_not_checked(instruction: str) -> None:

@@ -34,7 +34,9 @@ def test_an_answer_that_drops_the_computed_result_is_revised_and_its_verdicts_ke
         "There are 48 eggs.",
     ]
     model = ScriptedBackend(replies)
-    runtime = Runtime(model, store=tmp_path / "s.db", executors=[CalculatorExecutor(), Notes()])
+    runtime = Runtime(
+        model, store=tmp_path / "s.db", executors=[CalculatorExecutor(), Notes()], direct=False
+    )
     events = []
     result = runtime.run("How many eggs are in 12 boxes of 4?", on_event=events.append)
     assert result.status == "done"
@@ -60,7 +62,11 @@ def test_a_run_is_revised_within_its_token_budget_only(tmp_path):
     ]
     model = ScriptedBackend(replies)
     runtime = Runtime(
-        model, store=tmp_path / "s.db", executors=[CalculatorExecutor(), Notes()], max_tokens=1
+        model,
+        store=tmp_path / "s.db",
+        executors=[CalculatorExecutor(), Notes()],
+        max_tokens=1,
+        direct=False,
     )
     result = runtime.run("How many eggs are in 12 boxes of 4?")
     assert result.answer == "There are 46 eggs."  # no budget left to revise: kept, not looped
@@ -88,6 +94,7 @@ def test_an_answer_check_of_your_own_fails_the_answer_and_the_composer_revises(t
         store=tmp_path / "s.db",
         executors=[CalculatorExecutor(), Notes()],
         verifier=Verifier(answer_checks=[signed]),
+        direct=False,
     )
     result = runtime.run("How many eggs are in 12 boxes of 4?")
     assert result.answer == "There are 48 eggs. -- Bo"

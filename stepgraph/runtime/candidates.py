@@ -1,0 +1,100 @@
+"""The answers a run holds besides the composed one: the model's own, a program's, samples.
+
+The direct answer is the floor: the model answers the whole instruction itself, reasoning
+first where the instruction asks for a number (the calculator writes the results of the
+sums it writes out), and with no preamble otherwise, since form constraints are checked on
+what it says. When the direct and the composed answer disagree on a number, a program for
+the whole problem and a few sampled answers break the tie (`stepgraph.verifier.choice`).
+"""
+
+from __future__ import annotations
+
+import re
+
+from stepgraph.executors.base import Executor, StepInput, StepOutput
+from stepgraph.executors.calculating import complete_calculating
+from stepgraph.models.base import BackendBase, Message, Request
+
+REASON_SYSTEM = (
+    "Answer the user's question. Work it out step by step first, writing each calculation "
+    "out, then give the final answer on the last line as 'Answer: ...'."
+)
+ANSWER_SYSTEM = (
+    "Answer the user's request directly, with no preamble, and follow every instruction it "
+    "gives about the form of the answer."
+)
+PROGRAM_STEP = (
+    "Write a Python program that computes the answer to the task and prints only the final "
+    "answer, as one number."
+)
+_QUESTION = re.compile(
+    r"\b(how (many|much|long|far|old|often|fast)|what (is|was|are|were|will)|calculate|"
+    r"compute|total|sum|difference|average|percent|per ?cent|ratio|profit|cost|price|"
+    r"find|solve|left|remain)",
+    re.IGNORECASE,
+)
+_DIGITS = re.compile(r"\d")
+
+
+def asks_for_number(task: str) -> bool:
+    """Whether the task is a question with a quantity for an answer: it gives numbers and
+    asks a question (how many, how much, what is, "?") or to calculate. A writing task that merely counts
+    words ("at least 300 words") is not one: its numbers are about the form."""
+    from stepgraph.verifier.constraints import extract_constraints
+
+    masked = task
+    for constraint in extract_constraints(task).constraints:
+        masked = masked.replace(constraint.source, " ")
+    return bool(_DIGITS.search(masked)) and ("?" in masked or bool(_QUESTION.search(masked)))
+
+
+def direct_request(
+    task: str,
+    history: list[Message],
+    *,
+    reasoning: bool,
+    temperature: float = 0.0,
+    seed: int | None = 0,
+    max_tokens: int = 768,
+) -> Request:
+    system = REASON_SYSTEM if reasoning else ANSWER_SYSTEM
+    return Request(
+        messages=[
+            Message(role="system", content=system),
+            *[m for m in history if m.role in ("user", "assistant")][-6:],
+            Message(role="user", content=task),
+        ],
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+    )
+
+
+async def answer_directly(model: BackendBase, request: Request, *, calculate: bool) -> StepOutput:
+    """The model's own answer to the whole task (a direct candidate or a sample)."""
+    done, values = await complete_calculating(model, request, enabled=calculate)
+    text = done.text.strip()
+    return StepOutput(
+        output=text,
+        error=None if text else "the model returned nothing",
+        data={"calculated": values} if values else None,
+        prompt_tokens=done.prompt_tokens,
+        completion_tokens=done.completion_tokens,
+        model=done.model,
+    )
+
+
+async def program_answer(
+    python: Executor, task: str, *, run_id: str = "", timeout: float = 60.0
+) -> StepOutput:
+    """A whole-problem program's answer, run by the python executor (which writes the code
+    with the model when the step carries none, and runs it in its sandbox)."""
+    return await python.run(
+        StepInput(
+            run_id=run_id,
+            task=task,
+            step_id="program",
+            instruction=PROGRAM_STEP,
+            timeout=timeout,
+        )
+    )

@@ -1,0 +1,183 @@
+"""Choosing the final answer among candidates: agreement verifies, failed checks count
+against a candidate, ties go to the floor (the model's direct answer), a candidate that
+failed is never chosen."""
+
+from __future__ import annotations
+
+import pytest
+
+from stepgraph.runtime.candidates import asks_for_number
+from stepgraph.verifier.choice import Candidate, agreed, answer_claims, choose, states_value
+
+
+def cand(name: str, answer: str, claims=(), failed=(), error=None, presentable=True) -> Candidate:
+    return Candidate(
+        name=name,
+        answer=answer,
+        claims=list(claims),
+        failed=list(failed),
+        error=error,
+        presentable=presentable,
+    )
+
+
+# -- what an answer claims ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "task", "claims"),
+    [
+        ("12 * 4 = 48 eggs in all.\nAnswer: 48", "How many eggs in 12 boxes of 4?", [48.0]),
+        ("So she has $1,020.50.\nFinal answer: $1,020.50", "", [1020.5]),
+        ("There are 48 eggs.", "How many eggs in 12 boxes of 4?", [48.0]),
+        # a short answer's numbers, less those the task gave
+        (
+            "It took in $1,020.50; cookies ($546) beat muffins ($474.50).",
+            "muffins at $3.25 and cookies at $1.75; 146 muffins and 312 cookies",
+            [1020.5, 546.0, 474.5],
+        ),
+        # a long answer: the last sentence that holds a number
+        ("A. First 5. Then 7. Then 9 more. So 21 in all. Done.", "", [21.0]),
+        # only a number the task gave: that is the answer ("which is larger, 5 or 7?")
+        ("7 is larger.", "Which is larger, 5 or 7?", [7.0]),
+        ("I do not know.", "How many?", []),
+    ],
+)
+def test_answer_claims(answer, task, claims):
+    assert answer_claims(answer, task) == pytest.approx(claims)
+
+
+def test_states_value_reads_its_own_decimals():
+    assert states_value("She pays $1,020.50 in total.", 1020.5)
+    assert states_value("about 33.33 each", 100 / 3)
+    assert not states_value("She pays $1,000.", 1020.5)
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        "Natalia sold clips to 48 of her friends in April. How many clips did she sell?",
+        "What is 12% of 850, and what is left when it is taken off?",
+        "A bakery sold 146 muffins at $3.25. Calculate the revenue.",
+        "And if 3 more people join?",
+    ],
+)
+def test_questions_with_quantities_ask_for_a_number(task):
+    assert asks_for_number(task)
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        "Write a 300+ word essay about the history of the bicycle.",
+        "Write a poem about the sea. Answer in at most 120 words.",
+        "Write a story with exactly 4 paragraphs separated by ***.",
+        "What is the capital of France?",
+    ],
+)
+def test_writing_tasks_and_questions_without_numbers_do_not(task):
+    assert not asks_for_number(task)
+
+
+# -- numeric choice ---------------------------------------------------------------------
+
+
+def test_agreement_verifies_and_shows_the_composed_wording():
+    composed = cand("composed", "It is 48.", [48])
+    direct = cand("direct", "12 * 4 = 48\nAnswer: 48", [48])
+    assert agreed([composed, direct])
+    choice = choose([composed, direct], numeric=True)
+    assert (choice.chosen, choice.value, choice.verified) == ("composed", 48, True)
+    assert "composed, direct agree on 48" in choice.reason
+
+
+def test_disagreement_goes_to_the_value_a_tie_breaker_backs():
+    composed = cand("composed", "-748 dollars are left.", [-748])
+    direct = cand("direct", "850 - 102 = 748\nAnswer: 748", [748])
+    program = cand("program", "748", [748], presentable=False)
+    assert not agreed([composed, direct])
+    choice = choose([composed, direct, program], numeric=True)
+    assert (choice.chosen, choice.value, choice.verified) == ("direct", 748, True)
+    assert "direct, program agree on 748" in choice.reason and "composed -748" in choice.reason
+
+
+def test_a_value_only_a_program_backs_cannot_be_shown():
+    direct = cand("direct", "Answer: 12", [12])
+    program = cand("program", "14", [14], presentable=False)
+    choice = choose([direct, program], numeric=True)
+    assert (choice.chosen, choice.value, choice.verified) == ("direct", 12, False)
+
+
+def test_no_agreement_keeps_the_floor_unverified():
+    composed = cand("composed", "It is 50.", [50])
+    direct = cand("direct", "Answer: 48", [48])
+    sample = cand("sample-1", "Answer: 52", [52])
+    choice = choose([composed, direct, sample], numeric=True)
+    assert (choice.chosen, choice.value, choice.verified) == ("direct", 48, False)
+    assert choice.reason.startswith("no two candidates agree")
+
+
+def test_grounded_steps_win_a_tie_over_the_floor():
+    composed = cand("composed", "Revenue was 1,200.", [1200])
+    direct = cand("direct", "Answer: 1000", [1000])
+    choice = choose([composed, direct], numeric=True, grounded=True)
+    assert (choice.chosen, choice.value, choice.verified) == ("composed", 1200, False)
+
+
+def test_a_candidate_whose_numbers_fail_a_check_counts_for_half():
+    # two candidates agree on 40, but one of them wrote wrong arithmetic on the way
+    composed = cand("composed", "40", [40], failed=["arithmetic: 5 * 7 = 40 is wrong"])
+    sample = cand("sample-1", "Answer: 40", [40])
+    direct = cand("direct", "Answer: 35", [35])
+    program = cand("program", "35", [35], presentable=False)
+    assert not agreed([composed, sample])
+    choice = choose([composed, sample, direct, program], numeric=True)
+    assert (choice.chosen, choice.value, choice.verified) == ("direct", 35, True)
+
+
+def test_a_form_failure_does_not_weaken_a_vote_but_decides_the_wording():
+    composed = cand("composed", "It is 48.", [48], failed=["exact_sentences: 3; exactly 2"])
+    direct = cand("direct", "Answer: 48", [48])
+    choice = choose([composed, direct], numeric=True)
+    assert (choice.chosen, choice.verified) == ("direct", True)
+
+
+def test_failed_and_empty_candidates_are_never_chosen():
+    composed = cand("composed", "I could not complete this task", error="no step produced")
+    direct = cand("direct", "Answer: 7", [7])
+    empty = cand("sample-1", "   ", [])
+    silent = cand("program", "", [], error="printed no single number", presentable=False)
+    choice = choose([composed, direct, empty, silent], numeric=True)
+    assert (choice.chosen, choice.value, choice.verified) == ("direct", 7, False)
+
+
+def test_no_usable_candidate_gives_no_answer():
+    choice = choose(
+        [cand("composed", "", error="timed out"), cand("direct", "", error="model failed")],
+        numeric=True,
+    )
+    assert choice.chosen is None and choice.answer == "" and not choice.verified
+    assert "composed: timed out" in choice.reason and "direct: model failed" in choice.reason
+
+
+# -- everything else: by checks --------------------------------------------------------
+
+
+def test_by_checks_fewest_failures_wins():
+    composed = cand("composed", "a b c", failed=["max_words: 3; at most 2"])
+    direct = cand("direct", "a b")
+    choice = choose([composed, direct], numeric=False)
+    assert (choice.chosen, choice.verified) == ("direct", True)
+
+
+def test_by_checks_a_tie_goes_to_the_floor_unless_the_steps_found_facts():
+    composed = cand("composed", "from the notes")
+    direct = cand("direct", "from memory")
+    assert choose([composed, direct], numeric=False).chosen == "direct"
+    assert choose([composed, direct], numeric=False, grounded=True).chosen == "composed"
+
+
+def test_by_checks_a_failing_answer_is_kept_unverified():
+    direct = cand("direct", "too long", failed=["max_words: 9; at most 2"])
+    choice = choose([direct], numeric=False)
+    assert (choice.chosen, choice.answer, choice.verified) == ("direct", "too long", False)
