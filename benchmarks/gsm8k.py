@@ -10,20 +10,32 @@ Each problem writes one JSON line to benchmarks/results/gsm8k_<mode>.jsonl as it
 so a stopped benchmark continues where it stopped; every call (and one without `--mode`)
 writes the summary, gsm8k.md.
 
-`run-no-calc` is `run` with `Runtime(calculate=False)`: the calculator does not write the
-results of the arithmetic the model writes out, so the two rows show what that adds.
+`run` is the default Runtime: the plan's composed answer is cross-checked against the
+model's own direct answer (and, when they disagree, a whole-problem program and two
+samples), and the answer is chosen by agreement. `run-plan-only` is `Runtime(direct=False)`,
+the plan-and-compose pipeline alone (what `run` was before 2026-12-04; its older rows are
+kept under that name). `run-no-calc` is the plan-only run with `calculate=False`.
+`--mode both` answers each problem directly and with a run, one after the other, so the
+paired rows grow together.
+
+The summary compares run and direct on the problems both answered: accuracy, wins and
+losses (problems one gets right and the other wrong) with an exact two-sided sign test,
+and median generated tokens (a run's include its plan, every step and every candidate);
+the headline goes to results/quality.json.
 
 `--model qwen2.5-coder-1.5b` runs a mode with the larger embedded model (every mode, planner
 included, uses that one model; it has no shipped planner adapter, so it plans with the
 few-shot prompt); its rows go to gsm8k_<mode>_1.5b.jsonl and its own table in gsm8k.md.
 
-Run: .venv/bin/python benchmarks/gsm8k.py --mode direct|run|run-no-calc [--limit 50] [--model M]
+Run: .venv/bin/python benchmarks/gsm8k.py --mode both|direct|run|run-plan-only|run-no-calc
+     [--limit 200] [--model M]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import statistics
 import sys
@@ -40,7 +52,7 @@ DIRECT_SYSTEM = (
     "Solve the math word problem. Think step by step, then write the final answer on the "
     "last line as 'Answer: <number>'."
 )
-MODES = ("direct", "run", "run-no-calc")
+MODES = ("direct", "run", "run-plan-only", "run-no-calc")
 RUN_SECONDS = 120.0  # a run budget per problem, so one bad plan cannot take the hour
 NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
 
@@ -104,6 +116,12 @@ def _run(runtime, question: str) -> dict:
         "failed_checks": len(verdicts),
         # what the calculator and python steps computed: was the right value ever there?
         "computed": [s.output.strip()[:80] for s in result.steps if s.executor != "llm"],
+        # the candidates the run weighed, the numbers each claimed, and which one answered
+        "chosen": result.chosen,
+        "candidates": {c.name: c.claims if c.usable else c.error for c in result.candidates},
+        "cross_check": next(
+            (v["evidence"] for v in result.verdicts if v["check"] == "cross_check"), None
+        ),
     }
 
 
@@ -119,26 +137,34 @@ def run(mode: str, limit: int, model: str) -> None:
     from stepgraph.models import embedded
     from stepgraph.models.llamacpp import LlamaCppBackend
 
-    out = _results(mode, model)
-    todo = [p for p in problems(limit) if p["idx"] not in _done(out)]
+    modes = ["direct", "run"] if mode == "both" else [mode]
+    done = {m: _done(_results(m, model)) for m in modes}
+    todo = [p for p in problems(limit) if any(p["idx"] not in done[m] for m in modes)]
     if not todo:
         return
     backend = LlamaCppBackend(embedded.model_path(model), name=model, n_ctx=16384)
-    runtime = None
-    if mode.startswith("run"):
-        from stepgraph import Runtime
+    runtimes = {}
+    for m in modes:
+        if m.startswith("run"):
+            from stepgraph import Runtime
 
-        store = Path(tempfile.mkdtemp()) / "gsm8k.db"
-        calculate = mode != "run-no-calc"
-        runtime = Runtime(backend, store=store, max_seconds=RUN_SECONDS, calculate=calculate)
-    with out.open("a") as f:
-        for item in todo:
-            start = time.perf_counter()
-            row = (
-                _direct(backend, item["question"])
-                if runtime is None
-                else _run(runtime, item["question"])
+            store = Path(tempfile.mkdtemp()) / "gsm8k.db"
+            runtimes[m] = Runtime(
+                backend,
+                store=store,
+                max_seconds=RUN_SECONDS,
+                calculate=m != "run-no-calc",
+                direct=m == "run",
             )
+    for item in todo:
+        for m in modes:
+            if item["idx"] in done[m]:
+                continue
+            start = time.perf_counter()
+            if m in runtimes:
+                row = _run(runtimes[m], item["question"])
+            else:
+                row = _direct(backend, item["question"])
             got = final_number(row["answer"])
             row = {
                 "idx": item["idx"],
@@ -148,9 +174,11 @@ def run(mode: str, limit: int, model: str) -> None:
                 "seconds": round(time.perf_counter() - start, 2),
                 **row,
             }
-            f.write(json.dumps(row) + "\n")
-            f.flush()
-            print(row["idx"], row["correct"], row["got"], row["gold"], row["seconds"], flush=True)
+            with _results(m, model).open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(
+                m, row["idx"], row["correct"], row["got"], row["gold"], row["seconds"], flush=True
+            )
     backend.close()
 
 
@@ -203,6 +231,16 @@ def _table(model: str, limit: int, m: dict) -> list[str]:
         )
     if "run" in rates and "direct" in rates:
         lines += ["", f"Difference, run - direct: {rates['run'] - rates['direct']:+.1f} points."]
+        limited = {p["idx"] for p in problems(limit)}
+        full = {
+            mode: [
+                r
+                for r in map(json.loads, paths[mode].read_text().splitlines())
+                if r["idx"] in limited
+            ]
+            for mode in ("direct", "run")
+        }
+        lines += _paired(model, full["direct"], full["run"], m)
     for mode, rows in answered.items():
         wrong = [r for r in rows if "computed" in r and not r["correct"]]
         if wrong:
@@ -215,6 +253,56 @@ def _table(model: str, limit: int, m: dict) -> list[str]:
     return [*lines, ""]
 
 
+def sign_test(wins: int, losses: int) -> float:
+    """Exact two-sided binomial (sign) test of wins against losses, ties left out."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    k = min(wins, losses)
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
+
+
+def _paired(model: str, direct: list[dict], run: list[dict], m: dict) -> list[str]:
+    """Wins, losses, the sign test and the token ratio of run over direct; the headline
+    figures also go to results/quality.json under gsm8k.<model>."""
+    by_id = {r["idx"]: r for r in direct}
+    pairs = [(by_id[r["idx"]], r) for r in run if r["idx"] in by_id]
+    wins = sum(r["correct"] and not d["correct"] for d, r in pairs)
+    losses = sum(d["correct"] and not r["correct"] for d, r in pairs)
+    p = sign_test(wins, losses)
+    tokens = {
+        name: statistics.median(row["completion_tokens"] for row in rows)
+        for name, rows in (("direct", [d for d, _ in pairs]), ("run", [r for _, r in pairs]))
+    }
+    ratio = tokens["run"] / tokens["direct"] if tokens["direct"] else float("nan")
+    n = len(pairs)
+    figures = {
+        "n": n,
+        "direct": round(sum(d["correct"] for d, _ in pairs) / n, 4),
+        "run": round(sum(r["correct"] for _, r in pairs) / n, 4),
+        "wins": wins,
+        "losses": losses,
+        "p": round(p, 4),
+        "tokens_ratio": round(ratio, 2),
+        "median_tokens": tokens,
+        "verified": sum(r.get("status") == "done" for _, r in pairs),
+        "verified_correct": sum(r.get("status") == "done" and r["correct"] for _, r in pairs),
+        "machine": f"{m['cpus']} cores, {m['cpu']}",
+        "date": m["date"],
+    }
+    path = RESULTS / "quality.json"
+    quality = json.loads(path.read_text()) if path.exists() else {}
+    quality.setdefault("gsm8k", {})[model] = figures
+    path.write_text(json.dumps(quality, indent=2) + "\n")
+    verified = figures["verified"]
+    return [
+        f"Paired on {n} problems: run wins {wins}, loses {losses} (exact sign test p = {p:.3g}); "
+        f"median generated tokens {tokens['run']:.0f} against {tokens['direct']:.0f} "
+        f"({ratio:.2f}x). The run called {verified} answers verified (status done), "
+        f"{figures['verified_correct']} of them right.",
+    ]
+
+
 def _computes(outputs: list[str], gold: float) -> bool:
     values = (_value(n) for text in outputs for n in NUMBER.findall(text))
     return any(v is not None and abs(v - gold) < 1e-6 for v in values)
@@ -222,8 +310,8 @@ def _computes(outputs: list[str], gold: float) -> bool:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=MODES)
-    parser.add_argument("--limit", type=int, default=50)
+    parser.add_argument("--mode", choices=(*MODES, "both"))
+    parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--model", default="qwen2.5-coder-0.5b", help="an embedded model name")
     args = parser.parse_args()
     if args.mode:

@@ -1,7 +1,7 @@
 """The `make demo` agent: one real complex instruction, planned and run on the embedded model.
 
-Shows the plan as it is decoded, each step as it runs, the verified answer, and where the
-run is kept (replay it with `stepgraph replay RUN_ID`, export it with `stepgraph runs export`).
+Shows the plan as it is decoded, each step and candidate as it runs, the answer with
+whether it was verified (and, if not, the checks it failed), and where the run is kept (replay it with `stepgraph replay RUN_ID`, export it with `stepgraph runs export`).
 """
 
 from __future__ import annotations
@@ -34,14 +34,21 @@ def main() -> int:
             live.update(view.render())
 
         result = runtime.run(instruction, on_event=on_event)
-    console.print(f"\n[bold]Answer:[/bold] {result.answer}")
+    console.print("\n[bold]Answer:[/bold] ", end="")
+    console.print(result.answer, markup=False, highlight=False)
+    if result.status == "unverified":
+        console.print("[yellow]Unverified:[/yellow] ", end="")
+        console.print(
+            "; ".join(result.failed_checks) or "its candidates do not agree", markup=False
+        )
     console.print(
         f"[dim]run {result.run_id}: {result.status} in {result.seconds:.1f} s, "
         f"{len(result.steps)} steps, {result.completion_tokens} tokens generated. "
         f"Store: {runtime.store.path}[/dim]"
     )
     console.print(f"[dim]Replay it: .venv/bin/stepgraph replay {result.run_id}[/dim]")
-    return 0 if result.status in ("done", "partial") else 1
+    # an unverified answer is still an answer, shown with what failed; no answer is an error
+    return 0 if result.status in ("done", "unverified", "partial") else 1
 
 
 if __name__ == "__main__":

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from stepgraph.models.base import BackendBase, Completion, Request, cut_at_stop
+from stepgraph.models.base import BackendBase, Completion, Request, cut_at_stop, split_reply
 
 Reply = str | Callable[[Request], str]
+_LEADING_NUMBER = re.compile(r"^\s*-?\$?[\d,]*\.?\d+")
+
+
+def _continued(text: str, request: Request) -> str:
+    """The scripted `text` as the continuation of a reply the request began, if it is one."""
+    _, begun = split_reply(request.messages)
+    if not begun or "=" not in begun:
+        return text
+    head = begun[: begun.rfind("=") + 1]
+    if not text.startswith(head):
+        return text
+    return _LEADING_NUMBER.sub("", text[len(head) :], count=1)
 
 
 class ScriptedBackend(BackendBase):
     """Answers each request with the next scripted reply, or with `responder(request)`.
 
-    Every request it received is kept in `requests`, so a test can assert on prompts.
+    Every request it received is kept in `requests`, so a test can assert on prompts. A
+    request that continues a reply the caller began (the calculator writing a value after
+    an `=`) gets the rest of the scripted reply after that `=` and the number following
+    it, as a model would go on from the value written for it.
     """
 
     name = "scripted"
@@ -45,7 +61,8 @@ class ScriptedBackend(BackendBase):
                     f"ScriptedBackend ran out of replies at request {len(self.requests)}: "
                     f"{request.messages[-1].content[:200]!r}"
                 )
-        return reply(request) if callable(reply) else reply
+        text = reply(request) if callable(reply) else reply
+        return _continued(text, request)
 
     def generate(self, requests: list[Request]) -> list[Completion]:
         self.batches.append(len(requests))

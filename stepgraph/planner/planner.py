@@ -142,14 +142,17 @@ class Planner:
                     _add_referenced_dependencies(Plan(steps=[*streamed, step]))
                     streamed.append(step)
                     yield step
-        self.last_stats = {"attempts": 1, "raw": raw}
+        tokens = self.model.count_tokens(raw) if raw else 0
+        self.last_stats = {"attempts": 1, "raw": raw, "completion_tokens": tokens}
         try:
             plan = self.parse(raw, goal=text)
         except PlanError as error:
             self.last_stats = {"attempts": 2, "first_error": str(error), "raw": raw}
             request = self._request(text, conversation, feedback=str(error), previous=raw)
-            raw = self.model.complete(request).text
+            repaired = self.model.complete(request)
+            raw = repaired.text
             self.last_stats["raw"] = raw
+            self.last_stats["completion_tokens"] = tokens + repaired.completion_tokens
             plan = self.parse(raw, goal=text)
             yield from plan.steps
         self.last_stats["seconds"] = time.perf_counter() - started

@@ -16,6 +16,7 @@ class Board:
     def __init__(self) -> None:
         self._results: dict[str, asyncio.Future] = {}
         self.tokens = 0
+        self.plan_tokens = 0  # what decoding the plan generated (not kept across a resume)
         self.deadline = float("inf")  # when the run's time budget ends (perf_counter)
         # the step definition each id runs under now; a repaired plan can supersede a
         # dispatched step, and the superseded task must not record over the current one

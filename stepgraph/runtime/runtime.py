@@ -523,6 +523,8 @@ class Runtime:
             streamed.append(step)
         plan = self.planner.final
         stats = {k: v for k, v in self.planner.last_stats.items() if k != "raw"}
+        self._boards[run_id].plan_tokens = stats.get("completion_tokens", 0)
+        self._boards[run_id].tokens += self._boards[run_id].plan_tokens
         write(Event(type="plan_ready", run_id=run_id, data={"plan": plan.model_dump(), **stats}))
         return plan
 
@@ -969,7 +971,7 @@ class Runtime:
             "answer": answer,
             "status": status,
             "prompt_tokens": tokens[0],
-            "completion_tokens": tokens[1],
+            "completion_tokens": tokens[1] + board.plan_tokens,  # the plan's tokens count too
             "candidates": [c.model_dump() for c in choice.candidates],
             "chosen": choice.chosen,
         }

@@ -28,6 +28,7 @@ NUMERIC_CHECKS = frozenset(
     {"arithmetic", "comparison_claims", "total_claims", "restated_results", "executor_ok"}
 )
 _ANSWER_LINE = re.compile(r"(?im)^\W*(?:final\s+)?answer\s*(?:is)?\s*[:=]\s*(?P<rest>.+)$")
+_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -87,11 +88,14 @@ def _value(token: str) -> float | None:
 
 def answer_claims(answer: str, task: str = "") -> list[float]:
     """The numbers an answer gives as its answer: those on its last "Answer:" line when it
-    has one, else those of an answer with three sentences or fewer that hold numbers, or of
+    has one, else those of its last \\boxed{...}, else those of an answer with three sentences or fewer that hold numbers, or of
     the last of more such sentences; numbers the task itself gave are not claims, unless nothing else is."""
     lines = list(_ANSWER_LINE.finditer(answer))
+    boxed = _BOXED.findall(answer)
     if lines:
         part = lines[-1].group("rest")
+    elif boxed:  # LaTeX's way of marking the final answer
+        part = boxed[-1]
     else:
         sentences = [s for s in _SENTENCE_END.split(answer.strip()) if numbers(s)]
         part = " ".join(sentences if len(sentences) <= 3 else sentences[-1:])

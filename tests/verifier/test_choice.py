@@ -30,6 +30,11 @@ def cand(name: str, answer: str, claims=(), failed=(), error=None, presentable=T
         ("12 * 4 = 48 eggs in all.\nAnswer: 48", "How many eggs in 12 boxes of 4?", [48.0]),
         ("So she has $1,020.50.\nFinal answer: $1,020.50", "", [1020.5]),
         ("There are 48 eggs.", "How many eggs in 12 boxes of 4?", [48.0]),
+        (
+            "48 / 6 = 8 pieces.\n\nThus Tracy has \\(\\boxed{8}\\) pieces.",
+            "48 inches of wire",
+            [8.0],
+        ),
         # a short answer's numbers, less those the task gave
         (
             "It took in $1,020.50; cookies ($546) beat muffins ($474.50).",

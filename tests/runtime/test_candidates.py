@@ -1,0 +1,272 @@
+"""The direct-answer floor and the cross-check, end to end: real LangGraph, real executors
+(calculator, the python sandbox), real verifier and store; only the model's text is
+scripted, routed by the role of each request since candidates and steps ask in no fixed
+order."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+from typer.testing import CliRunner
+
+from stepgraph import Runtime, ScriptedBackend
+from stepgraph.executors.llm import ANSWER_SYSTEM, CODE_SYSTEM, EXPRESSION_SYSTEM
+from stepgraph.models import Request
+from stepgraph.runtime import candidates
+from stepgraph.verifier.composer import COMPOSE_SYSTEM
+
+LEFT = "What is 12% of 850, and what is left when it is taken off?"
+
+
+def plan(*steps: tuple[str, list[str], str, str]) -> str:
+    rows = [{"id": i, "depends_on": d, "executor": e, "instruction": t} for i, d, e, t in steps]
+    return json.dumps({"steps": rows})
+
+
+def model(
+    planned: str,
+    *,
+    direct: str | Callable[[Request], str],
+    compose: str = "",
+    step: str = "",
+    code: str = "print(0)",
+    sample: str | Callable[[Request], str] | None = None,
+) -> ScriptedBackend:
+    """Replies by role; `sample` answers the sampled candidates (temperature > 0)."""
+
+    def respond(request: Request) -> str:
+        system = request.messages[0].content
+        if system.startswith("You are a planner."):
+            return planned
+        if system in (candidates.REASON_SYSTEM, candidates.ANSWER_SYSTEM):
+            if request.temperature > 0 and sample is not None:
+                return sample(request) if callable(sample) else sample
+            return direct(request) if callable(direct) else direct
+        if system == CODE_SYSTEM:
+            return f"```python\n{code}\n```"
+        replies = {COMPOSE_SYSTEM: compose, ANSWER_SYSTEM: step, EXPRESSION_SYSTEM: "0"}
+        assert system in replies, f"unexpected request: {system[:80]!r}"
+        return replies[system]
+
+    return ScriptedBackend(responder=respond)
+
+
+def roles(backend: ScriptedBackend) -> list[str]:
+    return [r.messages[0].content[:30] for r in backend.requests]
+
+
+def test_agreeing_candidates_verify_the_answer_without_a_tie_breaker(tmp_path):
+    backend = model(
+        plan(("s1", [], "calculator", "12 * 4")),
+        compose="There are 48 eggs.",
+        direct="Twelve boxes of four.\nAnswer: 48",
+    )
+    with Runtime(backend, store=tmp_path / "s.db") as runtime:
+        result = runtime.run("How many eggs are in 12 boxes of 4?")
+    assert (result.status, result.answer, result.chosen) == (
+        "done",
+        "There are 48 eggs.",
+        "composed",
+    )
+    assert result.verified and result.failed_checks == []
+    assert {c.name: c.claims for c in result.candidates} == {"composed": [48], "direct": [48]}
+    assert [s.step_id for s in result.steps] == ["direct", "s1"] or {
+        s.step_id for s in result.steps
+    } == {"direct", "s1"}
+    cross = [v for v in result.verdicts if v["check"] == "cross_check"]
+    assert cross == [
+        {
+            "check": "cross_check",
+            "passed": True,
+            "evidence": "composed chosen: composed, direct agree on 48",
+        }
+    ]
+    assert not any(r.startswith("You write a short Python") for r in roles(backend))
+
+
+def test_a_wrong_plan_loses_to_the_direct_answer_a_program_confirms(tmp_path):
+    """The plan computes 102 - 850 = -748 (evidence, not truth); the model's own answer and
+    an independent program say 748, so 748 is the answer, and verified."""
+    backend = model(
+        plan(
+            ("s1", [], "calculator", "850 * 0.12"),
+            ("s2", ["s1"], "calculator", "{{s1}} - 850"),
+        ),
+        compose="12% of 850 is 102, and -748 dollars are left.",
+        direct="12% of 850 is 102. 850 - 102 = 748.\nAnswer: 748",
+        code="print(850 - 850 * 0.12)",
+    )
+    with Runtime(backend, store=tmp_path / "s.db") as runtime:
+        result = runtime.run(LEFT)
+        stored = runtime.store.run(result.run_id)
+    assert result.status == "done" and result.chosen == "direct"
+    assert "748" in result.answer and "-748" not in result.answer
+    claims = {c.name: c.claims for c in result.candidates}
+    assert claims == {"composed": [102, -748], "direct": [748], "program": [748]}
+    assert stored.step("program").output.strip() == "748.0"  # the sandbox ran the program
+    assert stored.status == "done"
+    (cross,) = [v for v in stored.verdicts if v.check == "cross_check"]
+    assert cross.passed and "direct, program agree on 748" in cross.evidence
+    assert "composed 102/-748" in cross.evidence
+
+
+def test_candidates_that_never_agree_end_unverified_with_the_floor_kept(tmp_path):
+    backend = model(
+        plan(("s1", [], "calculator", "12 * 4"), ("s2", ["s1"], "llm", "eggs in {{s1}}")),
+        compose="There are 50 eggs.",
+        step="There are 48 eggs in all.",
+        direct="Answer: 46",
+        code="print('many')",  # prints no number: no vote
+        sample=lambda r: f"Answer: {50 + r.seed}",  # each sample its own number
+    )
+    with Runtime(backend, store=tmp_path / "s.db", samples=2) as runtime:
+        result = runtime.run("How many eggs are in 12 boxes of 4?")
+    assert (result.status, result.chosen, result.answer) == ("unverified", "direct", "Answer: 46")
+    by_name = {c.name: c for c in result.candidates}
+    assert by_name["program"].error == "printed no single number"
+    assert by_name["sample-1"].claims == [51] and by_name["sample-2"].claims == [52]
+    assert any(check.startswith("cross_check:") for check in result.failed_checks)
+
+
+def test_samples_that_agree_with_one_side_settle_the_tie(tmp_path):
+    backend = model(
+        plan(("s1", [], "calculator", "12 * 4")),
+        compose="There are 48 eggs.",
+        direct="Answer: 46",
+        code="print('many')",
+        sample="Twelve fours.\nAnswer: 48",
+    )
+    with Runtime(backend, store=tmp_path / "s.db") as runtime:
+        result = runtime.run("How many eggs are in 12 boxes of 4?")
+    assert (result.status, result.chosen, result.answer) == (
+        "done",
+        "composed",
+        "There are 48 eggs.",
+    )
+
+
+def test_a_one_step_llm_plan_is_the_direct_answer_not_a_second_call(tmp_path):
+    backend = model(
+        plan(("s1", [], "llm", "Name two primary colours.")),
+        direct="Red and blue.",
+        step="MUST NOT BE ASKED",
+    )
+    with Runtime(backend, store=tmp_path / "s.db") as runtime:
+        result = runtime.run("Name two primary colours.")
+        stored = runtime.store.run(result.run_id)
+    assert result.answer == "Red and blue." and result.status == "done"
+    assert ANSWER_SYSTEM[:30] not in roles(backend)  # s1 was never run on its own
+    assert stored.step("s1").output == "Red and blue."
+    assert stored.step("s1").data == {"answered_by": "direct"}
+    assert stored.step("s1").completion_tokens == 0  # its tokens are the direct candidate's
+    assert [c.name for c in result.candidates] == ["direct"]
+
+
+def test_a_form_check_that_fails_keeps_the_answer_and_says_unverified(tmp_path):
+    """IFEval's failure: the whole instruction's form was checked against its one step, the
+    step failed, and the run answered with a failure report. Now the step is held to its
+    own text, the answer is kept, and the run says what failed."""
+    task = "Write a short note about cats. Your response should contain at least 40 words."
+    short = "Cats are curious animals that love warm places."
+    backend = model(
+        plan(("s1", [], "llm", task), ("s2", ["s1"], "llm", "Polish {{s1}}")),
+        compose=short,
+        step=short,
+        direct=short,
+    )
+    with Runtime(backend, store=tmp_path / "s.db", max_revisions=1) as runtime:
+        result = runtime.run(task)
+        stored = runtime.store.run(result.run_id)
+    assert result.status == "unverified"
+    assert result.answer == short  # a revision that was no better is not taken
+    assert result.failed_checks == ["min_words: 8 words; at least 40 required"]
+    assert "could not complete" not in result.answer
+    assert {s.step_id: s.status for s in stored.steps} == {
+        "direct": "done",
+        "s1": "done",
+        "s2": "done",
+    }
+    step_checks = {v.check for v in stored.verdicts if v.step_id == "s1"}
+    assert "min_words" not in step_checks  # the task's form is the answer's, not the step's
+
+
+def test_a_step_that_fails_its_own_check_is_kept_flagged_and_the_run_goes_on(tmp_path):
+    backend = model(
+        plan(
+            ("s1", [], "llm", "Name a colour in exactly 3 words."),
+            ("s2", ["s1"], "llm", "Use {{s1}}"),
+        ),
+        compose="Red.",
+        step="A colour is red, and it is warm.",
+        direct="Red.",
+    )
+    with Runtime(backend, store=tmp_path / "s.db") as runtime:
+        result = runtime.run("Name a colour.")
+        stored = runtime.store.run(result.run_id)
+    s1 = stored.step("s1")
+    assert s1.status == "done" and s1.attempts == 2  # retried once with the feedback, kept
+    assert s1.output == "A colour is red, and it is warm."
+    assert any(
+        v.check == "exact_words" and v.passed is False for v in stored.verdicts if v.step_id == "s1"
+    )
+    assert stored.step("s2").status == "done"  # no replan: the output was not thrown away
+
+
+def test_a_candidate_that_crashes_is_dropped_with_its_reason(tmp_path):
+    def crash(request: Request) -> str:
+        raise RuntimeError("the server went away")
+
+    backend = model(
+        plan(("s1", [], "calculator", "12 * 4")),
+        compose="There are 48 eggs.",
+        direct=crash,
+        code="print(48)",
+    )
+    with Runtime(backend, store=tmp_path / "s.db") as runtime:
+        result = runtime.run("How many eggs are in 12 boxes of 4?")
+    by_name = {c.name: c for c in result.candidates}
+    assert "the server went away" in by_name["direct"].error
+    # the composed answer and the program agree: verified without the direct answer
+    assert (result.status, result.chosen) == ("done", "composed")
+
+
+def test_cli_prints_failing_checks_and_exits_by_the_documented_codes(tmp_path, monkeypatch):
+    from stepgraph import cli
+
+    backend = model(
+        plan(("s1", [], "calculator", "12 * 4")),
+        compose="There are 48 eggs.",
+        direct="Answer: 46",
+        code="print(47)",
+        sample=lambda r: f"Answer: {50 + r.seed}",
+    )
+    monkeypatch.setattr(cli, "_backend", lambda spec: backend)
+    runner = CliRunner()
+    args = ["run", "How many eggs are in 12 boxes of 4?", "--db", str(tmp_path / "s.db")]
+    result = runner.invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    assert "unverified: cross_check: direct chosen: no two candidates agree" in result.output
+    strict = runner.invoke(cli.app, [*args, "--strict", "--json"])
+    assert strict.exit_code == 3
+    data = json.loads(strict.stdout)
+    assert data["status"] == "unverified" and data["chosen"] == "direct"
+    assert data["failed_checks"][0].startswith("cross_check:")
+
+
+@pytest.mark.parametrize("samples", [0, 2])
+def test_samples_are_only_drawn_when_asked_for(tmp_path, samples):
+    backend = model(
+        plan(("s1", [], "calculator", "12 * 4")),
+        compose="There are 48 eggs.",
+        direct="Answer: 46",
+        code="print('many')",
+        sample="Answer: 48",
+    )
+    with Runtime(backend, store=tmp_path / "s.db", samples=samples) as runtime:
+        result = runtime.run("How many eggs are in 12 boxes of 4?")
+    assert [c.name for c in result.candidates if c.name.startswith("sample")] == [
+        f"sample-{i}" for i in range(1, samples + 1)
+    ]
+    assert result.status == ("done" if samples else "unverified")
