@@ -532,7 +532,9 @@ class Runtime:
         """The direct candidate: the model answers the whole instruction itself. Kept as a
         node of the run (step id "direct") like any step."""
         board = self._boards[run_id]
-        request = direct_request(board.task, board.history, reasoning=asks_for_number(board.task))
+        request = direct_request(
+            board.task, board.history, reasoning=asks_for_number(board.task, board.history)
+        )
         return await self._candidate(
             run_id,
             "direct",
@@ -858,7 +860,7 @@ class Runtime:
         board = self._boards[run_id]
         task = board.task
         steps = [StepResult(**r) for r in results]
-        numeric = asks_for_number(task)
+        numeric = asks_for_number(task, board.history)
         tokens = [composed["prompt_tokens"], composed["completion_tokens"]]
         drafts: dict[str, Composition] = {}
         candidates: list[Candidate] = []
@@ -943,16 +945,22 @@ class Runtime:
                 status = "partial"
         else:
             draft = drafts[choice.chosen]
-            final = await self.composer.finish(
-                task,
-                draft.model_copy(update={"prompt_tokens": 0, "completion_tokens": 0}),
-                steps,
-                from_results=choice.chosen == "composed",
-                history=board.history,
-                final_id=composed.get("final_id"),
-                can_spend=self._can_spend(board),
-                keep=choice.value,
-            )
+            try:
+                final = await self.composer.finish(
+                    task,
+                    draft.model_copy(update={"prompt_tokens": 0, "completion_tokens": 0}),
+                    steps,
+                    from_results=choice.chosen == "composed",
+                    history=board.history,
+                    final_id=composed.get("final_id"),
+                    can_spend=self._can_spend(board),
+                    keep=choice.value,
+                )
+            except Exception as exc:  # a revision that fails keeps the answer it was revising
+                note = Verdict(
+                    check="revision", passed=None, evidence=f"{type(exc).__name__}: {exc}"
+                )
+                final = draft.model_copy(update={"verdicts": [*draft.verdicts, note]})
             tokens[0] += final.prompt_tokens
             tokens[1] += final.completion_tokens
             board.tokens += final.completion_tokens

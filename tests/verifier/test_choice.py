@@ -64,11 +64,19 @@ def test_states_value_reads_its_own_decimals():
         "Natalia sold clips to 48 of her friends in April. How many clips did she sell?",
         "What is 12% of 850, and what is left when it is taken off?",
         "A bakery sold 146 muffins at $3.25. Calculate the revenue.",
-        "And if 3 more people join?",
     ],
 )
 def test_questions_with_quantities_ask_for_a_number(task):
     assert asks_for_number(task)
+
+
+def test_a_follow_up_to_a_numeric_question_asks_for_a_number():
+    from stepgraph.models.base import Message
+
+    before = [Message(role="user", content="We are 14 and have $3,500. How much per person?")]
+    assert asks_for_number("And if 3 more people join?", before)
+    assert not asks_for_number("And if 3 more people join?")
+    assert not asks_for_number("Thanks! Any tips?", before)  # no amount in it
 
 
 @pytest.mark.parametrize(
