@@ -78,16 +78,22 @@ class LlmExecutor:
             Message(role="user", content=context_block(step)),
         ]
         request = Request(messages=messages, max_tokens=self.max_tokens, adapter=self.adapter)
-        done, values = await complete_calculating(self.model, request, enabled=self.calculate)
-        text = done.text.strip()
-        return StepOutput(
-            output=text,
-            error=None if text else "the model returned nothing",
-            data={"calculated": values} if values else None,
-            prompt_tokens=done.prompt_tokens,
-            completion_tokens=done.completion_tokens,
-            model=done.model,
-        )
+        return await answer(self.model, request, calculate=self.calculate)
+
+
+async def answer(model: BackendBase, request: Request, *, calculate: bool = True) -> StepOutput:
+    """The model's reply to `request` as a step's output, the calculator writing the results
+    of the sums it writes out (`calculate`); an empty reply is an error."""
+    done, values = await complete_calculating(model, request, enabled=calculate)
+    text = done.text.strip()
+    return StepOutput(
+        output=text,
+        error=None if text else "the model returned nothing",
+        data={"calculated": values} if values else None,
+        prompt_tokens=done.prompt_tokens,
+        completion_tokens=done.completion_tokens,
+        model=done.model,
+    )
 
 
 def extract_code(text: str) -> str:

@@ -12,8 +12,7 @@ from __future__ import annotations
 import re
 
 from stepgraph.executors.base import Executor, StepInput, StepOutput
-from stepgraph.executors.calculating import complete_calculating
-from stepgraph.models.base import BackendBase, Message, Request
+from stepgraph.models.base import Message, Request
 
 REASON_SYSTEM = (
     "Answer the user's question. Work it out step by step first, writing each calculation "
@@ -82,20 +81,6 @@ def direct_request(
         max_tokens=max_tokens,
         temperature=temperature,
         seed=seed,
-    )
-
-
-async def answer_directly(model: BackendBase, request: Request, *, calculate: bool) -> StepOutput:
-    """The model's own answer to the whole task (a direct candidate or a sample)."""
-    done, values = await complete_calculating(model, request, enabled=calculate)
-    text = done.text.strip()
-    return StepOutput(
-        output=text,
-        error=None if text else "the model returned nothing",
-        data={"calculated": values} if values else None,
-        prompt_tokens=done.prompt_tokens,
-        completion_tokens=done.completion_tokens,
-        model=done.model,
     )
 
 

@@ -21,6 +21,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from stepgraph.errors import ConfigError, StepgraphError
 from stepgraph.executors.base import Executor, StepInput, StepOutput
+from stepgraph.executors.llm import answer as answer_directly
 from stepgraph.memory import Store
 from stepgraph.models.base import BackendBase, Message
 from stepgraph.planner.plan import REFERENCE, Plan, Step
@@ -29,7 +30,6 @@ from stepgraph.planner.prompt import PLANNER_HINTS
 from stepgraph.runtime._board import Board
 from stepgraph.runtime.candidates import (
     PROGRAM_STEP,
-    answer_directly,
     asks_for_number,
     direct_request,
     program_answer,

@@ -571,18 +571,7 @@ def check_comparisons(text: str, known: Iterable[tuple[str, float]] = ()) -> Ver
     claims = _distinct(
         _numeric_comparisons(text) + _picks(text) + _named_comparisons(text, list(known))
     )
-    if not claims:
-        return None
-    wrong = [
-        f'"{written}" is wrong: {evidence}'
-        for _, _, written, holds, evidence in claims
-        if not holds
-    ]
-    if wrong:
-        return Verdict(check="comparison_claims", passed=False, evidence="; ".join(wrong))
-    return Verdict(
-        check="comparison_claims", passed=True, evidence=f"{len(claims)} comparison(s) recomputed"
-    )
+    return _claims_verdict("comparison_claims", claims, "comparison(s)")
 
 
 _TOTAL_WORD = re.compile(
@@ -716,16 +705,7 @@ def check_totals(text: str) -> Verdict | None:
     claims = []
     for sentence in _sentences(_prose(text)):
         claims.extend(_total_claims(sentence) or [])
-    if not claims:
-        return None
-    wrong = [
-        f'"{written}" is wrong: {evidence}'
-        for _, _, written, holds, evidence in claims
-        if not holds
-    ]
-    if wrong:
-        return Verdict(check="total_claims", passed=False, evidence="; ".join(wrong))
-    return Verdict(check="total_claims", passed=True, evidence=f"{len(claims)} total(s) recomputed")
+    return _claims_verdict("total_claims", claims, "total(s)")
 
 
 _LABEL_STOPWORDS = {
@@ -813,3 +793,18 @@ def restated_results(text: str, results: Iterable[tuple[str, float]]) -> Verdict
             check="restated_results", passed=True, evidence=f"{right} computed result(s) restated"
         )
     return None
+
+
+def _claims_verdict(check: str, claims: list, what: str) -> Verdict | None:
+    """One verdict over recomputed claims (start, end, as written, holds, evidence); None
+    when there are none."""
+    if not claims:
+        return None
+    wrong = [
+        f'"{written}" is wrong: {evidence}'
+        for _, _, written, holds, evidence in claims
+        if not holds
+    ]
+    if wrong:
+        return Verdict(check=check, passed=False, evidence="; ".join(wrong))
+    return Verdict(check=check, passed=True, evidence=f"{len(claims)} {what} recomputed")
