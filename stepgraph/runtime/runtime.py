@@ -853,17 +853,71 @@ class Runtime:
     async def _decide(
         self, run_id: str, composed: dict, direct: dict | None, results: list[dict]
     ) -> dict:
-        """Cross-check the candidates, break a numeric tie, choose, and revise the chosen
-        answer for the checks it fails. The answer is never dropped for a failed check: a run
-        whose checks fail or whose candidates disagree ends "unverified"."""
+        """Cross-check the candidates, choose, and revise the chosen answer for the checks it
+        fails. The answer is never dropped for a failed check: a run whose checks fail or
+        whose candidates disagree on a number ends "unverified"."""
+        write = get_stream_writer()
+        board = self._boards[run_id]
+        steps = [StepResult(**r) for r in results]
+        numeric = asks_for_number(board.task, board.history)
+        candidates, drafts = await self._candidates(run_id, composed, direct, steps, numeric)
+        grounded = any(
+            s.status == "done" and getattr(self.executors.get(s.executor), "brings_facts", False)
+            for s in steps
+        )
+        choice = choose(candidates, numeric=numeric, grounded=grounded)
+        tokens = [composed["prompt_tokens"], composed["completion_tokens"]]
+        if choice.chosen is None:
+            answer, verdicts = composed["answer"], []
+        elif direct is None:  # plan only: the composer has revised its answer already
+            answer, verdicts = drafts["composed"].answer, drafts["composed"].verdicts
+        else:
+            final = await self._revise(run_id, choice, drafts[choice.chosen], steps, composed)
+            tokens = [tokens[0] + final.prompt_tokens, tokens[1] + final.completion_tokens]
+            answer, verdicts = final.answer, final.verdicts
+        # verified: the candidates agree on the number it answers with (when it answers with
+        # one) and it passes every check that applied, after revision; with no direct
+        # candidate (plan only) nothing was cross-checked, and only the checks count
+        agreed_value = choice.verified if choice.value is not None and direct else True
+        status = "done" if agreed_value and not failures(verdicts) else "unverified"
+        if choice.chosen is None:
+            status = "failed"
+        elif direct is None and status == "done" and not composed["complete"]:
+            status = "partial"
+        if direct is not None:  # the choice and its reason, beside the answer's checks
+            cross = Verdict(
+                check="cross_check",
+                passed=choice.verified if choice.value is not None else None,
+                evidence=f"{choice.chosen or 'none'} chosen: {choice.reason}",
+            )
+            verdicts = [*verdicts, cross]
+        self._record_verdicts(run_id, None, verdicts, write)
+        write(Event(type="answer", run_id=run_id, data={"answer": answer, "status": status}))
+        return {
+            "answer": answer,
+            "status": status,
+            "prompt_tokens": tokens[0],
+            "completion_tokens": tokens[1] + board.plan_tokens,  # the plan's tokens count too
+            "candidates": [c.model_dump() for c in choice.candidates],
+            "chosen": choice.chosen,
+        }
+
+    async def _candidates(
+        self,
+        run_id: str,
+        composed: dict,
+        direct: dict | None,
+        steps: list[StepResult],
+        numeric: bool,
+    ) -> tuple[list[Candidate], dict[str, Composition]]:
+        """The candidates in the order they were made, each checked like a final answer, and
+        the drafts of those that can be shown. A program and samples are added only while no
+        two candidates agree on a number."""
         write = get_stream_writer()
         board = self._boards[run_id]
         task = board.task
-        steps = [StepResult(**r) for r in results]
-        numeric = asks_for_number(task, board.history)
-        tokens = [composed["prompt_tokens"], composed["completion_tokens"]]
-        drafts: dict[str, Composition] = {}
         candidates: list[Candidate] = []
+        drafts: dict[str, Composition] = {}
 
         def claims(text: str) -> list[float]:
             return answer_claims(text, task) if numeric else []
@@ -882,23 +936,20 @@ class Runtime:
             )
 
         async def add(name: str, result: dict, *, presentable: bool = True) -> None:
-            text = result["output"].strip()
+            text, checked, error = result["output"].strip(), [], result["error"]
             if presentable:
-                checked = (
-                    await self.verifier.check_answer(task, text, steps, from_results=False)
-                    if text
-                    else []
-                )
+                if text:
+                    checked = await self.verifier.check_answer(
+                        task, text, steps, from_results=False
+                    )
                 self._record_verdicts(run_id, name, checked, write)
                 drafts[name] = Composition(answer=text, verdicts=checked)
                 value_claims = claims(text)
             else:  # a program votes with the one number it printed, or not at all
                 value = single_number(text)
                 value_claims = [value] if value is not None else []
-                checked = []
-            error = result["error"]
-            if error is None and not presentable and not value_claims:
-                error = "printed no single number"
+                if error is None and not value_claims:
+                    error = "printed no single number"
             candidates.append(
                 Candidate(
                     name=name,
@@ -910,79 +961,45 @@ class Runtime:
                 )
             )
 
-        if direct is not None:
-            await add("direct", direct)
-            if numeric and not agreed(candidates) and "python" in self.executors:
-                program = await self._candidate(
-                    run_id,
-                    "program",
-                    "python",
-                    PROGRAM_STEP,
-                    program_answer(
-                        self.executors["python"], task, run_id=run_id, timeout=self.step_timeout
-                    ),
-                )
-                await add("program", program, presentable=False)
-            if numeric and not agreed(candidates) and self.samples and self._can_spend(board)(0):
-                sampled = await asyncio.gather(
-                    *(self._sample(run_id, i) for i in range(1, self.samples + 1))
-                )
-                for i, result in enumerate(sampled, 1):
-                    await add(f"sample-{i}", result)
-        grounded = any(
-            s.status == "done" and getattr(self.executors.get(s.executor), "brings_facts", False)
-            for s in steps
-        )
-        choice = choose(candidates, numeric=numeric, grounded=grounded)
-        if choice.chosen is None:
-            answer, verdicts, status = composed["answer"], [], "failed"
-        elif direct is None:
-            # the plan-only pipeline: the composer revised its answer already, nothing else
-            # answered to cross-check it, so "done" means that its checks passed
-            answer, verdicts = drafts["composed"].answer, drafts["composed"].verdicts
-            status = "unverified" if failures(verdicts) else "done"
-            if status == "done" and not composed["complete"]:
-                status = "partial"
-        else:
-            draft = drafts[choice.chosen]
-            try:
-                final = await self.composer.finish(
-                    task,
-                    draft.model_copy(update={"prompt_tokens": 0, "completion_tokens": 0}),
-                    steps,
-                    from_results=choice.chosen == "composed",
-                    history=board.history,
-                    final_id=composed.get("final_id"),
-                    can_spend=self._can_spend(board),
-                    keep=choice.value,
-                )
-            except Exception as exc:  # a revision that fails keeps the answer it was revising
-                note = Verdict(
-                    check="revision", passed=None, evidence=f"{type(exc).__name__}: {exc}"
-                )
-                final = draft.model_copy(update={"verdicts": [*draft.verdicts, note]})
-            tokens[0] += final.prompt_tokens
-            tokens[1] += final.completion_tokens
-            board.tokens += final.completion_tokens
-            answer, verdicts = final.answer, final.verdicts
-            status = "done" if choice.verified and not failures(verdicts) else "unverified"
-        cross = Verdict(
-            check="cross_check",
-            passed=choice.verified if numeric and choice.chosen else None,
-            evidence=f"{choice.chosen or 'none'} chosen: {choice.reason}",
-        )
-        self._record_verdicts(
-            run_id, None, verdicts if direct is None else [*verdicts, cross], write
-        )
-        write(Event(type="answer", run_id=run_id, data={"answer": answer, "status": status}))
-        return {
-            "answer": answer,
-            "status": status,
-            "prompt_tokens": tokens[0],
-            "completion_tokens": tokens[1] + board.plan_tokens,  # the plan's tokens count too
-            "candidates": [c.model_dump() for c in choice.candidates],
-            "chosen": choice.chosen,
-        }
+        if direct is None:
+            return candidates, drafts
+        await add("direct", direct)
+        if numeric and not agreed(candidates) and "python" in self.executors:
+            program = program_answer(
+                self.executors["python"], task, run_id=run_id, timeout=self.step_timeout
+            )
+            result = await self._candidate(run_id, "program", "python", PROGRAM_STEP, program)
+            await add("program", result, presentable=False)
+        if numeric and not agreed(candidates) and self.samples and self._can_spend(board)(0):
+            sampled = await asyncio.gather(
+                *(self._sample(run_id, i) for i in range(1, self.samples + 1))
+            )
+            for i, result in enumerate(sampled, 1):
+                await add(f"sample-{i}", result)
+        return candidates, drafts
+
+    async def _revise(
+        self, run_id: str, choice, draft: Composition, steps: list[StepResult], composed: dict
+    ) -> Composition:
+        """The chosen answer revised for the checks it fails, keeping its number; a revision
+        that fails (the model's server went away) keeps the answer it was revising."""
+        board = self._boards[run_id]
+        try:
+            final = await self.composer.finish(
+                board.task,
+                draft.model_copy(update={"prompt_tokens": 0, "completion_tokens": 0}),
+                steps,
+                from_results=choice.chosen == "composed",
+                history=board.history,
+                final_id=composed.get("final_id"),
+                can_spend=self._can_spend(board),
+                keep=choice.value,
+            )
+        except Exception as exc:
+            note = Verdict(check="revision", passed=None, evidence=f"{type(exc).__name__}: {exc}")
+            return draft.model_copy(update={"verdicts": [*draft.verdicts, note]})
+        board.tokens += final.completion_tokens
+        return final
 
     async def _sample(self, run_id: str, i: int) -> dict:
         board = self._boards[run_id]

@@ -270,3 +270,34 @@ def test_samples_are_only_drawn_when_asked_for(tmp_path, samples):
         f"sample-{i}" for i in range(1, samples + 1)
     ]
     assert result.status == ("done" if samples else "unverified")
+
+
+def test_an_answer_revised_until_its_checks_pass_is_verified(tmp_path):
+    task = "Write a short note about cats. Your response should contain at least 12 words."
+    revised = "Cats are curious animals that love warm places, soft blankets and long naps."
+    backend = model(
+        plan(("s1", [], "llm", task), ("s2", ["s1"], "llm", "Polish {{s1}}")),
+        compose=revised,  # the composer's draft, and every revision
+        step="Cats nap.",
+        direct="Cats are curious.",
+    )
+    with Runtime(backend, store=tmp_path / "s.db") as runtime:
+        result = runtime.run(task)
+    # the composed draft passes and the direct one does not: composed, verified by its checks
+    assert (result.status, result.chosen, result.answer) == ("done", "composed", revised)
+    cross = {v["check"]: v["passed"] for v in result.verdicts}
+    assert cross["min_words"] is True and cross["cross_check"] is None  # not a numeric task
+
+
+def test_a_direct_answer_that_fails_a_form_check_is_revised_and_then_verified(tmp_path):
+    task = "Name two colours. Your entire answer must be in lowercase letters."
+    backend = model(
+        plan(("s1", [], "llm", "Name two colours."), ("s2", ["s1"], "llm", "Say {{s1}}")),
+        compose="RED AND BLUE.",
+        step="Red and blue.",
+        direct="Red and blue.",
+    )
+    with Runtime(backend, store=tmp_path / "s.db", max_revisions=0) as runtime:
+        result = runtime.run(task)
+    # both fail lowercase; the tie goes to the floor, which the mechanical repair fixes
+    assert (result.status, result.chosen, result.answer) == ("done", "direct", "red and blue.")

@@ -56,16 +56,14 @@ def test_an_answer_that_drops_the_computed_result_is_revised_and_its_verdicts_ke
 
 
 def test_a_run_is_revised_within_its_token_budget_only(tmp_path):
-    replies = [
-        plan(("s1", [], "calculator", "12 * 4"), ("s2", ["s1"], "llm", "eggs: {{s1}}")),
-        "There are 46 eggs.",
-    ]
+    planned = plan(("s1", [], "calculator", "12 * 4"), ("s2", ["s1"], "llm", "eggs: {{s1}}"))
+    replies = [planned, "There are 46 eggs."]
     model = ScriptedBackend(replies)
     runtime = Runtime(
         model,
         store=tmp_path / "s.db",
         executors=[CalculatorExecutor(), Notes()],
-        max_tokens=1,
+        max_tokens=model.count_tokens(planned) + 1,  # the plan's tokens count in the budget
         direct=False,
     )
     result = runtime.run("How many eggs are in 12 boxes of 4?")
