@@ -53,7 +53,7 @@ DIRECT_SYSTEM = (
     "last line as 'Answer: <number>'."
 )
 MODES = ("direct", "run", "run-plan-only", "run-no-calc")
-RUN_SECONDS = 120.0  # a run budget per problem, so one bad plan cannot take the hour
+RUN_SECONDS = 240.0  # a run budget per problem (a run out of time answers with its direct answer)
 NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
 
 

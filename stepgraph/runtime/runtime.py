@@ -302,6 +302,13 @@ class Runtime:
             log.flush()
         record = self.store.run(run_id)
         steps = [_step_result(s, record) for s in record.steps]
+        if status == "budget_exceeded" and not answer:
+            # out of time before the choice: the direct answer, if it finished, is still an
+            # answer (unchecked; the status says the run did not finish)
+            direct = next((s for s in steps if s.step_id == "direct" and s.status == "done"), None)
+            if direct is not None:
+                answer, chosen = direct.output, "direct"
+                error += "; the answer is the model's direct one, not cross-checked"
         prompt = sum(s.prompt_tokens for s in steps) + composed_tokens[0]
         completion = sum(s.completion_tokens for s in steps) + composed_tokens[1]
         seconds = time.perf_counter() - started

@@ -301,3 +301,31 @@ def test_a_direct_answer_that_fails_a_form_check_is_revised_and_then_verified(tm
         result = runtime.run(task)
     # both fail lowercase; the tie goes to the floor, which the mechanical repair fixes
     assert (result.status, result.chosen, result.answer) == ("done", "direct", "red and blue.")
+
+
+def test_out_of_time_the_direct_answer_is_still_given(tmp_path):
+    import time
+
+    def slow(request: Request) -> str:
+        time.sleep(3)
+        return "too late"
+
+    backend = model(
+        plan(("s1", [], "llm", "Think about eggs."), ("s2", ["s1"], "llm", "More on {{s1}}")),
+        direct="Answer: 48",
+        compose="There are 48 eggs.",
+    )
+    respond = backend._responder
+
+    def routed(request: Request) -> str:
+        if request.messages[0].content == ANSWER_SYSTEM:
+            return slow(request)
+        return respond(request)
+
+    backend._responder = routed
+    with Runtime(backend, store=tmp_path / "s.db", max_seconds=1.5) as runtime:
+        result = runtime.run("How many eggs are in 12 boxes of 4?")
+        stored = runtime.store.run(result.run_id)
+    assert result.status == "budget_exceeded"
+    assert (result.answer, stored.answer) == ("Answer: 48", "Answer: 48")
+    assert "the model's direct one, not cross-checked" in result.error
