@@ -58,8 +58,9 @@ class Candidate(BaseModel):
 
 
 class Choice(BaseModel):
-    """Which candidate answers, on what value, and why; `verified` when two independent
-    candidates agree (a number) or the chosen answer failed no check (anything else)."""
+    """Which candidate answers, on what value, and why; `verified` when two candidates with
+    sound numbers agree and hold most of the vote (a number), or when the chosen answer
+    failed no check (anything else)."""
 
     chosen: str | None
     answer: str
@@ -189,9 +190,15 @@ def _by_value(usable: list[Candidate], candidates: list[Candidate], first: str) 
     against = [f"{c.name} {_show(c.claims)}" for c in usable if c not in support and c.claims] + [
         f"{c.name} gave no number" for c in usable if not c.claims
     ]
-    verified = len(clean) >= 2
+    # verified: two candidates with sound numbers agree, and they are most of the vote (two
+    # of five agreeing on the 0.5B model was as often wrong as right)
+    voters = sum(c.weight for c in usable if c.claims)
+    majority = sum(c.weight for c in support) > voters / 2
+    verified = len(clean) >= 2 and majority
     if verified:
         reason = f"{names} agree on {_show([value])}"
+    elif len(clean) >= 2:
+        reason = f"{names} agree on {_show([value])}, but not most of the candidates do"
     elif len(support) >= 2:
         reason = f"{names} agree on {_show([value])}, but only one passed its number checks"
     else:

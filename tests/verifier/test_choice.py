@@ -194,3 +194,19 @@ def test_by_checks_a_failing_answer_is_kept_unverified():
     direct = cand("direct", "too long", failed=["max_words: 9; at most 2"])
     choice = choose([direct], numeric=False)
     assert (choice.chosen, choice.answer, choice.verified) == ("direct", "too long", False)
+
+
+def test_two_of_five_agreeing_is_the_answer_but_not_verified():
+    votes = [
+        cand("composed", "It is 80.", [80]),
+        cand("direct", "Answer: 28.8", [28.8]),
+        cand("program", "48", [48], presentable=False),
+        cand("sample-1", "Answer: 48", [48]),
+        cand("sample-2", "Answer: 260", [260]),
+    ]
+    choice = choose(votes, numeric=True)
+    assert (choice.chosen, choice.value, choice.verified) == ("sample-1", 48, False)
+    assert "not most of the candidates" in choice.reason
+    # three of five: most of the vote
+    votes[4] = cand("sample-2", "Answer: 48", [48])
+    assert choose(votes, numeric=True).verified
