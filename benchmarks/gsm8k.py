@@ -295,11 +295,51 @@ def _paired(model: str, direct: list[dict], run: list[dict], m: dict) -> list[st
     quality.setdefault("gsm8k", {})[model] = figures
     path.write_text(json.dumps(quality, indent=2) + "\n")
     verified = figures["verified"]
+    ablation = _tie_breakers([r for _, r in pairs])
     return [
+        *ablation,
         f"Paired on {n} problems: run wins {wins}, loses {losses} (exact sign test p = {p:.3g}); "
         f"median generated tokens {tokens['run']:.0f} against {tokens['direct']:.0f} "
         f"({ratio:.2f}x). The run called {verified} answers verified (status done), "
         f"{figures['verified_correct']} of them right.",
+    ]
+
+
+def _tie_breakers(rows: list[dict]) -> list[str]:
+    """What each tie-breaker adds, replayed from the candidates' recorded claims with
+    `stepgraph.verifier.choose` (their failed checks are not in the rows, so every vote
+    counts whole here): the value chosen from the composed and direct answers alone, with
+    the program, and with the samples too, against the gold answer."""
+    from stepgraph.verifier import Candidate, choose
+
+    subsets = {
+        "composed + direct": ("composed", "direct"),
+        "+ program": ("composed", "direct", "program"),
+        "+ program + samples": ("composed", "direct", "program", "sample-1", "sample-2"),
+    }
+    right = dict.fromkeys(subsets, 0)
+    rows = [r for r in rows if isinstance(r.get("candidates"), dict)]
+    for row in rows:
+        for label, names in subsets.items():
+            candidates = [
+                Candidate(
+                    name=name,
+                    answer="x" if isinstance(claims, list) else "",
+                    claims=claims if isinstance(claims, list) else [],
+                    error=None if isinstance(claims, list) else str(claims),
+                    presentable=name != "program",
+                )
+                for name, claims in row["candidates"].items()
+                if name in names
+            ]
+            value = choose(candidates, numeric=True).value
+            right[label] += value is not None and abs(value - float(row["gold"])) < 1e-6
+    if not rows:
+        return []
+    shown = ", ".join(f"{label} {n}/{len(rows)}" for label, n in right.items())
+    return [
+        f"Candidates replayed from the rows (chosen value against the gold answer): {shown}.",
+        "",
     ]
 
 
