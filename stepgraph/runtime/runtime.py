@@ -41,6 +41,8 @@ from stepgraph.verifier.numeric import single_number
 from stepgraph.verifier.verdict import failures
 
 _CONTINUE = object()
+# the data of a lone llm step that the direct candidate answered
+_ANSWERED_BY_DIRECT = {"answered_by": "direct"}
 
 
 def render(instruction: str, outputs: dict[str, str]) -> str:
@@ -620,7 +622,7 @@ class Runtime:
                 "instruction": step.instruction,
                 "prompt_tokens": 0,
                 "completion_tokens": 0,
-                "data": {"answered_by": "direct"},
+                "data": _ANSWERED_BY_DIRECT,
             }
         )
         self._record_step(run_id, result)
@@ -929,7 +931,7 @@ class Runtime:
         def claims(text: str) -> list[float]:
             return answer_claims(text, task) if numeric else []
 
-        lone = direct is not None and len(steps) == 1 and steps[0].data == {"answered_by": "direct"}
+        lone = direct is not None and len(steps) == 1 and steps[0].data == _ANSWERED_BY_DIRECT
         if not lone:  # a lone llm step's composed answer is the direct answer itself
             drafts["composed"] = Composition(**composed)
             candidates.append(
