@@ -1,160 +1,68 @@
 """Child side of the python executor's sandbox; see stepgraph/executors/python.py.
 
 Run as `python -I -B _sandbox.py CONTROL_DIR`, never imported by stepgraph. It reads the
-step's code, its dependencies and its limits from CONTROL_DIR, then, before any user code:
+step's code, its dependencies and its limits from CONTROL_DIR, opens its report file, and
+then, before any of the step's code runs, confines itself with what the kernel enforces:
 
-1. sets resource limits on itself (address space, file size, CPU seconds, core dumps,
-   processes) with soft = hard, so an unprivileged process cannot raise them again;
-2. moves itself into a new network namespace when the kernel allows it (no interfaces
-   but a loopback that is down, so nothing can be reached, not even 127.0.0.1);
-3. gives up every capability and sets no_new_privs, so that even when stepgraph runs as
-   root the code cannot make device nodes, mount, chroot, change owners or read other
-   users' files (the kernel then checks plain owner/group/other permissions);
-4. installs an audit hook (PEP 578). Audit hooks cannot be removed from Python code and
-   see every file open, directory listing, file-system change, process creation, socket
-   and ctypes call made through the interpreter; the hook refuses what the sandbox does
-   not allow by raising PermissionError (ImportError for blocked modules);
-5. replaces the few dangerous functions the interpreter does not audit (fork_exec,
-   mkfifo, mknod, chroot, pidfd_send_signal).
+1. a parent-death signal: the process is killed when the runtime that started it dies;
+2. resource limits with soft = hard (address space, file size, CPU seconds, open files,
+   no core dumps, and for a user other than root a process count);
+3. an empty network namespace where the kernel allows one;
+4. every capability given up, and no_new_privs;
+5. Landlock: reading only Python's own directories, the system's shared libraries and a
+   few harmless device files; reading and writing only the scratch folder; no TCP bind or
+   connect; no signals and no abstract Unix sockets outside the sandbox (each as far as
+   the kernel's Landlock ABI goes: file rules from 1, TCP from 4, scopes from 6);
+6. seccomp: no new processes (threads are fine), no exec, no sockets (Unix socket pairs
+   are fine), no signals to other processes, and none of the calls that reach other
+   processes or the kernel's global state (ptrace, namespaces, mounts, keyrings, modules,
+   BPF, io_uring, device nodes, clocks, reboot).
 
-Then it runs the code like a REPL cell (the value of a final expression is the result)
-and writes a JSON report to CONTROL_DIR/result.json through a file opened before the hook.
-Only the standard library may be used here: this runs in a bare interpreter.
+All of this is kernel state that nothing in the process can undo: the step's code may
+rebind any name in this module, call any C function through ctypes or write anywhere in
+its own memory, and the kernel still refuses. If Landlock or the seccomp filter cannot be
+set up, the code is not run and the report says why (python.py turns that into a clear
+error). Only the standard library may be used here: this runs in a bare interpreter.
 """
 
 from __future__ import annotations
 
-import _posixsubprocess  # noqa: F401  (loaded now, so that the hook can forbid loading it again)
 import ast
 import builtins
 import ctypes
 import json
 import linecache
 import os
+import platform
 import resource
+import signal
+import stat
+import struct
 import sys
 import sysconfig
 import traceback
-from collections.abc import Callable
 from typing import Any
 
 STEP_FILE = "<step>"
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
-PR_SET_NO_NEW_PRIVS = 38
+CLONE_THREAD = 0x00010000
+PR_SET_PDEATHSIG = 1
+PR_SET_SECCOMP = 22
 PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
+SECCOMP_MODE_FILTER = 2
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
-
-# Modules whose import would reopen a door the hook closes: a second interpreter has no
-# audit hook, fork_exec starts processes unaudited, and the others open files in C code.
-BLOCKED_MODULES = frozenset(
-    {
-        "_posixsubprocess",
-        "_xxsubinterpreters",
-        "_xxinterpchannels",
-        "_testcapi",
-        "_testinternalcapi",
-        "_posixshmem",
-        "_dbm",
-        "_gdbm",
-        "_ssl",
-        "_ctypes",
-    }
-)
-PROCESS_EVENTS = frozenset(
-    {
-        "os.fork",
-        "os.forkpty",
-        "os.system",
-        "os.exec",
-        "os.posix_spawn",
-        "os.spawn",
-        "os.startfile",
-        "subprocess.Popen",
-        "pty.spawn",
-    }
-)
-NETWORK_EVENTS = frozenset(
-    {
-        "socket.connect",
-        "socket.bind",
-        "socket.sendto",
-        "socket.sendmsg",
-        "socket.getaddrinfo",
-        "socket.gethostbyname",
-        "socket.gethostbyaddr",
-        "socket.getnameinfo",
-        "socket.sethostname",
-    }
-)
-GUARD_EVENTS = frozenset(
-    {
-        "resource.setrlimit",
-        "resource.prlimit",
-        "gc.get_objects",
-        "gc.get_referrers",
-        "gc.get_referents",
-        "os.symlink",
-        "os.link",
-        "sqlite3.enable_load_extension",
-        "sqlite3.load_extension",
-        "ctypes.dlsym",
-        "ctypes.dlsym/handle",
-        "ctypes.call_function",
-        "ctypes.cdata",
-        "ctypes.string_at",
-        "ctypes.wstring_at",
-        "ctypes.PyObj_FromPtr",
-    }
-)
-# event -> (index of a path it modifies, index of that path's dir_fd or None), one per path
-WRITE_EVENTS: dict[str, tuple[tuple[int, int | None], ...]] = {
-    "os.mkdir": ((0, 2),),
-    "os.rmdir": ((0, 1),),
-    "os.remove": ((0, 1),),
-    "os.rename": ((0, 2), (1, 3)),
-    "os.chmod": ((0, 2),),
-    "os.chown": ((0, 3),),
-    "os.utime": ((0, 3),),
-    "os.truncate": ((0, None),),
-    "os.chflags": ((0, None),),
-    "os.lchflags": ((0, None),),
-    "os.setxattr": ((0, None),),
-    "os.removexattr": ((0, None),),
-}
-READ_EVENTS = frozenset({"os.listdir", "os.scandir", "os.getxattr", "os.listxattr"})
-# Single files outside Python's directories that harmless standard modules read.
-READABLE_FILES = (
-    "/dev/null",
-    "/dev/zero",
-    "/dev/random",
-    "/dev/urandom",
-    "/etc/mime.types",
-    "/etc/localtime",
-)
+EPERM, ENOSYS = 1, 38
 
 
-def _normalise(path: str, base: str) -> str:
-    """An absolute path with '.' and '..' removed, by string rules only (no file access)."""
-    if not path.startswith("/"):
-        path = base + "/" + path
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-        else:
-            parts.append(part)
-    return "/" + "/".join(parts)
+class ConfinementError(Exception):
+    """The kernel would not confine this process: the step's code must not run."""
 
 
-def _inside(path: str, roots: tuple[str, ...]) -> bool:
-    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+# --- resource limits, network namespace, capabilities -------------------------------------
 
 
 def _limit(kind: int, value: int) -> None:
@@ -185,31 +93,29 @@ def _user_tasks(uid: int) -> int:
 
 
 def apply_limits(config: dict[str, Any]) -> None:
+    """Kernel limits on this process. Threads are also held by RLIMIT_AS (each has a
+    stack); Linux exempts root from RLIMIT_NPROC, and seccomp forbids new processes to
+    every user, so the process count is a second fence for other users only."""
     _limit(resource.RLIMIT_AS, int(config["memory_bytes"]))
     _limit(resource.RLIMIT_FSIZE, int(config["file_bytes"]))
     _limit(resource.RLIMIT_CPU, int(config["cpu_seconds"]))
     _limit(resource.RLIMIT_CORE, 0)
+    _limit(resource.RLIMIT_NOFILE, 256)
     uid = os.getuid()
-    if uid != 0:  # root is exempt from RLIMIT_NPROC, so counting would be wasted work
+    if uid != 0:
         _limit(resource.RLIMIT_NPROC, _user_tasks(uid) + int(config["extra_processes"]))
 
 
 def _libc() -> Any:
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def isolate_network(libc: Any) -> bool:
     """Enter an empty network namespace; True when it worked."""
-    unshare = getattr(libc, "unshare", None)
-    if unshare is None:
-        return False
-    if unshare(CLONE_NEWNET) == 0:
+    if libc.unshare(CLONE_NEWNET) == 0:
         return True
     uid, gid = os.getuid(), os.getgid()
-    if unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
+    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
         return False
     for name, text in (
         ("setgroups", "deny"),
@@ -238,16 +144,58 @@ class _CapData(ctypes.Structure):
 
 def drop_capabilities(libc: Any) -> bool:
     """Give up all capabilities for good (and no_new_privs); True when none are left."""
-    prctl, capset = getattr(libc, "prctl", None), getattr(libc, "capset", None)
-    if prctl is None or capset is None:
-        return False
-    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise ConfinementError("prctl(PR_SET_NO_NEW_PRIVS) failed")
+    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
     for cap in range(64):  # the bounding set; fails quietly past the kernel's last cap
-        prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
     header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()
-    return capset(ctypes.byref(header), data) == 0
+    return libc.capset(ctypes.byref(header), data) == 0
+
+
+# --- Landlock -----------------------------------------------------------------------------
+
+SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
+LANDLOCK_CREATE_RULESET_VERSION = 1
+LANDLOCK_RULE_PATH_BENEATH = 1
+FS_EXECUTE, FS_WRITE_FILE, FS_READ_FILE, FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+FS_MAKE_CHAR, FS_MAKE_BLOCK, FS_IOCTL_DEV = 1 << 6, 1 << 11, 1 << 15
+# Every file-system right each Landlock ABI knows: 1-13 from ABI 1, REFER from 2,
+# TRUNCATE from 3, IOCTL_DEV from 5.
+_FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 5: (1 << 16) - 1}
+_FILE_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | (1 << 14) | FS_IOCTL_DEV
+NET_BIND_TCP, NET_CONNECT_TCP = 1, 2
+SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1, 2
+READ = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
+
+# Beyond Python's own directories: what the interpreter and harmless modules read.
+SYSTEM_READABLE = (
+    "/lib",
+    "/lib64",
+    "/usr/lib",
+    "/usr/lib64",
+    "/usr/local/lib",
+    "/usr/share/zoneinfo",
+    "/etc/ld.so.cache",
+    "/etc/localtime",
+    "/etc/mime.types",
+    "/dev/null",
+    "/dev/zero",
+    "/dev/random",
+    "/dev/urandom",
+)
+
+
+class _PathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+def landlock_abi(libc: Any) -> int:
+    """The kernel's Landlock ABI version; 0 when it has none (or it is disabled)."""
+    version = libc.syscall(SYS_LANDLOCK_CREATE_RULESET, None, 0, LANDLOCK_CREATE_RULESET_VERSION)
+    return max(0, int(version))
 
 
 def python_roots(home: str) -> tuple[str, ...]:
@@ -256,172 +204,376 @@ def python_roots(home: str) -> tuple[str, ...]:
     library directories inside it stay."""
     candidates = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
     candidates.update(v for v in sysconfig.get_paths().values() if v)
+    home = os.path.realpath(home) if home else ""
     roots: set[str] = set()
     for path in candidates:
-        for form in (path, os.path.realpath(path)):
-            norm = _normalise(form, "/")
-            if norm != "/" and not (home and _inside(home, (norm,))):
-                roots.add(norm)
+        for form in (os.path.abspath(path), os.path.realpath(path)):
+            inside_home = home and (home == form or home.startswith(form.rstrip("/") + "/"))
+            if form != "/" and not inside_home:
+                roots.add(form)
     return tuple(sorted(roots))
 
 
-def make_hook(
-    scratch: str, read_roots: tuple[str, ...], code_roots: tuple[str, ...]
-) -> Callable[[str, tuple[Any, ...]], None]:
-    """The audit hook. Everything it uses is bound now, in this closure, so that code that
-    later patches os, posixpath or builtins cannot change what the hook decides."""
-    getcwd, readlink, fspath, fsdecode = os.getcwd, os.readlink, os.fspath, os.fsdecode
-    realpath, getpid, isdir = os.path.realpath, os.getpid, os.path.isdir
-    dir_flags = os.O_DIRECTORY | getattr(os, "O_PATH", 0)
-    isinstance_, str_, bytes_, int_ = isinstance, str, bytes, int
-    perm, imperr = PermissionError, ImportError
-    af_unix = 1
-    write_roots = (scratch,)
-    normalise, inside = _normalise, _inside
-
-    def text(path: Any) -> str:
-        if not isinstance_(path, str_ | bytes_):
-            path = fspath(path)
-        return fsdecode(path) if isinstance_(path, bytes_) else path
-
-    def resolve(path: Any, dir_fd: Any = None) -> tuple[str, ...] | None:
-        """The absolute path(s) an argument names, None for an open descriptor. A path with
-        '..' also yields its resolved form: through a symlink, '..' leaves the link's target,
-        and both forms must pass."""
-        if isinstance_(path, int_):
-            return None
-        path = text(path)
-        if not path.startswith("/"):
-            base = getcwd()
-            if isinstance_(dir_fd, int_) and dir_fd >= 0:  # None or -1: the cwd
-                base = readlink(f"/proc/self/fd/{dir_fd}")
-            path = base + "/" + path
-        if ".." in path.split("/"):
-            return (normalise(path, "/"), realpath(path))
-        return (normalise(path, "/"),)
-
-    def is_relative(path: Any) -> bool:
-        return not text(path).startswith("/")
-
-    def path_parts(path: Any) -> list[str]:
-        return text(path).split("/")
-
-    def fd_path(fd: int) -> tuple[str, ...]:
-        try:
-            return (readlink(f"/proc/self/fd/{fd}"),)
-        except OSError:
-            return ("?",)
-
-    def check_read(paths: tuple[str, ...]) -> None:
-        for path in paths:
-            if not (
-                path in READABLE_FILES or inside(path, write_roots) or inside(path, read_roots)
-            ):
-                raise perm(
-                    f"sandbox: reading {path} is not allowed (only the scratch "
-                    "directory and Python's own files)"
-                )
-
-    def check_write(paths: tuple[str, ...]) -> None:
-        for path in paths:
-            if not inside(path, write_roots):
-                raise perm(
-                    f"sandbox: writing {path} is not allowed (only inside the scratch "
-                    f"directory {scratch})"
-                )
-
-    def hook(event: str, args: tuple[Any, ...]) -> None:
-        if event == "open":
-            path, mode, flags = args
-            target = resolve(path)
-            if target is None:  # an open descriptor: was checked when it was opened
-                return
-            # The event does not carry os.open's dir_fd, so a relative path may really be
-            # relative to a directory descriptor. Descriptors of directories outside the
-            # scratch directory are refused and relative '..' is refused; then such a path
-            # cannot leave the scratch directory (which has no symlinks: they are refused).
-            if is_relative(path) and ".." in path_parts(path):
-                raise perm("sandbox: use an absolute path instead of a relative one with '..'")
-            if not inside(target[0], write_roots) and (flags & dir_flags or isdir(target[0])):
-                raise perm(f"sandbox: opening the directory {target[0]} is not allowed")
-            writes = bool(flags & _WRITE_FLAGS) or (
-                isinstance_(mode, str_) and any(c in mode for c in "wax+")
+def _allow(libc: Any, ruleset: int, path: str, access: int) -> None:
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return  # not on this system
+    try:
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+            access &= _FILE_RIGHTS  # a rule on a file may only name rights on files
+        rule = _PathBeneath(access, fd)
+        if (
+            libc.syscall(
+                SYS_LANDLOCK_ADD_RULE, ruleset, LANDLOCK_RULE_PATH_BENEATH, ctypes.byref(rule), 0
             )
-            if writes:
-                check_write(target)
-            else:
-                check_read(target)
-        elif event == "import":
-            name, filename = args[0], args[1]
-            if name in BLOCKED_MODULES:
-                raise imperr(f"sandbox: module {name} is not available")
-            if (
-                isinstance_(filename, str_)
-                and not filename.endswith(".py")
-                and not all(inside(t, code_roots) for t in resolve(filename) or ())
-            ):
-                raise imperr(f"sandbox: native module {name} from {filename} is not allowed")
-        elif event in WRITE_EVENTS:
-            for at, dir_fd_at in WRITE_EVENTS[event]:
-                dir_fd = args[dir_fd_at] if dir_fd_at is not None else None
-                target = resolve(args[at], dir_fd)
-                check_write(fd_path(args[at]) if target is None else target)
-        elif event in READ_EVENTS:
-            target = resolve(args[0] if args[0] is not None else ".")
-            if target is not None:
-                check_read(target)
-        elif event in PROCESS_EVENTS:
-            raise perm(f"sandbox: starting processes is not allowed ({event})")
-        elif event in ("os.kill", "os.killpg"):
-            if args[0] != getpid():
-                raise perm("sandbox: signalling other processes is not allowed")
-        elif event == "socket.__new__":
-            if args[1] != af_unix:
-                raise perm("sandbox: network access is not allowed")
-        elif event in NETWORK_EVENTS:
-            raise perm("sandbox: network access is not allowed")
-        elif event == "sqlite3.connect":
-            database = args[0]
-            if isinstance_(database, bytes_):
-                database = fsdecode(database)
-            if isinstance_(database, str_) and (
-                database in ("", ":memory:") or database.startswith("file::memory:")
-            ):
-                return
-            if isinstance_(database, str_) and database.startswith("file:"):
-                database = database[5:].split("?", 1)[0].removeprefix("//")
-            check_write(resolve(database) or ("?",))
-        elif event == "ctypes.dlopen":
-            name = args[0]
-            target = resolve(name) if isinstance_(name, str_ | bytes_) else None
-            if target is None or not all(inside(t, code_roots) for t in target):
-                raise perm("sandbox: loading native libraries is not allowed")
-        elif event in GUARD_EVENTS:
-            raise perm(f"sandbox: {event} is not allowed")
-
-    return hook
+            != 0
+        ):
+            raise ConfinementError(
+                f"Landlock refused a rule for {path}: {os.strerror(ctypes.get_errno())}"
+            )
+    finally:
+        os.close(fd)
 
 
-def _refuse(what: str) -> Callable[..., Any]:
-    def refused(*args: Any, **kwargs: Any) -> Any:
-        raise PermissionError(f"sandbox: {what} is not allowed")
+def apply_landlock(libc: Any, scratch: str, home: str) -> int:
+    """Restrict this process's file system, TCP and scopes; the ABI version used."""
+    abi = landlock_abi(libc)
+    if abi < 1:
+        raise ConfinementError(
+            "the kernel has no Landlock (Linux 5.13 or later with Landlock enabled is needed)"
+        )
+    handled_fs = _FS_BY_ABI[max(k for k in _FS_BY_ABI if k <= abi)]
+    fields = [handled_fs]
+    if abi >= 4:
+        fields.append(NET_BIND_TCP | NET_CONNECT_TCP)
+    if abi >= 6:
+        fields.append(SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL)
+    attr = struct.pack(f"{len(fields)}Q", *fields)
+    ruleset = libc.syscall(SYS_LANDLOCK_CREATE_RULESET, attr, len(attr), 0)
+    if ruleset < 0:
+        raise ConfinementError(f"landlock_create_ruleset: {os.strerror(ctypes.get_errno())}")
+    try:
+        for path in python_roots(home) + SYSTEM_READABLE:
+            _allow(libc, ruleset, path, READ)
+        _allow(libc, ruleset, "/dev/null", FS_READ_FILE | FS_WRITE_FILE)
+        # everything in the scratch folder except device nodes and device ioctls
+        _allow(libc, ruleset, scratch, handled_fs & ~(FS_MAKE_CHAR | FS_MAKE_BLOCK | FS_IOCTL_DEV))
+        if libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) != 0:
+            raise ConfinementError(f"landlock_restrict_self: {os.strerror(ctypes.get_errno())}")
+    finally:
+        os.close(ruleset)
+    return abi
 
-    return refused
+
+# --- seccomp ------------------------------------------------------------------------------
+
+AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+# System call numbers, from the kernel's unistd headers (x86_64: asm/unistd_64.h;
+# aarch64: asm-generic/unistd.h). Denied outright, with EPERM:
+_DENIED_COMMON = {
+    # new programs, other processes' memory, signals by pid file descriptor
+    "execve",
+    "execveat",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "process_madvise",
+    "kcmp",
+    "tkill",
+    "pidfd_open",
+    "pidfd_getfd",
+    "pidfd_send_signal",
+    # all sockets but socket pairs: no network, no Unix sockets of the host (docker.sock)
+    "socket",
+    # namespaces and mounts
+    "unshare",
+    "setns",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "open_tree",
+    "move_mount",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "mount_setattr",
+    # the kernel's global state
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "kexec_load",
+    "kexec_file_load",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "acct",
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "adjtimex",
+    "sethostname",
+    "setdomainname",
+    "quotactl",
+    "syslog",
+    "vhangup",
+    "fanotify_init",
+    "personality",
+    "name_to_handle_at",
+    "open_by_handle_at",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "mknodat",
+}
+SYSCALLS = {
+    "x86_64": {
+        "socket": 41,
+        "socketpair": 53,
+        "clone": 56,
+        "fork": 57,
+        "vfork": 58,
+        "execve": 59,
+        "kill": 62,
+        "ptrace": 101,
+        "syslog": 103,
+        "rt_sigqueueinfo": 129,
+        "mknod": 133,
+        "uselib": 134,
+        "personality": 135,
+        "vhangup": 153,
+        "pivot_root": 155,
+        "adjtimex": 159,
+        "chroot": 161,
+        "acct": 163,
+        "settimeofday": 164,
+        "mount": 165,
+        "umount2": 166,
+        "swapon": 167,
+        "swapoff": 168,
+        "reboot": 169,
+        "sethostname": 170,
+        "setdomainname": 171,
+        "iopl": 172,
+        "ioperm": 173,
+        "init_module": 175,
+        "delete_module": 176,
+        "quotactl": 179,
+        "tkill": 200,
+        "clock_settime": 227,
+        "tgkill": 234,
+        "kexec_load": 246,
+        "add_key": 248,
+        "request_key": 249,
+        "keyctl": 250,
+        "mknodat": 259,
+        "unshare": 272,
+        "rt_tgsigqueueinfo": 297,
+        "perf_event_open": 298,
+        "fanotify_init": 300,
+        "name_to_handle_at": 303,
+        "open_by_handle_at": 304,
+        "clock_adjtime": 305,
+        "setns": 308,
+        "process_vm_readv": 310,
+        "process_vm_writev": 311,
+        "kcmp": 312,
+        "finit_module": 313,
+        "kexec_file_load": 320,
+        "bpf": 321,
+        "execveat": 322,
+        "userfaultfd": 323,
+        "pidfd_send_signal": 424,
+        "io_uring_setup": 425,
+        "io_uring_enter": 426,
+        "io_uring_register": 427,
+        "open_tree": 428,
+        "move_mount": 429,
+        "fsopen": 430,
+        "fsconfig": 431,
+        "fsmount": 432,
+        "fspick": 433,
+        "pidfd_open": 434,
+        "clone3": 435,
+        "pidfd_getfd": 438,
+        "process_madvise": 440,
+        "mount_setattr": 442,
+    },
+    "aarch64": {
+        "mknodat": 33,
+        "umount2": 39,
+        "mount": 40,
+        "pivot_root": 41,
+        "chroot": 51,
+        "vhangup": 58,
+        "quotactl": 60,
+        "acct": 89,
+        "personality": 92,
+        "unshare": 97,
+        "kexec_load": 104,
+        "init_module": 105,
+        "delete_module": 106,
+        "clock_settime": 112,
+        "syslog": 116,
+        "ptrace": 117,
+        "kill": 129,
+        "tkill": 130,
+        "tgkill": 131,
+        "rt_sigqueueinfo": 138,
+        "reboot": 142,
+        "sethostname": 161,
+        "setdomainname": 162,
+        "settimeofday": 170,
+        "adjtimex": 171,
+        "socket": 198,
+        "socketpair": 199,
+        "add_key": 217,
+        "request_key": 218,
+        "keyctl": 219,
+        "clone": 220,
+        "execve": 221,
+        "swapon": 224,
+        "swapoff": 225,
+        "rt_tgsigqueueinfo": 240,
+        "perf_event_open": 241,
+        "fanotify_init": 262,
+        "name_to_handle_at": 264,
+        "open_by_handle_at": 265,
+        "clock_adjtime": 266,
+        "setns": 268,
+        "process_vm_readv": 270,
+        "process_vm_writev": 271,
+        "kcmp": 272,
+        "finit_module": 273,
+        "bpf": 280,
+        "execveat": 281,
+        "userfaultfd": 282,
+        "kexec_file_load": 294,
+        "pidfd_send_signal": 424,
+        "io_uring_setup": 425,
+        "io_uring_enter": 426,
+        "io_uring_register": 427,
+        "open_tree": 428,
+        "move_mount": 429,
+        "fsopen": 430,
+        "fsconfig": 431,
+        "fsmount": 432,
+        "fspick": 433,
+        "pidfd_open": 434,
+        "clone3": 435,
+        "pidfd_getfd": 438,
+        "process_madvise": 440,
+        "mount_setattr": 442,
+    },
+}
+_DENIED_X86_ONLY = {"fork", "vfork", "mknod", "uselib", "iopl", "ioperm"}
+
+_LD_ABS_W, _JEQ, _JGE, _JSET, _RET = 0x20, 0x15, 0x35, 0x45, 0x06
+RET_ALLOW, RET_KILL_PROCESS = 0x7FFF0000, 0x80000000
+_ARG0 = 16  # offset of args[0] (its low 32 bits on little-endian) in struct seccomp_data
 
 
-def install_guards(scratch: str, home: str) -> None:
-    roots = python_roots(home)
-    hook = make_hook(scratch, roots + ("/usr/share/zoneinfo",), roots)
-    posix = sys.modules["posix"]
-    for name in ("mkfifo", "mknod", "chroot"):
-        refused = _refuse(f"os.{name}")
-        setattr(os, name, refused)
-        setattr(posix, name, refused)
-    sys.modules["_posixsubprocess"].fork_exec = _refuse("starting processes")
-    signal_module = sys.modules.get("_signal")
-    if signal_module is not None and hasattr(signal_module, "pidfd_send_signal"):
-        signal_module.pidfd_send_signal = _refuse("signalling other processes")
-    sys.addaudithook(hook)
+def _errno(number: int) -> int:
+    return 0x00050000 | number
+
+
+def seccomp_program(machine: str, pid: int) -> list[tuple[int, int, int, int]]:
+    """The filter as (code, jt, jf, k) instructions: a linear list of checks, each of which
+    returns or falls through to the next; what no check names is allowed."""
+    numbers = SYSCALLS[machine]
+    denied = _DENIED_COMMON | (_DENIED_X86_ONLY if machine == "x86_64" else set())
+    prog = [
+        (_LD_ABS_W, 0, 0, 4),  # arch
+        (_JEQ, 1, 0, AUDIT_ARCH[machine]),
+        (_RET, 0, 0, RET_KILL_PROCESS),  # another ABI (i386 on x86_64): never allowed
+        (_LD_ABS_W, 0, 0, 0),  # syscall number
+    ]
+    if machine == "x86_64":  # the x32 ABI's numbers have bit 30 set
+        prog += [(_JGE, 0, 1, 0x40000000), (_RET, 0, 0, _errno(EPERM))]
+    prog += [(_JEQ, 0, 1, numbers["clone3"]), (_RET, 0, 0, _errno(ENOSYS))]  # C libraries
+    # fall back to clone, whose flags a filter can read
+    for name in sorted(denied):
+        prog += [(_JEQ, 0, 1, numbers[name]), (_RET, 0, 0, _errno(EPERM))]
+    # clone: threads only (CLONE_THREAD set); a new process is refused
+    prog += [
+        (_JEQ, 0, 4, numbers["clone"]),
+        (_LD_ABS_W, 0, 0, _ARG0),
+        (_JSET, 0, 1, CLONE_THREAD),
+        (_RET, 0, 0, RET_ALLOW),
+        (_RET, 0, 0, _errno(EPERM)),
+    ]
+    prog += [
+        (_JEQ, 0, 4, numbers["socketpair"]),
+        (_LD_ABS_W, 0, 0, _ARG0),
+        (_JEQ, 0, 1, 1),  # AF_UNIX
+        (_RET, 0, 0, RET_ALLOW),
+        (_RET, 0, 0, _errno(EPERM)),
+    ]
+    # signals: to this process only (kill(0) is its own process group: it is alone there)
+    for name in ("kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo"):
+        prog += [
+            (_JEQ, 0, 5, numbers[name]),
+            (_LD_ABS_W, 0, 0, _ARG0),
+            (_JEQ, 1, 0, pid),
+            (_JEQ, 0, 1, 0),
+            (_RET, 0, 0, RET_ALLOW),
+            (_RET, 0, 0, _errno(EPERM)),
+        ]
+        prog.append((_LD_ABS_W, 0, 0, 0))  # the syscall number again, for the next check
+    prog.append((_RET, 0, 0, RET_ALLOW))
+    return prog
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def apply_seccomp(libc: Any) -> None:
+    machine = platform.machine()
+    if machine not in SYSCALLS:
+        raise ConfinementError(
+            f"no seccomp filter for the {machine} architecture (x86_64 and aarch64 have one)"
+        )
+    prog = seccomp_program(machine, os.getpid())
+    code = b"".join(struct.pack("HBBI", *instruction) for instruction in prog)
+    buffer = ctypes.create_string_buffer(code, len(code))
+    fprog = _SockFprog(len(prog), ctypes.addressof(buffer))
+    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        raise ConfinementError(f"seccomp: {os.strerror(ctypes.get_errno())}")
+
+
+def confine(config: dict[str, Any]) -> dict[str, Any]:
+    """Every layer, in order; what was in place (for the report). Raises
+    ConfinementError when a required layer cannot be set up."""
+    libc = _libc()
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise ConfinementError("prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != int(config["parent_pid"]):
+        os._exit(1)  # the runtime died before the death signal was set: nobody waits
+    apply_limits(config)
+    if not config.get("confine", True):  # sandbox="none": trusted code, limits only
+        return {"network_isolated": False, "capabilities_dropped": False}
+    network_isolated = isolate_network(libc)
+    capabilities_dropped = drop_capabilities(libc)
+    abi = apply_landlock(libc, config["scratch"], config["home"])
+    apply_seccomp(libc)
+    return {
+        "network_isolated": network_isolated,
+        "capabilities_dropped": capabilities_dropped,
+        "landlock_abi": abi,
+        "seccomp": True,
+    }
+
+
+# --- running the code ---------------------------------------------------------------------
 
 
 def _user_frames_only(exc: BaseException) -> str:
@@ -492,15 +644,16 @@ def main(control: str) -> None:
         "error": None,
         "traceback": None,
     }
-
-    apply_limits(config)
-    libc = _libc()
-    report["network_isolated"] = isolate_network(libc)
-    report["capabilities_dropped"] = drop_capabilities(libc)
-    del libc
+    try:
+        report.update(confine(config))
+    except (ConfinementError, OSError, AttributeError) as exc:
+        report["confinement_error"] = str(exc) or type(exc).__name__
+        report_file.write(json.dumps(report))
+        report_file.close()
+        os._exit(0)
     sys.dont_write_bytecode = True
     sys.argv = [STEP_FILE]
-    install_guards(config["scratch"], config["home"])
+    os.chdir(config["scratch"])
 
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins, "deps": deps}
     try:

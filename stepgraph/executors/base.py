@@ -26,7 +26,9 @@ class StepInput(BaseModel):
 
 
 class StepOutput(BaseModel):
-    """An executor's result. `error` set means the step failed; `output` is what dependents see."""
+    """An executor's result. `error` set means the step failed; `output` is what dependents see.
+    `permanent` marks a failure that the same step would meet again (a time limit, a
+    syntax error, a host that cannot run it): it is not retried."""
 
     output: str = ""
     data: Any = None
@@ -34,6 +36,7 @@ class StepOutput(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     model: str = ""
+    permanent: bool = False
 
     @property
     def ok(self) -> bool:

@@ -202,13 +202,16 @@ class DocsExecutor:
         )
 
     def _scan(self) -> dict[str, tuple[int, int]]:
-        """Relative path -> (size, mtime_ns) of every text file; hidden ones left out."""
+        """Relative path -> (size, mtime_ns) of every text file; hidden ones left out, and
+        so is every file that resolves outside the folder (a symlink to ~/.ssh or /etc)."""
         found: dict[str, tuple[int, int]] = {}
         for path in sorted(self.folder.rglob("*")):
             relative = path.relative_to(self.folder)
             if any(part.startswith(".") for part in relative.parts):
                 continue
             if path.suffix.lower() not in TEXT_SUFFIXES or not path.is_file():
+                continue
+            if not path.resolve().is_relative_to(self.folder):
                 continue
             info = path.stat()
             if info.st_size <= MAX_FILE_BYTES:

@@ -14,61 +14,37 @@ process with threads, as the runtime is.
 The code runs like a notebook cell: if its last statement is an expression, that value
 is the result. The outputs of the step's dependencies are in the dict `deps`.
 
-What the sandbox guarantees (enforced by the kernel, whatever the code does):
+What confines the child is the kernel, not Python: `_sandbox.py` sets every layer up on
+itself before the step's code runs, and none of them can be undone from inside (its
+docstring lists them in order). In short:
 
-- Wall time: the whole process group is killed with SIGKILL at the time limit (the
-  smaller of the step's timeout and the executor's, 10 s by default), and RLIMIT_CPU
-  stops a CPU-bound child even if this process were to die first.
-- Memory: RLIMIT_AS (1 GiB by default); a larger allocation raises MemoryError.
-- File size: RLIMIT_FSIZE (64 MiB by default) for every file it writes.
-- No secrets from the environment: the child gets a fixed, minimal environment
-  (no API keys, no PYTHONPATH), and stdin is closed.
-- No network, where the kernel allows a new network namespace (as root, or with
-  unprivileged user namespaces): the child has no usable interface, not even loopback.
-  `data["network_isolated"]` says whether this layer was in place for a run.
-- No capabilities (`data["capabilities_dropped"]`): the child gives up all of them and
-  sets no_new_privs, so even when stepgraph runs as root the code cannot make device
-  nodes, mount, chroot, load kernel modules, trace other users' processes, or read and
-  write files that ordinary permissions deny to its user. Files owned by that user stay
-  open to it as far as the kernel is concerned: for root that is most of the system, so
-  run stepgraph as an unprivileged user where that matters.
-- For an unprivileged user, RLIMIT_NPROC caps new processes and threads at 32 beyond
-  what the user runs already (Linux exempts root from RLIMIT_NPROC).
+- Files: Landlock. The code reads Python's own directories, the shared libraries and a
+  few device files, and reads and writes only its scratch folder; the user's home, the
+  project, `/etc/shadow` and the control files are out of reach, symlinks or not.
+- Processes: seccomp allows threads but no new process and no exec; Landlock (ABI 6+)
+  and seccomp refuse signals to any other process. The child gets a parent-death signal,
+  so it dies with the runtime, and the whole process group is killed with SIGKILL at the
+  time limit (the smaller of the step's timeout and the executor's, 10 s by default).
+- Network: seccomp refuses every socket but a Unix socket pair (no TCP, UDP, raw,
+  netlink or the host's Unix sockets such as docker.sock); Landlock (ABI 4+) refuses TCP
+  bind and connect; where the kernel allows, an empty network namespace besides.
+- Privileges: every capability dropped and no_new_privs, so root cannot make device nodes,
+  mount, load modules or override file permissions; seccomp refuses ptrace, namespaces,
+  mounts, keyrings, BPF, io_uring and the kernel's clocks.
+- Resources: RLIMIT_AS (1 GiB by default: a larger allocation raises MemoryError),
+  RLIMIT_FSIZE (64 MiB per file), RLIMIT_CPU, RLIMIT_NOFILE, no core dumps, and for
+  users other than root RLIMIT_NPROC (Linux exempts root; seccomp stops new processes
+  for everyone).
+- Secrets: a fixed, minimal environment (no API keys, no PYTHONPATH), stdin closed.
 
-What it enforces in Python (an audit hook, PEP 578, plus a few replaced functions);
-this holds against ordinary and careless code, such as a model writes:
-
-- no new processes: fork, subprocess, os.system, exec*, spawn*, posix_spawn, pty;
-- no sockets except Unix socket pairs (asyncio needs those); no DNS, connect or bind;
-- creating, writing, renaming, deleting and chmod-ing files only inside the scratch
-  directory; no symlinks or hard links at all;
-- reading files and listing folders only inside the scratch directory and Python's own
-  installation (its prefixes and library folders), so the user's home, the project and
-  the control files cannot be read; directories outside the scratch directory cannot
-  be opened (their descriptors would make `dir_fd` paths unverifiable) and relative
-  paths with '..' are refused;
-- no signals to other processes, no raising of resource limits, no ctypes calls, no
-  native modules from outside Python's installation, no sub-interpreters, no gc
-  introspection (which could reach the hook's state).
-
-What it does not guarantee:
-
-- CPython is not a security boundary. Code that corrupts the interpreter's memory
-  (crafted bytecode, interpreter bugs), or re-creates built-in modules through
-  `_imp.create_builtin` to get the original `mknod`, `mkfifo`, `chroot` or
-  `pidfd_send_signal` back, gets past the Python-level rules. The kernel-level limits
-  above still hold then; files fall back to the ordinary permissions of the user
-  stepgraph runs as, processes of that same user can be signalled, and without a
-  network namespace the network is open. Run stepgraph as an unprivileged user, or in
-  a container, when the code may come from a hostile source.
-- Native libraries that open files themselves rather than through Python (HDF5, for
-  one) are not checked. Metadata is not hidden: `os.stat`, `os.path.exists` and
-  `os.readlink` work on any path. Python's own installation, including the packages in
-  its site-packages, is readable.
-- Disk use is limited per file, not in total (the scratch directory is deleted after
-  the step), and CPU is not shared fairly between concurrent steps.
-- On systems other than Linux the namespace, capability and /proc-based parts are
-  skipped, and RLIMIT_AS may not be enforced.
+Where Landlock or the seccomp filter cannot be set up (not Linux, a kernel before 5.13 or
+with Landlock disabled, an architecture other than x86_64 or aarch64) the code is not run:
+the step fails with a message that says so. `PythonExecutor(sandbox="none")` runs trusted
+code with the limits only. What the sandbox does not do: share CPU fairly between
+concurrent steps, cap disk use in total (only per file; the scratch folder is deleted
+after the step), or hide metadata that Landlock does not cover (`os.stat` works on paths
+it cannot open). docs/security.md has the threat model and the tests that prove each
+layer.
 """
 
 from __future__ import annotations
@@ -86,11 +62,13 @@ import stat
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from stepgraph.executors.base import StepInput, StepOutput
 
 SANDBOX_SCRIPT = Path(__file__).with_name("_sandbox.py")
+SCRATCH_PREFIX = "stepgraph-python-"
+OWNER_FILE = "owner.pid"
 _FENCE = re.compile(r"```(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
 
@@ -145,13 +123,20 @@ class PythonExecutor:
         max_output_chars: int = 20_000,
         extra_processes: int = 32,
         python: str | None = None,
+        sandbox: Literal["kernel", "none"] = "kernel",
     ) -> None:
+        """`sandbox="none"` runs the code with the limits but without the kernel's
+        confinement: only for code you trust, on hosts that cannot confine it."""
+        if sandbox not in ("kernel", "none"):
+            raise ValueError(f'sandbox must be "kernel" or "none", not {sandbox!r}')
         self.timeout = timeout
         self.memory_mb = memory_mb
         self.max_file_mb = max_file_mb
         self.max_output_chars = max_output_chars
         self.extra_processes = extra_processes
         self.python = python or sys.executable
+        self.sandbox = sandbox
+        sweep_scratch()  # what a killed runtime left behind
 
     async def run(self, step: StepInput) -> StepOutput:
         code = step.args.get("code")
@@ -159,7 +144,8 @@ class PythonExecutor:
             code = extract_code(step.instruction)
         if not code:
             return StepOutput(
-                error='no Python code found; pass args {"code": "..."} or a ```python block'
+                error='no Python code found; pass args {"code": "..."} or a ```python block',
+                permanent=True,
             )
         timeout = min(self.timeout, step.timeout) if step.timeout > 0 else self.timeout
         return await self.execute(code, deps=dict(step.dependencies), timeout=timeout)
@@ -169,7 +155,8 @@ class PythonExecutor:
     ) -> StepOutput:
         """Run `code` in the sandbox and describe what happened."""
         timeout = self.timeout if timeout is None else timeout
-        workdir = Path(tempfile.mkdtemp(prefix="stepgraph-python-")).resolve()
+        workdir = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX)).resolve()
+        (workdir / OWNER_FILE).write_text(str(os.getpid()))
         try:
             return await self._execute(code, deps or {}, timeout, workdir)
         finally:
@@ -185,6 +172,8 @@ class PythonExecutor:
         config = {
             "scratch": str(scratch),
             "home": os.path.expanduser("~"),
+            "parent_pid": os.getpid(),
+            "confine": self.sandbox == "kernel",
             "memory_bytes": self.memory_mb * 2**20,
             "file_bytes": self.max_file_mb * 2**20,
             "cpu_seconds": max(1, math.ceil(timeout) + 1),
@@ -258,10 +247,21 @@ class PythonExecutor:
         with contextlib.suppress(OSError, ValueError):
             report = json.loads(result_file.read_text(encoding="utf-8"))
         error: str | None = report.get("error")
-        if timed_out:
+        permanent = False
+        if reason := report.get("confinement_error"):
+            error = (
+                f"python steps cannot run confined on this host: {reason}. Run stepgraph on "
+                "Linux 5.13+ (x86_64 or aarch64) with Landlock enabled, or, for code you "
+                'trust, use PythonExecutor(sandbox="none")'
+            )
+            permanent = True
+        elif timed_out:
             error = f"time limit of {timeout:g} s exceeded; the program was killed"
+            permanent = True
         elif not report:
             error = _death_reason(returncode, stderr)
+        elif error and error.startswith("SyntaxError"):
+            permanent = True
         elif error and error.startswith("MemoryError"):
             first, newline, rest = error.partition("\n")
             error = f"{first} (the memory limit is {self.memory_mb} MiB){newline}{rest}"
@@ -281,8 +281,10 @@ class PythonExecutor:
             "stderr": stderr,
             "network_isolated": report.get("network_isolated"),
             "capabilities_dropped": report.get("capabilities_dropped"),
+            "landlock_abi": report.get("landlock_abi"),
+            "seccomp": report.get("seccomp"),
         }
-        return StepOutput(output=output, data=data, error=error)
+        return StepOutput(output=output, data=data, error=error, permanent=permanent)
 
 
 async def _read_capped(stream: asyncio.StreamReader | None, limit: int) -> tuple[str, bool]:
@@ -336,3 +338,28 @@ def _remove_tree(path: Path) -> None:
         shutil.rmtree(path, onexc=make_writable_and_retry)
     else:
         shutil.rmtree(path, onerror=make_writable_and_retry)
+
+
+def sweep_scratch(root: str | None = None) -> list[Path]:
+    """Remove the scratch trees of runtimes that are gone (killed before their `finally`
+    ran); a tree whose owner still runs is left alone. The trees removed."""
+    removed = []
+    for path in Path(root or tempfile.gettempdir()).glob(SCRATCH_PREFIX + "*"):
+        try:
+            owner = int((path / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not ours, or still being set up
+        if owner != os.getpid() and not _alive(owner):
+            _remove_tree(path)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True

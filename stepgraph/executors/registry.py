@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Literal
 
 from stepgraph.errors import ExecutorError
 from stepgraph.executors.base import Executor
@@ -102,14 +103,16 @@ def default_registry(
     sql_db: str | Path | None = None,
     llm: Executor | None = None,
     plugins: bool = True,
+    python_sandbox: Literal["kernel", "none"] = "kernel",
 ) -> ExecutorRegistry:
     """calculator and python always; docs, sql and llm when given; then installed plugins.
-    A missing docs folder or database file raises ExecutorError."""
+    A missing docs folder or database file raises ExecutorError. `python_sandbox="none"`
+    runs python steps unconfined: for trusted code on a host without Landlock."""
     registry = ExecutorRegistry()
     if llm is not None:
         registry.register(llm)
     registry.register(CalculatorExecutor())
-    registry.register(PythonExecutor())
+    registry.register(PythonExecutor(sandbox=python_sandbox))
     if docs_dir is not None:
         registry.register(DocsExecutor(docs_dir))
     if sql_db is not None:

@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.config import get_stream_writer
 from langgraph.func import entrypoint, task
@@ -94,6 +94,10 @@ class Runtime:
     program and `samples` sampled answers break the tie, and the answer is chosen by
     agreement and checks (`stepgraph.verifier.choice`). A run whose final checks fail or
     whose candidates do not agree ends `unverified`, with its answer kept.
+
+    Python steps run confined by the kernel (docs/security.md); where it cannot confine
+    them they fail with a message that says so, unless `python_sandbox="none"` lets
+    trusted code run unconfined.
     """
 
     def __init__(
@@ -119,6 +123,7 @@ class Runtime:
         calculate: bool = True,
         direct: bool = True,
         samples: int = 2,
+        python_sandbox: Literal["kernel", "none"] = "kernel",
     ):
         from stepgraph.models.spec import load_model
 
@@ -134,7 +139,9 @@ class Runtime:
         self.model = model
         self._owns_store = not isinstance(store, Store)  # close only a store we opened
         self.store = store if isinstance(store, Store) else Store(store)
-        self.executors = _executor_map(executors, model, docs=docs, sql=sql, calculate=calculate)
+        self.executors = _executor_map(
+            executors, model, docs=docs, sql=sql, calculate=calculate, sandbox=python_sandbox
+        )
         descriptions = {n: PLANNER_HINTS.get(n, e.description) for n, e in self.executors.items()}
         adapter = (
             _load_planner_adapter(model, planner_adapter)
@@ -706,7 +713,7 @@ class Runtime:
                 and (kept is None or len(failed) < _failed(kept[1]))
             ):
                 kept = (output, verdicts)  # a retry replaces an attempt only if it is better
-            if not failed:
+            if not failed or output.permanent:
                 break
             feedback = "; ".join(f"{v['check']}: {v.get('evidence') or 'failed'}" for v in failed)
         board.tokens += tokens[1]
@@ -1105,14 +1112,14 @@ class _EventLog:
 
 
 def _executor_map(
-    executors, model: BackendBase, *, docs=None, sql=None, calculate: bool = True
+    executors, model: BackendBase, *, docs=None, sql=None, calculate=True, sandbox="kernel"
 ) -> dict[str, Executor]:
     if executors is None:
         from stepgraph.executors import default_registry
         from stepgraph.executors.llm import LlmExecutor
 
         llm = LlmExecutor(model, calculate=calculate)
-        registry = default_registry(docs_dir=docs, sql_db=sql, llm=llm)
+        registry = default_registry(docs_dir=docs, sql_db=sql, llm=llm, python_sandbox=sandbox)
         executors = {name: registry.get(name) for name in registry.names()}
     if isinstance(executors, list):
         executors = {e.name: e for e in executors}

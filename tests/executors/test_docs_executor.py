@@ -174,3 +174,21 @@ def test_any_text_becomes_a_valid_fts5_query(text: str) -> None:
     db.execute("INSERT INTO t VALUES ('some text')")
     if query:
         db.execute("SELECT * FROM t WHERE t MATCH ?", (query,)).fetchall()
+
+
+def test_files_that_resolve_outside_the_folder_are_never_served(tmp_path: Path) -> None:
+    """A symlink in the folder to a secret elsewhere (a file, or a whole folder) is left
+    out of the index; a symlink that stays inside the folder is kept."""
+    secret = tmp_path / "private" / "keys.md"
+    secret.parent.mkdir()
+    secret.write_text("The vault password is swordfish.")
+    docs = tmp_path / "docs"
+    (docs / "inner").mkdir(parents=True)
+    (docs / "inner" / "faq.md").write_text("The vault opens at nine every morning.")
+    (docs / "leak.md").symlink_to(secret)
+    (docs / "leaked-folder").symlink_to(secret.parent, target_is_directory=True)
+    (docs / "alias.md").symlink_to(docs / "inner" / "faq.md")
+    executor = DocsExecutor(docs)
+    hits = executor.search("vault password swordfish", k=10)
+    assert "swordfish" not in json.dumps(hits)
+    assert {h["path"] for h in hits} == {"inner/faq.md", "alias.md"}

@@ -154,6 +154,26 @@ def test_verifier_failure_retries_once_with_feedback(tmp_path):
     assert result.steps[0].attempts == 2
 
 
+class Permanent(Echo):
+    """Fails s1 the way a python step fails on a time limit: the same step would again."""
+
+    async def run(self, step):
+        self.inputs.append(step)
+        if step.step_id == "s1":
+            return StepOutput(error="time limit of 10 s exceeded", permanent=True)
+        return StepOutput(output=f"<{step.step_id}>")
+
+
+def test_a_failure_that_would_repeat_is_not_retried(tmp_path):
+    runtime, _, executor = make(
+        tmp_path, [plan_text(("s1", [], "llm", "a"), ("s2", [], "llm", "b"))], Permanent()
+    )
+    result = runtime.run("ab")
+    s1 = next(s for s in result.steps if s.step_id == "s1")
+    assert s1.status == "failed" and s1.attempts == 1, s1
+    assert [i.step_id for i in executor.inputs].count("s1") == 1
+
+
 def test_step_timeout_ends_the_step_cleanly(tmp_path):
     runtime, _, _ = make(
         tmp_path, [plan_text(("s1", [], "llm", "a"))], Echo(delay=5), step_timeout=0.2
