@@ -85,10 +85,10 @@ def _backend(spec: str | None):
     return load_model(spec or _settings().model)
 
 
-def _store(db: Path | None):
+def _store(db: Path | None, *, create: bool = True):
     from stepgraph.memory import Store
 
-    return Store(db)
+    return Store(db, create=create)
 
 
 # -- model ---------------------------------------------------------------------------------
@@ -212,6 +212,7 @@ def plan(
         raise StepgraphError(f"unknown format {fmt!r}; use tree, json, mermaid or png")
     if fmt == "png" and out is None:
         raise StepgraphError("--format png needs --out FILE.png")
+    out = _out_file(out)
     text = sys.stdin.read() if instruction == "-" else instruction
     backend = _backend(model)
     from stepgraph.planner.prompt import planner_descriptions
@@ -385,6 +386,10 @@ def _show_run(
         return
     console.print()
     console.print(result.answer, markup=False, highlight=False)
+    if result.status not in ("done", "unverified", "partial"):
+        failed = [f"{s.step_id}: {s.error}" for s in result.steps if s.error]
+        why = result.error or "; ".join(failed[:3]) or "no step produced an answer"
+        err.print(f"[red]{result.status}:[/red] {why}", markup=True, highlight=False)
     if result.status == "unverified":
         why = "; ".join(result.failed_checks) or "its candidates do not agree"
         err.print(f"[yellow]unverified:[/yellow] {why}", markup=True, highlight=False)
@@ -414,7 +419,7 @@ def runs_list(
     db: HomeOpt = None, limit: int = 20, status: str | None = None, as_json: JsonOpt = False
 ) -> None:
     """The latest runs."""
-    runs = _store(db).runs(limit=limit, status=status)
+    runs = _store(db, create=False).runs(limit=limit, status=status)
     if as_json:
         print(json.dumps([r.model_dump() for r in runs], indent=2, default=str))
         return
@@ -427,7 +432,7 @@ def runs_list(
 @runs_app.command("conversations")
 def runs_conversations(db: HomeOpt = None, limit: int = 20, as_json: JsonOpt = False) -> None:
     """Conversations, most recently active first; pick one up with `stepgraph chat -c ID`."""
-    conversations = _store(db).conversations(limit=limit)
+    conversations = _store(db, create=False).conversations(limit=limit)
     if as_json:
         print(json.dumps([c.model_dump() for c in conversations], indent=2, default=str))
         return
@@ -440,7 +445,7 @@ def runs_conversations(db: HomeOpt = None, limit: int = 20, as_json: JsonOpt = F
 @runs_app.command("show")
 def runs_show(run_id: str, db: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """One run: its plan, each step's input and output, verdicts and the answer."""
-    record = _store(db).run(run_id)
+    record = _store(db, create=False).run(run_id)
     if as_json:
         print(record.model_dump_json(indent=2))
         return
@@ -465,7 +470,7 @@ def runs_show(run_id: str, db: HomeOpt = None, as_json: JsonOpt = False) -> None
 @runs_app.command("search")
 def runs_search(query: str, db: HomeOpt = None, limit: int = 20, as_json: JsonOpt = False) -> None:
     """Full-text search over messages, step outputs and instructions."""
-    hits = _store(db).search(query, limit=limit)
+    hits = _store(db, create=False).search(query, limit=limit)
     if as_json:
         print(json.dumps([h.model_dump() for h in hits], indent=2, default=str))
         return
@@ -494,7 +499,8 @@ def runs_export(
         raise StepgraphError("--format png needs --out FILE.png")
     if as_json and out is None and fmt == "html":
         raise StepgraphError("--json with --format html needs --out FILE.html")
-    store = _store(db)
+    out = _out_file(out)
+    store = _store(db, create=False)
     count = 1
     if fmt == "png":
         from stepgraph.memory.timeline import draw_timeline
@@ -532,7 +538,7 @@ def replay(
     """
     from stepgraph.runtime.replay import replay as do_replay
 
-    report = do_replay(_store(db), run_id, model=_backend(model) if model else None)
+    report = do_replay(_store(db, create=False), run_id, model=_backend(model) if model else None)
     if as_json:
         print(report.model_dump_json(indent=2))
         return
@@ -792,16 +798,56 @@ def eval_planner(
     console.print(f"table: {out_dir / 'planners.md'}  chart: {png}")
 
 
+BUG_EXIT = 70  # EX_SOFTWARE: an exception no one turned into a message is a bug
+
+
 def main() -> None:
-    """Entry point: user errors print one line and exit 1; no tracebacks."""
+    """Entry point: every failure prints one line with its cause and what to do and exits
+    non-zero, without a traceback; `--debug` (or STEPGRAPH_DEBUG=1) shows it."""
+    import os
+
+    debug = "--debug" in sys.argv or os.environ.get("STEPGRAPH_DEBUG") == "1"
+    sys.argv = [a for a in sys.argv if a != "--debug"]
     try:
         app()
     except StepgraphError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        sys.exit(1)
+        _fail(f"{exc}", 1, debug)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except OSError as exc:
+        what = f" {exc.filename}" if exc.filename else ""
+        _fail(
+            f"cannot use{what}: {exc.strerror or exc}; check the path and its permissions", 1, debug
+        )
+    except Exception as exc:
+        _fail(
+            f"{type(exc).__name__}: {exc} (a bug in stepgraph: run again with --debug and "
+            "report the traceback)",
+            BUG_EXIT,
+            debug,
+        )
+
+
+def _fail(message: str, code: int, debug: bool) -> None:
+    if debug:
+        raise  # noqa: PLE0704  (inside the caller's except block)
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def _out_file(out: Path | None) -> Path | None:
+    """--out checked before any work: a folder, or a file in a folder that does not exist,
+    would otherwise fail after minutes of planning."""
+    if out is None:
+        return None
+    if out.is_dir():
+        raise StepgraphError(f"--out {out} is a folder; pass a file path")
+    if not out.parent.is_dir():
+        raise StepgraphError(
+            f"--out {out}: the folder {out.parent} does not exist; create it first"
+        )
+    return out
 
 
 if __name__ == "__main__":

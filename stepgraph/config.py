@@ -9,7 +9,7 @@ import os
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stepgraph.errors import ConfigError
 
@@ -17,6 +17,9 @@ ENV_PREFIX = "STEPGRAPH_"
 
 
 class Settings(BaseModel):
+    # a misspelt key (max_step) is an error, not a setting that silently does nothing
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
     model: str = Field(
         default="qwen2.5-coder-0.5b", description="model spec (see `stepgraph model --help`)"
     )
@@ -26,11 +29,13 @@ class Settings(BaseModel):
         description='planner LoRA: "auto" (the one shipped for the model, if any), "none", or a path',
     )
     home: str | None = Field(default=None, description="directory of the memory store")
-    threads: int | None = Field(default=None, description="CPU threads for llama.cpp")
-    context: int = Field(default=8192, description="context length for local models")
-    max_steps: int = Field(default=12, description="most steps a plan may have")
-    max_seconds: float = Field(default=600.0, description="budget of one run in seconds")
-    max_tokens: int = Field(default=20000, description="budget of one run in generated tokens")
+    threads: int | None = Field(default=None, gt=0, description="CPU threads for llama.cpp")
+    context: int = Field(default=8192, gt=0, description="context length for local models")
+    max_steps: int = Field(default=12, gt=0, description="most steps a plan may have")
+    max_seconds: float = Field(default=600.0, gt=0, description="budget of one run in seconds")
+    max_tokens: int = Field(
+        default=20000, gt=0, description="budget of one run in generated tokens"
+    )
 
 
 def config_file() -> Path | None:
@@ -49,7 +54,9 @@ def load_settings(path: Path | None = None, **overrides: object) -> Settings:
     path = path or config_file()
     if path is not None:
         try:
-            data.update(tomllib.loads(path.read_text()).get("stepgraph", {}))
+            data.update(tomllib.loads(path.read_text(encoding="utf-8")).get("stepgraph", {}))
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path} is not UTF-8 text: save it as UTF-8.") from None
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read {path}: {exc}. Fix the file or remove it.") from None
     for name in Settings.model_fields:

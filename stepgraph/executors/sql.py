@@ -25,6 +25,7 @@ from stepgraph.executors.base import StepInput, StepOutput
 
 MAX_TABLE_ROWS = 50
 MAX_DATA_ROWS = 1000
+MAX_RESULT_BYTES = 1_000_000
 MAX_COUNTED_ROWS = 1_000_000
 MAX_CELL_CHARS = 200
 MAX_SCHEMA_CHARS = 1500
@@ -94,7 +95,16 @@ class SqlExecutor:
     name = "sql"
     brings_facts = True  # its output holds facts the model cannot know: see Executor
 
-    def __init__(self, db_path: str | Path, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        timeout: float = 10.0,
+        max_rows: int = MAX_DATA_ROWS,
+        max_bytes: int = MAX_RESULT_BYTES,
+    ) -> None:
+        """`max_rows` and `max_bytes` cap what one query returns (and the store keeps);
+        a longer result is cut and says so. No single value may exceed `max_bytes`."""
         path = Path(db_path).expanduser()
         if not path.is_file():
             raise ExecutorError(
@@ -102,6 +112,8 @@ class SqlExecutor:
             )
         self.path = path.resolve()
         self.timeout = timeout
+        self.max_rows = max_rows
+        self.max_bytes = max_bytes
         try:
             self.schema = self._read_schema()
         except sqlite3.DatabaseError as exc:
@@ -141,26 +153,38 @@ class SqlExecutor:
             conn.close()
 
     def query(self, sql: str, *, timeout: float | None = None) -> dict[str, Any]:
-        """Run one read-only statement: {"columns", "rows", "row_count"}. Raises
-        sqlite3.Error for a bad or refused query and TimeoutError past the time limit."""
+        """Run one read-only statement: {"columns", "rows", "row_count", "cut"}: at most
+        `max_rows` rows and `max_bytes` bytes of values are kept (`cut` says whether more
+        were left out); all rows are counted, up to a million. Raises sqlite3.Error for a
+        bad or refused query or a value over `max_bytes`, TimeoutError past the limit."""
         limit = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         conn = self._connect()
         try:
             conn.set_authorizer(_authorizer)
             conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 1000)
+            # SQLite itself refuses to build a larger string or blob (zeroblob(1e8))
+            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, self.max_bytes)
             try:
                 cursor = conn.execute(sql)
                 columns = [d[0] for d in cursor.description or []]
-                rows = cursor.fetchmany(MAX_DATA_ROWS)
-                count = len(rows)
-                while count < MAX_COUNTED_ROWS and (more := cursor.fetchmany(1000)):
-                    count += len(more)
+                rows, size, count, cut = [], 0, 0, False
+                while count < MAX_COUNTED_ROWS and (batch := cursor.fetchmany(1000)):
+                    for row in batch:
+                        count += 1
+                        if cut or len(rows) >= self.max_rows:
+                            cut = True
+                            continue
+                        size += sum(len(v) if isinstance(v, str | bytes) else 8 for v in row)
+                        if size > self.max_bytes:
+                            cut = True
+                        else:
+                            rows.append(row)
             except sqlite3.OperationalError as exc:
                 if time.monotonic() > deadline and "interrupt" in str(exc):
                     raise TimeoutError(f"time limit of {limit:g} s exceeded") from None
                 raise
-            return {"columns": columns, "rows": rows, "row_count": count}
+            return {"columns": columns, "rows": rows, "row_count": count, "cut": cut}
         finally:
             conn.close()
 
@@ -179,6 +203,8 @@ class SqlExecutor:
             message = str(exc)
             if "not authorized" in message or "readonly" in message:
                 message += " (only read-only SELECT queries are allowed)"
+            elif "too big" in message:
+                message += f" (no value may exceed {self.max_bytes} bytes)"
             return StepOutput(error=f"SQL error: {message}")
         columns, rows, count = result["columns"], result["rows"], result["row_count"]
         if not columns:
@@ -191,9 +217,15 @@ class SqlExecutor:
             )
         elif count == 0:
             table += "\n(no rows)"
+        if result["cut"]:
+            table += (
+                f"\n(result cut: {len(rows)} of {count} rows kept, at most {self.max_rows} "
+                f"rows and {self.max_bytes} bytes)"
+            )
         data = {
             "columns": columns,
             "rows": [[_jsonable(v) for v in row] for row in rows],
             "row_count": count,
+            "cut": result["cut"],
         }
         return StepOutput(output=table, data=data)

@@ -49,7 +49,6 @@ from stepgraph.memory.records import (
 
 BUSY_TIMEOUT_S = 30.0
 SQLITE_HEADER = b"SQLite format 3\x00"
-OUR_TABLES = ("conversations", "messages", "runs", "plans", "steps", "verdicts", "events")
 
 # Columns record_step() accepts (those of StepRecord); the JSON ones are stored as JSON text.
 STEP_FIELDS = frozenset(StepRecord.model_fields) - {"run_id", "step_id"}
@@ -152,8 +151,15 @@ class Store:
             store.finish_run(run_id, status="done", answer="129")
     """
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, create: bool = True) -> None:
+        """`create=False` (for commands that only read) opens an existing store and never
+        creates the file or its folder."""
         self.path = Path(path).expanduser() if path is not None else default_path()
+        if not create and not self.path.exists():
+            raise StoreError(
+                f"no memory store at {self.path} yet: `stepgraph run` creates it; pass --db "
+                "(or set STEPGRAPH_HOME) to read another"
+            )
         self._lock = threading.RLock()
         self._depth = 0  # open write transactions: >0 inside transaction()
         self.conn = self._open()
@@ -239,13 +245,13 @@ class Store:
         # One query, so one snapshot: table by table, another process's first migration
         # could commit between two reads and its tables look like someone else's.
         tables = {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master")}
-        if "_migrations" not in tables:
-            clash = [name for name in OUR_TABLES if name in tables]
-            if clash:
-                raise StoreError(
-                    f"{self.path} is a SQLite database but not a stepgraph store (it already "
-                    f"has tables {', '.join(clash)}); pass another path. The file was not changed."
-                )
+        if tables and "_migrations" not in tables:
+            # an empty database is ours to set up; one that holds anything else is not
+            shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+            raise StoreError(
+                f"{self.path} is a SQLite database of another program (it holds {shown}), "
+                "not a stepgraph store; pass another path. The file was not changed."
+            )
 
     def _not_sqlite(self) -> StoreError:
         return StoreError(
@@ -254,8 +260,21 @@ class Store:
         )
 
     def _open_error(self, e: sqlite3.Error) -> StoreError:
-        if isinstance(e, sqlite3.DatabaseError) and "not a database" in str(e):
+        """What went wrong opening the store, and what to do: a damaged file, a full disk
+        and a read-only folder each need something different."""
+        code = (getattr(e, "sqlite_errorcode", None) or 0) & 0xFF
+        if code == sqlite3.SQLITE_NOTADB or "not a database" in str(e):
             return self._not_sqlite()
+        if code == sqlite3.SQLITE_CORRUPT or "malformed" in str(e):
+            return StoreError(
+                f"the memory store {self.path} is damaged ({e}): restore it from a backup, "
+                "or move it away to start a new one. The file was not changed."
+            )
+        if code == sqlite3.SQLITE_FULL:
+            return StoreError(
+                f"the disk holding the memory store {self.path} is full ({e}): free space, or "
+                "set STEPGRAPH_HOME to a folder on another disk. Nothing was written."
+            )
         return StoreError(f"cannot open the memory store {self.path}: {e}; {_fix_hint(self.path)}")
 
     def _write_error(self, e: sqlite3.Error) -> StoreError:

@@ -10,6 +10,7 @@ supersteps. LangGraph returns cached task results by call order on resume, so st
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -127,6 +128,12 @@ class Runtime:
     ):
         from stepgraph.models.spec import load_model
 
+        _check_budgets(
+            max_steps=max_steps,
+            max_seconds=max_seconds,
+            max_tokens=max_tokens,
+            step_timeout=step_timeout,
+        )
         if model is None or isinstance(model, str):
             from stepgraph.config import load_settings
 
@@ -1109,6 +1116,13 @@ class _EventLog:
             self.store.record_events(self.run_id, self.pending)
             self.pending = []
         self.last = time.perf_counter()
+
+
+def _check_budgets(**budgets: float) -> None:
+    """A budget of 0, below 0, inf or nan would only fail inside the run: refuse it here."""
+    for name, value in budgets.items():
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise ConfigError(f"{name} must be a positive, finite number, not {value!r}")
 
 
 def _executor_map(

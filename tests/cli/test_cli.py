@@ -39,7 +39,7 @@ def test_help_lists_the_commands():
         (["run", "hello", "--model", "no-such-model"], "unknown model"),
         (["run", "hello", "--model", "/nowhere/model.gguf"], "no model file"),
         (["plan", "hi", "--model", "openai:localhost#m"], "bad OpenAI spec"),
-        (["runs", "show", "r-does-not-exist"], "no run"),
+        (["runs", "show", "r-does-not-exist"], "no memory store at"),
         (["model", "pull", "gpt-17"], "unknown embedded model"),
         (["eval", "planner", "no-label"], "bad planner"),
         (["eval", "planner", "a=scripted:", "--few-shot", "maybe"], "--few-shot must be"),

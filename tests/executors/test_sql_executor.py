@@ -82,7 +82,29 @@ def test_select_returns_a_markdown_table_and_data(db: Path) -> None:
         "columns": ["name", "city"],
         "rows": [["Ada", "London"], ["Grace", "New York"], ["Linus", None]],
         "row_count": 3,
+        "cut": False,
     }
+
+
+def test_huge_values_are_refused_by_sqlite_itself(db: Path) -> None:
+    """Four zeroblob(1e8) once took the process from 36 MB to 513 MB and went to the store."""
+    out = query(SqlExecutor(db), "SELECT zeroblob(100000000) FROM customers")
+    assert not out.ok
+    assert "too big" in out.error and "1000000 bytes" in out.error
+
+
+def test_a_long_result_is_cut_to_its_caps_and_says_so(db: Path) -> None:
+    rows = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) "
+    by_rows = query(SqlExecutor(db, max_rows=100), rows + "SELECT i FROM n")
+    assert by_rows.ok and by_rows.data["cut"] is True
+    assert len(by_rows.data["rows"]) == 100 and by_rows.data["row_count"] == 5000
+    assert "result cut: 100 of 5000 rows kept" in by_rows.output
+    by_bytes = query(
+        SqlExecutor(db, max_bytes=10_000), rows + "SELECT printf('%.900c', 'x') FROM n"
+    )
+    assert by_bytes.ok and by_bytes.data["cut"] is True
+    kept = by_bytes.data["rows"]
+    assert len(kept) == 11 and sum(len(r[0]) for r in kept) <= 10_000
 
 
 def test_cells_with_newlines_pipes_and_blobs_keep_the_table_intact(db: Path) -> None:

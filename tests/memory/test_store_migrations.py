@@ -110,9 +110,38 @@ def test_another_apps_sqlite_database_is_refused_untouched(tmp_path: Path):
         conn.execute("INSERT INTO runs (km) VALUES (5.2)")
     conn.close()
     before = file_digest(path)
-    with pytest.raises(StoreError, match="not a stepgraph store.*runs"):
+    with pytest.raises(StoreError, match="another program \\(it holds runs\\), not a stepgraph"):
         Store(path)
     assert file_digest(path) == before
+
+
+def test_a_database_whose_tables_are_all_foreign_is_refused_untouched(tmp_path: Path):
+    """No table of stepgraph's name in it, and still not ours: a `users` table was once
+    enough for stepgraph to add its 23 tables beside it and switch the file to WAL."""
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.close()
+    before = file_digest(path)
+    for create in (True, False):
+        with pytest.raises(StoreError, match="holds users\\), not a stepgraph store"):
+            Store(path, create=create)
+    assert file_digest(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]
+
+
+def test_an_empty_file_becomes_a_store(tmp_path: Path):
+    path = tmp_path / "empty.db"
+    path.touch()
+    with Store(path) as store:
+        assert store.runs() == []
+
+
+def test_opening_to_read_creates_nothing(tmp_path: Path):
+    path = tmp_path / "missing" / "stepgraph.db"
+    with pytest.raises(StoreError, match="no memory store at .*stepgraph run. creates it"):
+        Store(path, create=False)
+    assert not path.parent.exists()
 
 
 def test_a_path_below_a_regular_file_is_refused_with_the_fix(tmp_path: Path):
