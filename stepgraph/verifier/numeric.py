@@ -103,10 +103,30 @@ def _percent_of(match: re.Match) -> str:
     return f"{match.group('pct')} / 100 * {_clean(match.group('base'))}"
 
 
+# Units between the numbers of an expression: `146 \text{ muffins} \times \$3.25/\text{muffin}`,
+# `146 muffins * $3.25 per muffin`. The arithmetic is the numbers and operators alone.
+_LATEX_PER_UNIT = re.compile(r"\s*/\s*\\(?:text|mathrm)\s*\{[^{}]*\}")
+_LATEX_UNIT = re.compile(r"\\(?:text|mathrm)\s*\{[^{}]*\}")
+_PER_UNIT = re.compile(r"(?<=\d)\s*(?:/|\bper\b)\s*(?![xX]\b)[A-Za-z]+\b")
+_UNIT = re.compile(
+    r"(?<=\d)\s+(?![xX]\b)[A-Za-z]+(?:\s+(?![xX]\b)[A-Za-z]+)?(?=\s*(?:[-+*/×÷−·]|\s[xX]\s))"
+)
+
+
+_LAST_UNIT = re.compile(r"(?<=\d)\s+(?![xX]\b)[A-Za-z]+(?:\s+[A-Za-z]+)?\s*$")
+
+
+def _without_units(tail: str) -> str:
+    tail = _LATEX_UNIT.sub(" ", _LATEX_PER_UNIT.sub("", tail))
+    tail = _UNIT.sub("", _PER_UNIT.sub("", plain_math(tail)))
+    return _LAST_UNIT.sub(" ", tail)
+
+
 def trailing_value(text: str) -> str | None:
     """The calculator's value of the arithmetic expression that `text` ends with, as it
-    should be written; None when it ends with none the calculator can evaluate."""
-    tail = plain_math(text[-300:])
+    should be written; None when it ends with none the calculator can evaluate. Units
+    written between the numbers are read past (`146 muffins * $3.25 each`)."""
+    tail = _without_units(text[-300:])
     if match := _TRAILING.search(tail):
         expr = _clean(match.group("expr"))
     elif match := _TRAILING_PERCENT_OF.search(tail):

@@ -41,6 +41,13 @@ def test_the_value_after_an_equals_sign_is_the_calculators():
         ("a^2 + b^2 ", None),  # algebra, no numbers
         ("step 1. 12 ", None),  # one number is not arithmetic
         ("10 / 0 ", None),  # the calculator cannot: left to the model
+        # units between the numbers are read past
+        ("\\[\n\\text{Revenue} = 146 \\text{ muffins} \\times \\$3.25/\\text{muffin} ", "474.5"),
+        ("146 muffins * $3.25 per muffin ", "474.5"),
+        ("2 hours * 60 minutes ", "120"),
+        ("3 dozen x 12 ", "36"),
+        ("5 + 2 people ", "7"),
+        ("5 apples and 2 pears ", None),
     ],
 )
 def test_which_text_ends_with_arithmetic(text, value):
