@@ -401,6 +401,11 @@ def _show_run(
         raise typer.Exit(_exit_code(result.status, strict))
 
 
+def _positive_limit(limit: int) -> None:
+    if limit < 1:
+        raise StepgraphError(f"--limit must be 1 or more, not {limit}")
+
+
 def _exit_code(status: str, strict: bool) -> int:
     """0: an answer was given (verified, or unverified with the failing checks printed);
     1: no answer (failed, out of budget); 3: unverified under --strict."""
@@ -419,11 +424,23 @@ def runs_list(
     db: HomeOpt = None, limit: int = 20, status: str | None = None, as_json: JsonOpt = False
 ) -> None:
     """The latest runs."""
+    from typing import get_args
+
+    from stepgraph.runtime.events import RunStatus
+
+    statuses = ("running", *get_args(RunStatus))
+    if status is not None and status not in statuses:
+        raise StepgraphError(f"no run status {status!r}; use one of {', '.join(statuses)}")
+    _positive_limit(limit)
     runs = _store(db, create=False).runs(limit=limit, status=status)
     if as_json:
         print(json.dumps([r.model_dump() for r in runs], indent=2, default=str))
         return
+    if not runs:
+        err.print("no runs" + (f" with status {status}" if status else "") + " yet")
+        return
     table = Table("id", "status", "created", "steps", "instruction")
+    table.columns[0].no_wrap = True  # an id cut in two cannot be pasted into `runs show`
     for r in runs:
         table.add_row(r.id, r.status, r.created[:19], str(r.step_count), r.instruction[:70])
     console.print(table)
@@ -432,6 +449,7 @@ def runs_list(
 @runs_app.command("conversations")
 def runs_conversations(db: HomeOpt = None, limit: int = 20, as_json: JsonOpt = False) -> None:
     """Conversations, most recently active first; pick one up with `stepgraph chat -c ID`."""
+    _positive_limit(limit)
     conversations = _store(db, create=False).conversations(limit=limit)
     if as_json:
         print(json.dumps([c.model_dump() for c in conversations], indent=2, default=str))
@@ -469,10 +487,20 @@ def runs_show(run_id: str, db: HomeOpt = None, as_json: JsonOpt = False) -> None
 
 @runs_app.command("search")
 def runs_search(query: str, db: HomeOpt = None, limit: int = 20, as_json: JsonOpt = False) -> None:
-    """Full-text search over messages, step outputs and instructions."""
-    hits = _store(db, create=False).search(query, limit=limit)
+    """Full-text search over messages, step outputs and instructions: one line per run or
+    conversation, at its best hit."""
+    _positive_limit(limit)
+    hits = _store(db, create=False).search(query, limit=limit * 4)
+    best: dict[str, object] = {}  # hits come best first: keep each run's first
+    for h in hits:
+        best.setdefault(h.run_id or h.conversation_id, h)
+    hits = list(best.values())
+    hits = hits[:limit]
     if as_json:
         print(json.dumps([h.model_dump() for h in hits], indent=2, default=str))
+        return
+    if not hits:
+        err.print(f"nothing matches {query!r}", markup=False)
         return
     for h in hits:
         console.print(

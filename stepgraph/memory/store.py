@@ -352,7 +352,12 @@ class Store:
         if self.db.execute(f"SELECT 1 FROM {table} WHERE {key} = ?", [value]).fetchone():
             return
         noun = table.rstrip("s")
-        hint = "`stepgraph runs list` shows the ids" if table == "runs" else "create it first"
+        hint = (
+            "`stepgraph runs list` shows the ids"
+            if table == "runs"
+            else "`stepgraph runs conversations` lists them; `stepgraph chat` without -c "
+            "starts a new one"
+        )
         raise StoreError(f"no {noun} {value}; {hint}")
 
     # -- conversations -------------------------------------------------------------------
