@@ -467,16 +467,20 @@ def runs_show(run_id: str, db: HomeOpt = None, as_json: JsonOpt = False) -> None
     if as_json:
         print(record.model_dump_json(indent=2))
         return
-    console.print(f"[bold]{record.id}[/bold] {record.status}  {record.instruction}")
+    # what models and users wrote is printed as it is: `[x]` or `\[` are not markup here
+    plain = {"markup": False, "highlight": False}
+    console.print(f"[bold]{record.id}[/bold] {record.status}  ", end="")
+    console.print(record.instruction, **plain)
     for step in record.steps:
         console.print(
-            f"[cyan]{step.step_id}[/cyan] [magenta]{step.executor}[/magenta] "
-            f"{step.status}: {step.instruction}"
+            f"[cyan]{step.step_id}[/cyan] [magenta]{step.executor}[/magenta] {step.status}: ",
+            end="",
         )
+        console.print(step.instruction, **plain)
         if step.output:
-            console.print(f"   -> {step.output[:400]}")
+            console.print(f"   -> {step.output[:400]}", **plain)
         if step.error:
-            console.print(f"   [red]{step.error[:400]}[/red]")
+            console.print(f"   {step.error[:400]}", style="red", **plain)
     console.print("\n[bold]answer[/bold]: ", end="")
     console.print(record.answer or "", markup=False, highlight=False)
     for v in (v for v in record.verdicts if v.step_id is None):

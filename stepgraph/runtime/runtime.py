@@ -22,6 +22,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from stepgraph.errors import ConfigError, StepgraphError
 from stepgraph.executors.base import Executor, StepInput, StepOutput
+from stepgraph.executors.latex import readable_math
 from stepgraph.executors.llm import answer as answer_directly
 from stepgraph.memory import Store
 from stepgraph.models.base import BackendBase, Message
@@ -915,6 +916,8 @@ class Runtime:
             )
             verdicts = [*verdicts, cross]
         self._record_verdicts(run_id, None, verdicts, write)
+        # shown plain: claims were read from the model's own markup (\boxed{}) above
+        answer = readable_math(answer, board.task)
         write(Event(type="answer", run_id=run_id, data={"answer": answer, "status": status}))
         return {
             "answer": answer,

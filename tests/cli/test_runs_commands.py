@@ -53,3 +53,15 @@ def test_list_keeps_ids_whole_and_refuses_an_unknown_status(tmp_path: Path) -> N
     assert "no run status 'bogus'; use one of running, done, unverified" in str(bogus.exception)
     empty = invoke("runs", "list", "--status", "failed", "--db", str(db))
     assert empty.exit_code == 0 and "no runs with status failed yet" in empty.output
+
+
+def test_show_prints_what_models_wrote_as_written(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    with Store(db) as store:
+        run_id = store.start_run("Compute [x] for me")
+        store.record_step(run_id, "s1", instruction="solve [bold]it[/bold]", output="\\[ x = 2 \\]")
+        store.finish_run(run_id, status="done", answer="[x] is 2")
+    out = invoke("runs", "show", run_id, "--db", str(db))
+    assert out.exit_code == 0
+    for text in ("Compute [x] for me", "solve [bold]it[/bold]", "\\[ x = 2 \\]", "[x] is 2"):
+        assert text in out.stdout, out.stdout
