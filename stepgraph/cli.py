@@ -86,9 +86,10 @@ def _backend(spec: str | None):
 
 
 def _store(db: Path | None, *, create: bool = True):
+    from stepgraph.config import store_path
     from stepgraph.memory import Store
 
-    return Store(db, create=create)
+    return Store(db if db is not None else store_path(_settings()), create=create)
 
 
 # -- model ---------------------------------------------------------------------------------
@@ -349,9 +350,11 @@ def _runtime(model, db, docs, sql, planner_adapter=None):
     from stepgraph.runtime import Runtime
 
     settings = _settings()
+    from stepgraph.config import store_path
+
     return Runtime(
         _backend(model),
-        store=db,
+        store=db if db is not None else store_path(settings),
         docs=docs,
         sql=sql,
         planner_adapter=planner_adapter or settings.planner_adapter,
@@ -864,7 +867,8 @@ def main() -> None:
 def _fail(message: str, code: int, debug: bool) -> None:
     if debug:
         raise  # noqa: PLE0704  (inside the caller's except block)
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    err.print("[red]error:[/red] ", end="")
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
     sys.exit(code)
 
 

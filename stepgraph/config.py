@@ -38,6 +38,12 @@ class Settings(BaseModel):
     )
 
 
+def store_path(settings: Settings) -> Path | None:
+    """The memory store the settings name (`home`, or STEPGRAPH_HOME), else None: the
+    store's own default."""
+    return Path(settings.home).expanduser() / "stepgraph.db" if settings.home else None
+
+
 def config_file() -> Path | None:
     """`$STEPGRAPH_CONFIG`, else ./stepgraph.toml, else none."""
     if env := os.environ.get(ENV_PREFIX + "CONFIG"):
@@ -54,11 +60,20 @@ def load_settings(path: Path | None = None, **overrides: object) -> Settings:
     path = path or config_file()
     if path is not None:
         try:
-            data.update(tomllib.loads(path.read_text(encoding="utf-8")).get("stepgraph", {}))
+            parsed = tomllib.loads(path.read_text(encoding="utf-8"))
         except UnicodeDecodeError:
             raise ConfigError(f"{path} is not UTF-8 text: save it as UTF-8.") from None
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read {path}: {exc}. Fix the file or remove it.") from None
+        if other := sorted(set(parsed) - {"stepgraph"}):
+            raise ConfigError(
+                f"{path} has {', '.join(repr(k) for k in other)} outside [stepgraph]; "
+                "every setting goes under a [stepgraph] table"
+            )
+        table = dict(parsed.get("stepgraph", {}))
+        if isinstance(home := table.get("home"), str) and not Path(home).expanduser().is_absolute():
+            table["home"] = str(path.resolve().parent / home)  # relative to the file, not cwd
+        data.update(table)
     for name in Settings.model_fields:
         if (value := os.environ.get(ENV_PREFIX + name.upper())) is not None:
             data[name] = value

@@ -90,6 +90,11 @@ class Runtime:
     `calculate` lets the calculator write the result of every sum the model writes out in
     llm steps and the final answer (on backends that continue a reply).
 
+    What is left out (`model`, `store`, `max_steps`, `max_seconds`, `max_tokens`) comes from
+    the settings, as for the CLI: `stepgraph.toml` and STEPGRAPH_* variables, whose
+    defaults are the embedded 0.5B model, the per-user store, 12 steps, 600 s and 20000
+    generated tokens.
+
     `direct` (on by default) has the model also answer the whole instruction itself, from
     the start of the run: the floor the run's answer must not fall below. The composed and
     the direct answer are cross-checked; when they disagree on a number, a whole-problem
@@ -113,9 +118,9 @@ class Runtime:
         planner: Planner | None = None,
         planner_adapter: str | Path | None = "auto",
         verifier: Verifier | None = None,
-        max_steps: int = 8,
-        max_seconds: float = 600.0,
-        max_tokens: int = 20000,
+        max_steps: int | None = None,
+        max_seconds: float | None = None,
+        max_tokens: int | None = None,
         step_timeout: float = 120.0,
         eager: bool = True,
         approve_plan: bool = False,
@@ -129,16 +134,24 @@ class Runtime:
     ):
         from stepgraph.models.spec import load_model
 
+        if None in (model, store, max_steps, max_seconds, max_tokens):
+            # what the caller left out comes from the settings, as for the CLI
+            from stepgraph.config import load_settings, store_path
+
+            settings = load_settings()
+            model = settings.model if model is None else model
+            store = store_path(settings) if store is None else store
+            max_steps = settings.max_steps if max_steps is None else max_steps
+            max_seconds = settings.max_seconds if max_seconds is None else max_seconds
+            max_tokens = settings.max_tokens if max_tokens is None else max_tokens
         _check_budgets(
             max_steps=max_steps,
             max_seconds=max_seconds,
             max_tokens=max_tokens,
             step_timeout=step_timeout,
         )
-        if model is None or isinstance(model, str):
-            from stepgraph.config import load_settings
-
-            model = load_model(model or load_settings().model)
+        if isinstance(model, str):
+            model = load_model(model)
         if executors is not None and (docs is not None or sql is not None):
             raise ConfigError(
                 "docs= and sql= add to the default executors; with executors=, register "

@@ -138,3 +138,21 @@ def test_a_damaged_store_and_a_full_disk_say_different_things(tmp_path: Path) ->
 def test_nan_is_not_a_budget_in_the_python_api(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         Runtime(ScriptedBackend([]), store=tmp_path / "s.db", max_tokens=math.nan)
+
+
+def test_settings_mean_what_they_say(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`home` chooses the store, for the CLI and for Runtime(); Runtime() takes its
+    budgets from the settings; a section other than [stepgraph] is an error."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("STEPGRAPH_HOME", raising=False)
+    (tmp_path / "stepgraph.toml").write_text(
+        '[stepgraph]\nhome = "mystore"\nmax_steps = 5\nmax_seconds = 30\n'
+    )
+    runtime = Runtime(ScriptedBackend([]))
+    assert runtime.store.path == tmp_path / "mystore" / "stepgraph.db"
+    assert (runtime.planner.max_steps, runtime.max_seconds) == (5, 30)
+    runtime.close()
+    listed = stepgraph("runs", "list", cwd=tmp_path)
+    assert listed.returncode == 0 and "no runs yet" in listed.stderr
+    (tmp_path / "stepgraph.toml").write_text('[tool.stepgraph]\nmodel = "x"\n')
+    one_line_error(stepgraph("runs", "list", cwd=tmp_path), "outside [stepgraph]")
