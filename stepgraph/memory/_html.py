@@ -1,8 +1,9 @@
 """A run as one self-contained HTML page, for people who inspect traces.
 
 Everything from the store is passed through `html.escape`: step outputs are model text and
-may contain markup. The plan graph is drawn by Mermaid from a CDN; the same plan is also an
-HTML table, so the page reads fully offline.
+may contain markup. The plan graph is an inline SVG drawn here, and the page has no
+script and loads nothing: it reads the same offline, in a mail attachment or a CI
+artifact, as online.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from typing import Any
 
 from stepgraph.memory.records import RunRecord, StepRecord, VerdictRecord
 
-# Statuses drawn green or red in the graph; any other status is drawn plain.
-STATUS_CLASS = {
-    **dict.fromkeys(("done", "ok", "succeeded", "completed", "passed"), ":::done"),
-    **dict.fromkeys(("failed", "error"), ":::failed"),
+# Fill and stroke of a graph node by status; any other status is drawn grey.
+STATUS_COLOURS = {
+    **dict.fromkeys(("done", "ok", "succeeded", "completed", "passed"), ("#dff3e2", "#17702a")),
+    **dict.fromkeys(("failed", "error"), ("#fbe0de", "#b3261e")),
 }
-MERMAID_CDN = "https://cdn.jsdelivr.net/npm/mermaid@11/dist/mermaid.esm.min.mjs"
+NODE_W, NODE_H, GAP_X, GAP_Y = 240, 44, 28, 40
 
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; max-width: 70rem; margin: 2rem auto;
@@ -67,32 +68,79 @@ def _plan_steps(run: RunRecord) -> list[dict[str, Any]]:
     ]
 
 
-def _mermaid_label(text: str, limit: int = 60) -> str:
-    text = " ".join(text.split())
-    text = text if len(text) <= limit else text[: limit - 1] + "…"
-    for char, entity in (('"', "#quot;"), ("<", "#lt;"), (">", "#gt;")):
-        text = text.replace(char, entity)
-    return text
+def _layers(steps: list[dict[str, Any]]) -> list[list[str]]:
+    """Step ids by depth: a step sits one layer below its deepest dependency."""
+    ids = [str(s.get("id")) for s in steps]
+    deps = {
+        str(s.get("id")): [str(d) for d in s.get("depends_on") or [] if str(d) in ids]
+        for s in steps
+    }
+    depth: dict[str, int] = {}
+
+    def level(sid: str, seen: frozenset = frozenset()) -> int:
+        if sid not in depth:
+            below = [level(d, seen | {sid}) for d in deps[sid] if d not in seen]
+            depth[sid] = 1 + max(below, default=-1)
+        return depth[sid]
+
+    for sid in ids:
+        level(sid)
+    layers: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for sid in ids:
+        layers[depth[sid]].append(sid)
+    return layers
 
 
-def mermaid(run: RunRecord) -> str:
-    """The plan graph as Mermaid flowchart text (nodes n0, n1, ... so any step id is safe)."""
+def plan_svg(run: RunRecord) -> str:
+    """The plan graph as an inline SVG: one box per step (id, executor, the start of its
+    instruction), coloured by status, an arrow from each dependency, top to bottom."""
     steps = _plan_steps(run)
+    if not steps:
+        return "<p>No plan.</p>"
+    by_id = {str(s.get("id")): s for s in steps}
     status = {s.step_id: s.status for s in run.steps}
-    node = {str(s.get("id")): f"n{i}" for i, s in enumerate(steps)}
-    lines = ["flowchart TD"]
-    for s in steps:
-        sid = str(s.get("id"))
-        label = _mermaid_label(f"{sid} [{s.get('executor') or '?'}]: {s.get('instruction') or ''}")
-        style = STATUS_CLASS.get(status.get(sid, ""), "")
-        lines.append(f'  {node[sid]}["{label}"]{style}')
-    for s in steps:
-        for dep in s.get("depends_on") or []:
-            if str(dep) in node:
-                lines.append(f"  {node[str(dep)]} --> {node[str(s.get('id'))]}")
-    lines.append("  classDef done fill:#dff3e2,stroke:#17702a")
-    lines.append("  classDef failed fill:#fbe0de,stroke:#b3261e")
-    return "\n".join(lines)
+    layers = _layers(steps)
+    width = max(len(layer) for layer in layers) * (NODE_W + GAP_X) + GAP_X
+    height = len(layers) * (NODE_H + GAP_Y) + GAP_Y
+    where: dict[str, tuple[int, int]] = {}
+    for row, layer in enumerate(layers):
+        left = (width - len(layer) * (NODE_W + GAP_X) + GAP_X) // 2
+        for col, sid in enumerate(layer):
+            where[sid] = (left + col * (NODE_W + GAP_X), GAP_Y + row * (NODE_H + GAP_Y))
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="plan graph" '
+        'font-family="system-ui, sans-serif" font-size="12">',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+        'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#666"/></marker></defs>',
+    ]
+    for sid, step in by_id.items():
+        x, y = where[sid]
+        for dep in step.get("depends_on") or []:
+            if str(dep) in where:
+                dx, dy = where[str(dep)]
+                parts.append(
+                    f'<line x1="{dx + NODE_W // 2}" y1="{dy + NODE_H}" x2="{x + NODE_W // 2}" '
+                    f'y2="{y}" stroke="#666" marker-end="url(#arrow)"/>'
+                )
+    for sid, step in by_id.items():
+        x, y = where[sid]
+        fill, stroke = STATUS_COLOURS.get(status.get(sid, ""), ("#f4f4f4", "#888"))
+        text = " ".join(str(step.get("instruction") or "").split())
+        text = text if len(text) <= 36 else text[:35] + "…"
+        parts.append(
+            f'<a href="#step-{_e(sid)}"><rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" '
+            f'rx="6" fill="{fill}" stroke="{stroke}"/>'
+            f'<text x="{x + 8}" y="{y + 17}" font-weight="600">{_e(sid)} · '
+            f"{_e(step.get('executor') or '?')} · {_e(status.get(sid, 'not run'))}</text>"
+            f'<text x="{x + 8}" y="{y + 34}">{_e(text)}</text></a>'
+        )
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f} s"
 
 
 def _verdicts_table(verdicts: list[VerdictRecord]) -> str:
@@ -120,7 +168,7 @@ def _step_section(step: StepRecord, verdicts: list[VerdictRecord]) -> str:
         "<dl>",
         f"<dt>executor</dt><dd>{_e(step.executor)}</dd>",
         f"<dt>attempts</dt><dd>{step.attempts}</dd>",
-        f"<dt>seconds</dt><dd>{_e(step.seconds)}</dd>",
+        f"<dt>time</dt><dd>{_seconds(step.seconds)}</dd>",
         f"<dt>tokens</dt><dd>{_tokens(step.prompt_tokens, step.completion_tokens)}</dd>",
         f"<dt>model</dt><dd>{_e(step.model)}</dd>",
         "</dl>",
@@ -137,6 +185,27 @@ def _step_section(step: StepRecord, verdicts: list[VerdictRecord]) -> str:
         parts.append(f"<h4>Error</h4><pre>{_e(step.error)}</pre>")
     parts.append(f"<h4>Verdicts</h4>{_verdicts_table(verdicts)}</section>")
     return "\n".join(parts)
+
+
+def _plan_versions(run: RunRecord) -> str:
+    """Every plan the run had (a replan adds one), oldest first; the graph shows the last."""
+    if len(run.plans) < 2:
+        return ""
+    items = []
+    for version in run.plans:
+        rows = "".join(
+            f"<tr><td>{_e(s.get('id'))}</td><td>{_e(s.get('executor'))}</td>"
+            f"<td>{_e(s.get('instruction'))}</td>"
+            f"<td>{_e(', '.join(map(str, s.get('depends_on') or [])))}</td></tr>"
+            for s in version.plan.get("steps") or []
+            if isinstance(s, dict)
+        )
+        items.append(
+            f"<h4>version {version.version} <small>{_e(version.created)}</small></h4>"
+            "<table><tr><th>step</th><th>executor</th><th>instruction</th><th>depends on</th>"
+            f"</tr>{rows}</table>"
+        )
+    return f"<details><summary>{len(run.plans)} plan versions</summary>{''.join(items)}</details>"
 
 
 def render_run_html(run: RunRecord) -> str:
@@ -176,7 +245,7 @@ def render_run_html(run: RunRecord) -> str:
 <dt>conversation</dt><dd>{_e(run.conversation_id)}</dd>
 <dt>started</dt><dd>{_e(run.created)}</dd>
 <dt>finished</dt><dd>{_e(run.finished)}</dd>
-<dt>seconds</dt><dd>{_e(run.seconds)}</dd>
+<dt>time</dt><dd>{_seconds(run.seconds)}</dd>
 <dt>tokens</dt><dd>{_tokens(run.prompt_tokens, run.completion_tokens)}</dd>
 <dt>plan versions</dt><dd>{len(run.plans)}</dd>
 </dl>
@@ -187,21 +256,18 @@ def render_run_html(run: RunRecord) -> str:
 {_verdicts_table([v for v in run.verdicts if v.step_id is None])}
 <h2>Plan</h2>
 {f"<p>Goal: {_e(goal)}</p>" if goal else ""}
-<pre class="mermaid">{_e(mermaid(run))}</pre>
+{plan_svg(run)}
 <table><tr><th>step</th><th>executor</th><th>instruction</th><th>depends on</th>
 <th>status</th></tr>
 {"".join(plan_rows)}
 </table>
+{_plan_versions(run)}
 <h2>Steps</h2>
 {"".join(_step_section(s, [v for v in run.verdicts if v.step_id == s.step_id]) for s in run.steps)}
 <h2>Events</h2>
 <details><summary>{len(run.events)} events</summary>
 <table><tr><th>seq</th><th>type</th><th>time</th><th>payload</th></tr>{events}</table>
 </details>
-<script type="module">
-import mermaid from "{MERMAID_CDN}";
-mermaid.initialize({{ startOnLoad: true, securityLevel: "strict" }});
-</script>
 </body>
 </html>
 """

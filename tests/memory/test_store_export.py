@@ -8,7 +8,6 @@ import json
 from memory_helpers import record_full_run
 
 from stepgraph.memory import RunRecord, Store
-from stepgraph.memory._html import mermaid
 
 EVIL = '<script>alert("owned")</script>'
 
@@ -37,17 +36,20 @@ def test_html_escapes_everything_from_the_store(store: Store):
 
     page = store.export_html(run_id)
     assert page.startswith("<!DOCTYPE html>")
-    assert page.count("<script") == 1  # only the Mermaid loader
+    assert "<script" not in page.replace("&lt;script", "")  # no script at all: offline
     assert "alert(" in page and 'alert("owned")' not in page
     assert "&lt;script&gt;alert(&quot;owned&quot;)&lt;/script&gt;" in page
     assert "<img" not in page and "<b>goal" not in page
 
 
-def test_html_shows_the_plan_as_mermaid_and_as_a_table(store: Store):
+def test_html_draws_the_plan_offline_and_as_a_table(store: Store):
     run_id = record_full_run(store)
     page = store.export_html(run_id)
-    assert '<pre class="mermaid">flowchart TD' in page
-    assert "n0 --&gt; n1" in page and "n1 --&gt; n2" in page
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "https://" not in page  # nothing to load: the graph is inline SVG
+    svg = page[page.index("<svg") : page.index("</svg>")]
+    assert svg.count("<rect") == 3 and svg.count("<line") == 2  # s1 -> s2 -> s3
+    assert ">s1 · " in svg and 'href="#step-s3"' in svg
     assert page.count('<tr><td><a href="#step-') == 3  # the plan table
     for step_id in ("s1", "s2", "s3"):
         assert f'<section class="step" id="step-{step_id}">' in page
@@ -56,11 +58,25 @@ def test_html_shows_the_plan_as_mermaid_and_as_a_table(store: Store):
     assert "recompute" in page and "answers_question" in page
 
 
-def test_mermaid_labels_cannot_break_the_diagram(store: Store):
+def test_times_are_rounded_and_every_plan_version_is_listed(store: Store):
+    run_id = store.start_run("x")
+    first = {"steps": [{"id": "s1", "instruction": "first try", "executor": "llm"}]}
+    second = {"steps": [{"id": "r1s1", "instruction": "second try", "executor": "llm"}]}
+    store.record_plan(run_id, first)
+    store.record_plan(run_id, second)
+    store.record_step(run_id, "r1s1", status="done", output="ok", seconds=387.2821119109999)
+    store.finish_run(run_id, status="done", answer="ok", seconds=400.123456)
+    page = store.export_html(run_id)
+    assert "387.3 s" in page and "400.1 s" in page and "387.28211" not in page
+    assert "2 plan versions" in page and "first try" in page and "second try" in page
+
+
+def test_graph_labels_are_escaped(store: Store):
     run_id = store.start_run("x")
     store.record_step(run_id, 'a"b', instruction='say "hi" <now>\nplease', executor="llm")
-    text = mermaid(store.run(run_id))
-    assert 'n0["a#quot;b [llm]: say #quot;hi#quot; #lt;now#gt; please"]' in text
+    page = store.export_html(run_id)
+    svg = page[page.index("<svg") : page.index("</svg>")]
+    assert "a&quot;b · llm" in svg and "say &quot;hi&quot; &lt;now&gt; please" in svg
 
 
 def test_jsonl_round_trips(store: Store):
