@@ -369,11 +369,18 @@ def _show_run(
 ) -> None:
     from rich.live import Live
 
-    from stepgraph.runtime.live import RunView
+    from stepgraph.runtime.live import RunView, plain_line
 
     view = RunView()
     if as_json:
         result = start(None)
+    elif not err.is_terminal:  # a log or a pipe: one plain line per event that matters
+
+        def log(event):
+            if (line := plain_line(event)) is not None:
+                err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+        result = start(log)
     else:
         with Live(view.render(), console=err, refresh_per_second=8, transient=False) as live:
 

@@ -773,6 +773,7 @@ class Runtime:
                     "output": result.output[:500],
                     "error": result.error,
                     "seconds": result.seconds,
+                    "attempts": result.attempts,
                 },
             )
         )
