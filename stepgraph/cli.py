@@ -129,7 +129,9 @@ def model_list(as_json: JsonOpt = False) -> None:
 
 @model_app.command("pull")
 def model_pull(
-    name: Annotated[str, typer.Argument(help="embedded model name")] = "qwen2.5-coder-0.5b",
+    name: Annotated[
+        str, typer.Argument(help="embedded model name", metavar="NAME")
+    ] = "qwen2.5-coder-0.5b",
     force: bool = typer.Option(False, help="assemble again even if cached"),
     as_json: JsonOpt = False,
 ) -> None:
@@ -160,7 +162,8 @@ def model_pull(
 
 @model_app.command("info")
 def model_info(
-    spec: Annotated[str | None, typer.Argument(help="model spec")] = None, as_json: JsonOpt = False
+    spec: Annotated[str | None, typer.Argument(help="model spec", metavar="SPEC")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Load a model and show what it is (engine, context, vocabulary check)."""
     backend = _backend(spec)
@@ -193,7 +196,9 @@ def _plan_tree(plan) -> Tree:
 
 @app.command()
 def plan(
-    instruction: Annotated[str, typer.Argument(help="the instruction; '-' reads standard input")],
+    instruction: Annotated[
+        str, typer.Argument(help="the instruction; '-' reads standard input", metavar="INSTRUCTION")
+    ],
     model: ModelOpt = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="tree, json, mermaid or png")] = "tree",
     out: Annotated[
@@ -248,7 +253,9 @@ def plan(
 
 @app.command()
 def run(
-    instruction: Annotated[str, typer.Argument(help="the instruction; '-' reads standard input")],
+    instruction: Annotated[
+        str, typer.Argument(help="the instruction; '-' reads standard input", metavar="INSTRUCTION")
+    ],
     model: ModelOpt = None,
     db: HomeOpt = None,
     conversation: Annotated[
