@@ -224,9 +224,9 @@ def plan(
     from stepgraph.planner.prompt import planner_descriptions
 
     executors = planner_descriptions(default_registry())
-    from stepgraph.runtime.runtime import _load_planner_adapter
+    from stepgraph.runtime.runtime import load_planner_adapter
 
-    adapter = _load_planner_adapter(backend, planner_adapter or _settings().planner_adapter)
+    adapter = load_planner_adapter(backend, planner_adapter or _settings().planner_adapter)
     planner = Planner(backend, executors=executors, constrained=not unconstrained, adapter=adapter)
     with err.status("planning ..."):
         result = planner.plan(text)
@@ -799,7 +799,7 @@ def eval_planner(
     )
     from stepgraph.evolve.evolve import GOLD_FILE
     from stepgraph.planner import Planner
-    from stepgraph.runtime.runtime import _load_planner_adapter
+    from stepgraph.runtime.runtime import load_planner_adapter
 
     if few_shot not in ("auto", "on", "off"):
         raise ConfigError(f"--few-shot must be auto, on or off, not {few_shot!r}")
@@ -815,7 +815,7 @@ def eval_planner(
     reports = {}
     for label, model_spec, adapter in parsed:
         backend = _backend(model_spec)
-        name = _load_planner_adapter(backend, adapter) if adapter else None
+        name = load_planner_adapter(backend, adapter) if adapter else None
         planner = Planner(
             backend, adapter=name, few_shot=None if few_shot == "auto" else few_shot == "on"
         )

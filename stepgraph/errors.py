@@ -36,7 +36,3 @@ class ExecutorError(StepgraphError):
 
 class StoreError(StepgraphError):
     """The memory store cannot be opened or written safely."""
-
-
-class BudgetExceeded(StepgraphError):
-    """A run went over one of its budgets (steps, tokens or seconds)."""

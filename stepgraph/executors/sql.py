@@ -46,10 +46,6 @@ _STATEMENTS = (
 )
 
 
-class _TimeLimit(Exception):
-    pass
-
-
 def _authorizer(action: int, *_: Any) -> int:
     return sqlite3.SQLITE_OK if action in _ALLOWED_ACTIONS else sqlite3.SQLITE_DENY
 

@@ -771,13 +771,6 @@ class Store:
         """One self-contained HTML page for a run: header, plan graph and table, steps."""
         return render_run_html(self.run(run_id))
 
-    def replay(self, run_id: str, *, model=None):
-        """Re-walk a recorded run without a model (the answer must come out identical), or
-        re-execute its plan against `model` with a step-by-step diff. See runtime.replay."""
-        from stepgraph.runtime.replay import replay
-
-        return replay(self, run_id, model=model)
-
     # -- lifetime ------------------------------------------------------------------------
 
     def close(self) -> None:

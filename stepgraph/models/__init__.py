@@ -1,11 +1,10 @@
 """Model backends behind one batch-first interface, and the embedded models."""
 
-from stepgraph.models.base import Backend, BackendBase, Completion, Message, Request
+from stepgraph.models.base import BackendBase, Completion, Message, Request
 from stepgraph.models.scripted import ScriptedBackend
 from stepgraph.models.spec import load_model
 
 __all__ = [
-    "Backend",
     "BackendBase",
     "Completion",
     "Message",

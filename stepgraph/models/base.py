@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -75,28 +75,6 @@ class Completion(BaseModel):
     finish_reason: Literal["stop", "length", "error"] = "stop"
     stopped_by: str | None = None  # the stop string that ended the text (never in it)
     model: str = ""
-
-
-@runtime_checkable
-class Backend(Protocol):
-    """A model engine. Implementations must be safe to call from several threads."""
-
-    name: str
-
-    def generate(self, requests: list[Request]) -> list[Completion]:
-        """Complete every request; the i-th completion answers the i-th request."""
-        ...
-
-    def stream(self, request: Request) -> Iterator[str]:
-        """Yield the text of one request piece by piece as it is decoded."""
-        ...
-
-    def count_tokens(self, text: str) -> int:
-        """Tokens `text` takes in this model's vocabulary."""
-        ...
-
-    @property
-    def context_length(self) -> int: ...
 
 
 async def aiter_in_thread(make: Callable[[], Iterable[T]]) -> AsyncIterator[T]:

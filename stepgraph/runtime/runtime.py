@@ -57,7 +57,7 @@ def _transient(exc: BaseException) -> bool:
     return not isinstance(exc, StepgraphError | asyncio.TimeoutError | asyncio.CancelledError)
 
 
-def _load_planner_adapter(model: BackendBase, adapter: str | Path) -> str | None:
+def load_planner_adapter(model: BackendBase, adapter: str | Path) -> str | None:
     """Load the adapter into a local engine under the name "planner"; a server-side backend
     (OpenAI-compatible) serves adapters by name, so the name is passed through.
 
@@ -165,7 +165,7 @@ class Runtime:
         )
         descriptions = {n: PLANNER_HINTS.get(n, e.description) for n, e in self.executors.items()}
         adapter = (
-            _load_planner_adapter(model, planner_adapter)
+            load_planner_adapter(model, planner_adapter)
             if planner_adapter and not planner
             else None
         )

@@ -238,7 +238,7 @@ def test_conversation_memory_reaches_the_planner(tmp_path):
 def test_replay_without_a_model_reproduces_the_answer(tmp_path):
     runtime, _, _ = make(tmp_path, [DIAMOND])
     result = runtime.run("do a and b, then join")
-    report = Store(tmp_path / "s.db").replay(result.run_id)
+    report = replay(Store(tmp_path / "s.db"), result.run_id)
     assert report.same_answer and report.answer == result.answer
     assert all(step.same for step in report.steps) and len(report.steps) == 3
 
