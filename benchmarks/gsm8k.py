@@ -113,6 +113,9 @@ def _run(runtime, question: str) -> dict:
         "status": result.status,
         "run_id": result.run_id,
         "steps": [f"{s.executor}:{s.status}" for s in result.steps],
+        # where the generated tokens went: each step and candidate (the rest is the planner
+        # and the composer)
+        "step_tokens": {s.step_id: s.completion_tokens for s in result.steps},
         "failed_checks": len(verdicts),
         # what the calculator and python steps computed: was the right value ever there?
         "computed": [s.output.strip()[:80] for s in result.steps if s.executor != "llm"],
