@@ -14,6 +14,7 @@ from stepgraph.planner.draw import plain
 
 COLORS = {"done": "#4c9f70", "failed": "#d1495b", "skipped": "#aaaaaa"}
 PHASE = "#7b8fc9"
+OTHER = "#e0a458"
 
 
 def draw_timeline(run: RunRecord, path: str | Path) -> Path:
@@ -34,20 +35,42 @@ def draw_timeline(run: RunRecord, path: str | Path) -> Path:
     rows: list[tuple[str, float, float, str]] = []  # label, start, end, colour
     decoded = [since(e.created) for e in run.events if e.type == "plan_step"]
     rows.append(("plan", 0.0, max(decoded, default=min(since(s.started) for s in steps)), PHASE))
+    bars = []
     for step in steps:
         label = f"{step.step_id} {step.executor}: " + textwrap.shorten(
             plain(step.instruction or ""), 38, placeholder="..."
         )
-        colour = COLORS.get(step.status, "#e0a458")
-        rows.append((label, since(step.started), since(step.finished), colour))
+        colour = COLORS.get(step.status, OTHER)
+        bars.append((label, since(step.started), since(step.finished), colour))
+    # a replan runs from the last step that finished before it to its new plan
+    for event in run.events:
+        if event.type == "plan_ready" and (event.payload or {}).get("round"):
+            ready = since(event.created)
+            before = [end for _, _, end, _ in bars if end <= ready]
+            start = max(before, default=rows[0][2])
+            bars.append((f"replan {event.payload['round']}", start, ready, PHASE))
+    rows += sorted(bars, key=lambda row: (row[1], row[2]))  # in the order things happened
     last = max(end for _, _, end, _ in rows)
     if run.finished and since(run.finished) > last:
         rows.append(("compose and check", last, since(run.finished), PHASE))
 
     fig, ax = plt.subplots(figsize=(10, 1.2 + 0.42 * len(rows)))
+    span = max(end for _, _, end, _ in rows) or 1.0
     for y, (_, start, end, colour) in enumerate(rows):
-        ax.barh(y, max(end - start, 0.02), left=start, color=colour, height=0.6)
-        ax.text(end, y, f" {end - start:.1f} s", va="center", fontsize=7)
+        # a step of no measurable time still shows: a bar of at least 0.5 % of the run
+        ax.barh(y, max(end - start, span * 0.005), left=start, color=colour, height=0.6)
+        ax.text(max(end, start + span * 0.005), y, f" {end - start:.1f} s", va="center", fontsize=7)
+    from matplotlib.patches import Patch
+
+    legend = [
+        ("plan, replan, compose", PHASE),
+        ("step done", COLORS["done"]),
+        ("step failed", COLORS["failed"]),
+        ("other", OTHER),
+    ]
+    ax.legend(
+        handles=[Patch(color=c, label=label) for label, c in legend], fontsize=7, loc="lower right"
+    )
     ax.set_yticks(range(len(rows)), [label for label, *_ in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("seconds since the run started")
