@@ -167,11 +167,17 @@ def model_info(
 ) -> None:
     """Load a model and show what it is (engine, context, vocabulary check)."""
     backend = _backend(spec)
+    probe = "Plan: s1 computes 146 * 3.25 = 474.5; naïve café ✓"
+    tokens = backend.count_tokens(probe)
+    # a tokenizer that is missing or mismatched gives no tokens, or one per byte
+    sound = 0 < tokens < len(probe.encode())
     info = {
         "name": backend.name,
         "engine": type(backend).__name__,
         "context": backend.context_length,
         "path": str(getattr(backend, "path", "")),
+        "vocabulary": f"{'ok' if sound else 'BROKEN'}: {tokens} tokens for a "
+        f"{len(probe)}-character probe",
     }
     backend.close()
     if as_json:
