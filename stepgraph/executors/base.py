@@ -48,11 +48,30 @@ class Executor(Protocol):
     """One kind of step. `description` goes into the planner prompt, so it should say
     when to choose this executor and what `args` it takes.
 
-    An executor may also set `brings_facts = True` when its output carries facts from
-    outside the task (documents, a database): an answer written from such steps is then
-    preferred over the model's direct answer when nothing else tells them apart."""
+    An executor may also declare what it is, with class attributes that nothing else
+    infers from its name (`declares(executor, "computes")` reads them):
+
+    - `computes = True`: its output is an exact computation (calculator, python, sql). The
+      final answer must state what such a step ended on, and its numbers are not checked
+      as arithmetic the model wrote.
+    - `writes_text = True`: the model writes its output in prose (llm). Such steps see the
+      conversation, are checked for the arithmetic and claims they write, and a plan of
+      one such step is the model's direct answer.
+    - `brings_facts = True`: its output carries facts from outside the task (documents, a
+      database): an answer written from such steps is preferred over the model's direct
+      answer when nothing else tells them apart."""
 
     name: str
     description: str
 
     async def run(self, step: StepInput) -> StepOutput: ...
+
+
+DECLARATIONS = ("computes", "writes_text", "brings_facts")
+
+
+def declares(executor: object, what: str) -> bool:
+    """Whether `executor` declares itself `what` (one of DECLARATIONS); undeclared is no."""
+    if what not in DECLARATIONS:
+        raise ValueError(f"unknown declaration {what!r}; use one of {', '.join(DECLARATIONS)}")
+    return bool(getattr(executor, what, False))

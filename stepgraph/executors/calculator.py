@@ -291,6 +291,7 @@ class CalculatorExecutor:
     """Exact arithmetic on one expression; never raises for a bad expression."""
 
     name = "calculator"
+    computes = True  # see Executor
     description = (
         "exact arithmetic on one expression (+ - * / // % ** and sqrt, log, exp, round, "
         'min, max, floor, ceil, sin, cos, pi, e). args: {"expression": "(12*7)+3"}'

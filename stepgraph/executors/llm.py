@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from stepgraph.executors.base import StepInput, StepOutput
+from stepgraph.executors.base import DECLARATIONS, StepInput, StepOutput, declares
 from stepgraph.executors.calculating import complete_calculating
 from stepgraph.models.base import BackendBase, Message, Request
 
@@ -54,6 +54,7 @@ class LlmExecutor:
     """Answers a step with the model, given its dependencies and the conversation."""
 
     name = "llm"
+    writes_text = True  # see Executor
     description = (
         "answers, explains, compares or writes text; use for knowledge, reasoning and writing."
     )
@@ -127,6 +128,8 @@ class CodeWritingExecutor:
         self.attempts = attempts
         self.name = inner.name
         self.description = inner.description
+        for what in DECLARATIONS:  # it is what it wraps
+            setattr(self, what, declares(inner, what))
 
     async def run(self, step: StepInput) -> StepOutput:
         if step.args.get(self.arg):

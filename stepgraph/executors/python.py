@@ -108,6 +108,7 @@ class PythonExecutor:
     the sandbox guarantees."""
 
     name = "python"
+    computes = True  # see Executor
     description = (
         "run a short Python 3 program (standard library only; no network, no files "
         "outside its folder); its last expression or its printed output is the result; "

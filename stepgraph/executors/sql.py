@@ -89,6 +89,7 @@ class SqlExecutor:
     """Read-only queries on one SQLite database file."""
 
     name = "sql"
+    computes = True  # see Executor
     brings_facts = True  # its output holds facts the model cannot know: see Executor
 
     def __init__(

@@ -178,6 +178,7 @@ class Runtime:
         )
         self.planner.executors = descriptions
         self.verifier = verifier or Verifier()
+        self.verifier.know(self.executors)  # what each executor declares itself to be
         self.composer = Composer(
             model, self.verifier, max_revisions=max_revisions, calculate=calculate
         )
@@ -465,7 +466,11 @@ class Runtime:
             latest_of = {d["id"]: d for d in dispatched}
             results: dict[str, dict] = {}
             relayed = 0
-            if direct is not None and _lone_llm_step(plan) and not dispatched:
+            if (
+                direct is not None
+                and _lone_llm_step(plan, runtime.verifier.writing)
+                and not dispatched
+            ):
                 # a one-step llm plan is the direct answer: the same call, not a second one
                 step = plan.steps[0]
                 results[step.id] = runtime._as_step(run_id, step, await direct)
@@ -548,7 +553,7 @@ class Runtime:
                 if (
                     hold_lone_llm
                     and not streamed
-                    and step.executor == "llm"
+                    and self._writes_text(step.executor)
                     and not step.depends_on
                 ):
                     held.append(step)
@@ -701,7 +706,7 @@ class Runtime:
             status="running",
             started=time.time(),
         )
-        history = board.history if step.executor == "llm" else []
+        history = board.history if self._writes_text(step.executor) else []
         task = board.task
         if step.id in board.notes:
             task = f"{task}\n\n{board.notes[step.id]}"
@@ -778,6 +783,9 @@ class Runtime:
             )
         )
         return result.model_dump()
+
+    def _writes_text(self, executor: str) -> bool:
+        return executor in self.verifier.writing
 
     async def _run_executor(self, step: Step, inp: StepInput) -> StepOutput:
         executor = self.executors.get(step.executor)
@@ -1061,9 +1069,12 @@ def _failures(verdicts: list[Verdict]) -> list[str]:
     return [f"{v.check}: {v.evidence}" for v in failures(verdicts)]
 
 
-def _lone_llm_step(plan: Plan) -> bool:
-    """A plan that is one llm step on its own: the model answering the task itself."""
-    return len(plan.steps) == 1 and plan.steps[0].executor == "llm" and not plan.steps[0].depends_on
+def _lone_llm_step(plan: Plan, writing: frozenset[str]) -> bool:
+    """A plan that is one prose step on its own (`writing`: the executors that declare
+    `writes_text`): the model answering the task itself."""
+    return (
+        len(plan.steps) == 1 and plan.steps[0].executor in writing and not plan.steps[0].depends_on
+    )
 
 
 def _renamed(plan: Plan, prefix: str) -> Plan:

@@ -19,7 +19,7 @@ from stepgraph.models.base import BackendBase, Message, Request
 from stepgraph.verifier.choice import states_value
 from stepgraph.verifier.constraints import extract_constraints
 from stepgraph.verifier.verdict import Verdict, failures, feedback
-from stepgraph.verifier.verifier import COMPUTING, Verifier
+from stepgraph.verifier.verifier import Verifier
 
 COMPOSE_SYSTEM = (
     "You write the final answer to the user's task from the results of the steps that were "
@@ -78,14 +78,14 @@ class Composer:
                 f"{r.step_id}: {r.error}" for r in results if r.error
             )
             return Composition(answer=answer)
-        prompt_text = _results_prompt(task, results, constraints)
+        prompt_text = _results_prompt(task, results, constraints, self.verifier.computing)
         messages = [
             Message(role="system", content=COMPOSE_SYSTEM),
             *(history or [])[-4:],
             Message(role="user", content=prompt_text),
         ]
         tokens = [0, 0]
-        if len(results) == 1 and results[0].executor == "llm":
+        if len(results) == 1 and results[0].executor in self.verifier.writing:
             answer = done[0].output.strip()  # one llm step answered the whole task itself
         else:
             answer = await self._complete(messages, tokens) or done[-1].output.strip()
@@ -123,7 +123,11 @@ class Composer:
         `keep`, a revision that no longer states that number is not taken: the value was
         chosen by agreement, and a rewrite for form must not change it."""
         constraints = extract_constraints(task)
-        context = _results_prompt(task, results, constraints) if from_results else f"Task: {task}"
+        context = (
+            _results_prompt(task, results, constraints, self.verifier.computing)
+            if from_results
+            else f"Task: {task}"
+        )
         messages = [Message(role="system", content=COMPOSE_SYSTEM), *(history or [])[-4:]]
         answer, verdicts = draft.answer, draft.verdicts
         tokens = [draft.prompt_tokens, draft.completion_tokens]
@@ -183,11 +187,11 @@ class Composer:
         return answer, verdicts
 
 
-def _results_prompt(task: str, results: list, constraints) -> str:
+def _results_prompt(task: str, results: list, constraints, computing: frozenset[str]) -> str:
     lines = [f"Task: {task}", "", "Results:"]
     for r in results:
         shown = r.output.strip()[:1500] if r.status == "done" else f"(failed: {r.error})"
-        if r.status == "done" and r.executor in COMPUTING:
+        if r.status == "done" and r.executor in computing:
             shown += "   (computed exactly: use this value)"
         lines.append(f"- {r.instruction}\n  -> {shown}")
     if constraints.constraints:

@@ -12,10 +12,10 @@ answer it gives that is not a clear yes or no is "no verdict", never a pass.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from stepgraph.executors.base import StepInput, StepOutput
+from stepgraph.executors.base import StepInput, StepOutput, declares
 from stepgraph.models.base import BackendBase, Message, Request
 from stepgraph.planner.plan import Step
 from stepgraph.verifier.constraints import extract_constraints
@@ -30,7 +30,16 @@ from stepgraph.verifier.numeric import (
 from stepgraph.verifier.shape import check_code, check_json
 from stepgraph.verifier.verdict import Verdict
 
-COMPUTING = ("calculator", "python", "sql")
+
+def _declaring(what: str) -> frozenset[str]:
+    """The built-in executors that declare `what`: what a verifier knows on its own."""
+    from stepgraph.executors import CalculatorExecutor, PythonExecutor, SqlExecutor
+    from stepgraph.executors.llm import LlmExecutor
+
+    built_in = (CalculatorExecutor, PythonExecutor, SqlExecutor, LlmExecutor)
+    return frozenset(e.name for e in built_in if declares(e, what))
+
+
 # a user's own check: (step, input, output) -> verdicts, plain or async
 StepCheck = Callable[[Step, StepInput, StepOutput], "list[Verdict] | Awaitable[list[Verdict]]"]
 AnswerCheck = Callable[[str, str, list[Any]], "list[Verdict] | Awaitable[list[Verdict]]"]
@@ -77,6 +86,16 @@ class Verifier:
         self.judge_answer = judge_answer
         self.checks = list(checks)
         self.answer_checks = list(answer_checks)
+        # the executors whose output is an exact computation, and those the model writes
+        # prose for: the built-in ones, until `know` is told what a run's executors declare
+        self.computing = _declaring("computes")
+        self.writing = _declaring("writes_text")
+
+    def know(self, executors: Mapping[str, object]) -> None:
+        """Learn what each executor declares itself (`stepgraph.executors.base.declares`),
+        so that a plugin executor is checked for what it is, not for its name."""
+        self.computing = frozenset(n for n, e in executors.items() if declares(e, "computes"))
+        self.writing = frozenset(n for n, e in executors.items() if declares(e, "writes_text"))
 
     async def check_step(self, step: Step, inp: StepInput, out: StepOutput) -> list[Verdict]:
         if out.error:
@@ -87,7 +106,7 @@ class Verifier:
                 Verdict(check="non_empty", passed=False, evidence="the step produced no output")
             ]
         verdicts = [Verdict(check="non_empty", passed=True, evidence=f"{len(text)} characters")]
-        if step.executor not in COMPUTING:
+        if step.executor not in self.computing:
             used = [  # a number a dependency computed must survive into the text built on it
                 (dep, value)
                 for dep, output in inp.dependencies.items()
@@ -116,7 +135,7 @@ class Verifier:
         if (
             self.judge is not None
             and self.judge_steps
-            and step.executor == "llm"
+            and step.executor in self.writing
             and only_non_empty
         ):
             criterion = f"The result does what this step asked: {inp.instruction}"
@@ -149,7 +168,7 @@ class Verifier:
                     evidence="; ".join(constraints.conflicts),
                 )
             )
-        computed = computed_results(results, final_id) if from_results else []
+        computed = computed_results(results, final_id, self.computing) if from_results else []
         verdicts += _present(
             check_arithmetic(answer),
             check_comparisons(answer),
@@ -208,10 +227,14 @@ def parse_judgement(reply: str, criterion: str) -> Verdict:
     )
 
 
-def computed_results(results: list[Any], final_id: str | None = None) -> list[tuple[str, float]]:
-    """The numbers the answer must state: what each computing step ended on, when it is one
-    number and no step but the last one uses it (an intermediate value feeding another
-    computation need not be repeated)."""
+def computed_results(
+    results: list[Any], final_id: str | None = None, computing: Iterable[str] | None = None
+) -> list[tuple[str, float]]:
+    """The numbers the answer must state: what each computing step (one of the executors
+    named in `computing`; by default the built-in ones) ended on, when it is one number and
+    no step but the last one uses it (an intermediate value feeding another computation
+    need not be repeated)."""
+    computing = _declaring("computes") if computing is None else set(computing)
     rows = [r if isinstance(r, dict) else r.model_dump() for r in results]
     used_by: dict[str, set[str]] = {}
     for row in rows:
@@ -219,7 +242,7 @@ def computed_results(results: list[Any], final_id: str | None = None) -> list[tu
             used_by.setdefault(dep, set()).add(row["step_id"])
     found = []
     for row in rows:
-        if row["executor"] not in COMPUTING or row["status"] != "done":
+        if row["executor"] not in computing or row["status"] != "done":
             continue
         if used_by.get(row["step_id"], set()) - {final_id}:
             continue

@@ -27,6 +27,7 @@ class Echo:
 
     name = "llm"
     description = "echoes"
+    writes_text = True  # it stands for the model answering in prose
 
     def __init__(self, delay=0.05, fail=(), crash=(), empty_first=()):
         self.delay, self.fail, self.crash, self.empty_first = (
@@ -53,7 +54,7 @@ def make(tmp_path, replies, executor=None, **options):
     backend = ScriptedBackend(replies, responder=lambda r: "composed answer")
     executor = executor or Echo()
     python = Echo()
-    python.name = "python"
+    python.name, python.writes_text, python.computes = "python", False, True
     options.setdefault("direct", False)  # these tests script the plan-only pipeline
     runtime = Runtime(backend, store=tmp_path / "s.db", executors=[executor, python], **options)
     return runtime, backend, executor
@@ -321,7 +322,7 @@ class AdapterBackend(ScriptedBackend):
 def test_a_planner_adapter_is_on_for_planning_only_and_drops_the_examples(tmp_path):
     backend = AdapterBackend([DIAMOND], responder=lambda r: "composed answer")
     python = Echo()
-    python.name = "python"
+    python.name, python.writes_text, python.computes = "python", False, True
     runtime = Runtime(
         backend,
         store=tmp_path / "s.db",
@@ -341,7 +342,7 @@ def test_a_planner_adapter_is_on_for_planning_only_and_drops_the_examples(tmp_pa
 def test_no_shipped_adapter_for_a_scripted_model_means_the_few_shot_prompt(tmp_path, choice):
     backend = AdapterBackend([DIAMOND], responder=lambda r: "composed answer")
     python = Echo()
-    python.name = "python"
+    python.name, python.writes_text, python.computes = "python", False, True
     runtime = Runtime(
         backend, store=tmp_path / "s.db", executors=[Echo(), python], planner_adapter=choice
     )

@@ -11,6 +11,7 @@ from stepgraph.executors.base import StepOutput
 class Notes:
     name = "llm"
     description = "writes notes"
+    writes_text = True
 
     async def run(self, step):
         await asyncio.sleep(0)

@@ -194,3 +194,26 @@ def test_the_composer_has_the_calculator_write_its_arithmetic():
     composer = Composer(model, Verifier())
     out = asyncio.run(composer.compose("eggs?", TWO_STEPS, final_id="s2"))
     assert out.answer == "4 boxes of 12 is 12 * 4 = 48 eggs." and out.revisions == 0
+
+
+def test_executors_are_known_by_what_they_declare_not_by_their_name():
+    """A plugin that computes is held to its result; one named "calculator" that does not
+    declare `computes` is not, and neither is an "llm" that does not write prose."""
+
+    class Abacus:
+        name, description, computes = "abacus", "counts beads", True
+
+    class Impostor:
+        name, description = "calculator", "guesses"
+
+    verifier = Verifier()
+    verifier.know({"abacus": Abacus(), "calculator": Impostor()})
+    assert verifier.computing == {"abacus"} and verifier.writing == frozenset()
+    results = [result("s1", "abacus", "42"), result("s2", "calculator", "7")]
+    verdicts = asyncio.run(verifier.check_answer("how many?", "There are 41.", results))
+    assert by_name(verdicts)["computed_results_stated"] is False
+    assert "42" in next(v.evidence for v in verdicts if v.check == "computed_results_stated")
+    assert "7" not in next(v.evidence for v in verdicts if v.check == "computed_results_stated")
+    # on its own a verifier knows the built-in executors
+    assert Verifier().computing == {"calculator", "python", "sql"}
+    assert Verifier().writing == {"llm"}
