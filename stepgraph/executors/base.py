@@ -59,7 +59,11 @@ class Executor(Protocol):
       one such step is the model's direct answer.
     - `brings_facts = True`: its output carries facts from outside the task (documents, a
       database): an answer written from such steps is preferred over the model's direct
-      answer when nothing else tells them apart."""
+      answer when nothing else tells them apart.
+
+    And `planner_hint`, when set, is what the planner reads instead of `description`: a
+    plan step carries only its instruction (the plan grammar has no args), so the hint
+    says what that instruction must be."""
 
     name: str
     description: str

@@ -292,6 +292,10 @@ class CalculatorExecutor:
 
     name = "calculator"
     computes = True  # see Executor
+    planner_hint = (
+        "exact arithmetic; the instruction is one expression only, like 146 * 3.25 or "
+        "{{s1}} + {{s2}}."
+    )
     description = (
         "exact arithmetic on one expression (+ - * / // % ** and sqrt, log, exp, round, "
         'min, max, floor, ceil, sin, cos, pi, e). args: {"expression": "(12*7)+3"}'

@@ -178,6 +178,7 @@ class DocsExecutor:
 
     name = "docs"
     brings_facts = True  # its output holds facts the model cannot know: see Executor
+    planner_hint = "searches the user's documents; the instruction says what to look for."
 
     def __init__(self, folder: str | Path, *, chunk_chars: int = CHUNK_CHARS) -> None:
         path = Path(folder).expanduser()

@@ -55,6 +55,9 @@ class LlmExecutor:
 
     name = "llm"
     writes_text = True  # see Executor
+    planner_hint = (
+        "answers, explains, compares or writes text; use for knowledge, reasoning and writing."
+    )
     description = (
         "answers, explains, compares or writes text; use for knowledge, reasoning and writing."
     )
@@ -130,6 +133,7 @@ class CodeWritingExecutor:
         self.description = inner.description
         for what in DECLARATIONS:  # it is what it wraps
             setattr(self, what, declares(inner, what))
+        self.planner_hint = getattr(inner, "planner_hint", None)
 
     async def run(self, step: StepInput) -> StepOutput:
         if step.args.get(self.arg):

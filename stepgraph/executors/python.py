@@ -109,6 +109,10 @@ class PythonExecutor:
 
     name = "python"
     computes = True  # see Executor
+    planner_hint = (
+        "writes and runs a short Python program for the instruction; use for counting, lists, "
+        "dates, loops, or math one expression cannot do."
+    )
     description = (
         "run a short Python 3 program (standard library only; no network, no files "
         "outside its folder); its last expression or its printed output is the result; "

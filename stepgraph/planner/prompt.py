@@ -25,14 +25,20 @@ Rules:
 Executors:
 {executors}"""
 
-# How the planner should think of the built-in executors. A plan step carries only its
-# instruction (the grammar has no args), so these say what that instruction must be.
-PLANNER_HINTS = {
-    "llm": "answers, explains, compares or writes text; use for knowledge, reasoning and writing.",
-    "calculator": "exact arithmetic; the instruction is one expression only, like 146 * 3.25 or {{s1}} + {{s2}}.",
-    "python": "writes and runs a short Python program for the instruction; use for counting, lists, dates, loops, or math one expression cannot do.",
-    "docs": "searches the user's documents; the instruction says what to look for.",
-}
+
+def _built_in_hints() -> dict[str, str]:
+    """What the planner reads for each built-in executor, from the executors themselves
+    (training records name their executors only, so this table stands in for them)."""
+    from stepgraph.executors import CalculatorExecutor, DocsExecutor, PythonExecutor
+    from stepgraph.executors.llm import LlmExecutor
+
+    return {
+        e.name: e.planner_hint
+        for e in (LlmExecutor, CalculatorExecutor, PythonExecutor, DocsExecutor)
+    }
+
+
+PLANNER_HINTS = _built_in_hints()
 
 
 def planner_descriptions(executors) -> dict[str, str]:
@@ -46,10 +52,11 @@ def planner_descriptions(executors) -> dict[str, str]:
         names, get = list(executors), None
     out = {"llm": PLANNER_HINTS["llm"]} if "llm" not in names else {}
     for name in names:
-        if name in PLANNER_HINTS:
+        if get is not None:
+            executor = get(name)
+            out[name] = getattr(executor, "planner_hint", None) or executor.description
+        elif name in PLANNER_HINTS:
             out[name] = PLANNER_HINTS[name]
-        elif get is not None:
-            out[name] = get(name).description
         else:
             known = ", ".join(PLANNER_HINTS)
             raise ConfigError(

@@ -28,7 +28,6 @@ from stepgraph.memory import Store
 from stepgraph.models.base import BackendBase, Message
 from stepgraph.planner.plan import REFERENCE, Plan, Step
 from stepgraph.planner.planner import Planner, check_instruction
-from stepgraph.planner.prompt import PLANNER_HINTS
 from stepgraph.runtime._board import Board
 from stepgraph.runtime.candidates import (
     PROGRAM_STEP,
@@ -163,7 +162,9 @@ class Runtime:
         self.executors = _executor_map(
             executors, model, docs=docs, sql=sql, calculate=calculate, sandbox=python_sandbox
         )
-        descriptions = {n: PLANNER_HINTS.get(n, e.description) for n, e in self.executors.items()}
+        descriptions = {  # what the planner reads: an executor's own hint, or its description
+            n: getattr(e, "planner_hint", None) or e.description for n, e in self.executors.items()
+        }
         adapter = (
             load_planner_adapter(model, planner_adapter)
             if planner_adapter and not planner
