@@ -48,8 +48,11 @@ def run(mode: str, limit: int | None) -> None:
         for item in todo:
             start = time.perf_counter()
             row = {"idx": item["idx"], "skill": item["Skill"]}
+            planning = planner.stream(item["Instruction"])
             try:
-                plan = planner.plan(item["Instruction"])
+                for _ in planning:
+                    pass
+                plan = planning.plan
                 row.update(
                     valid=True,
                     steps=len(plan.steps),
@@ -57,7 +60,7 @@ def run(mode: str, limit: int | None) -> None:
                 )
             except StepgraphError as exc:
                 row.update(valid=False, error=f"{type(exc).__name__}: {str(exc)[:200]}")
-            row["attempts"] = planner.last_stats.get("attempts", 1)
+            row["attempts"] = planning.stats.get("attempts", 1)
             row["seconds"] = round(time.perf_counter() - start, 2)
             f.write(json.dumps(row) + "\n")
             f.flush()

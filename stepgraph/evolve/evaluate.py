@@ -468,12 +468,14 @@ def _evaluate_one(
     planner: Planner, item: GoldItem, threshold: float, executor_mismatch: float
 ) -> ItemResult:
     planner.executors = planner_descriptions(item.executors)
-    planner.last_stats = {}
+    planning = planner.stream(item.instruction, conversation=list(item.conversation) or None)
     plan: Plan | None = None
     error: str | None = None
     started = time.perf_counter()
     try:
-        plan = planner.plan(item.instruction, conversation=list(item.conversation) or None)
+        for _ in planning:
+            pass
+        plan = planning.plan
     except ModelError:
         # The model is missing or unreachable: no fault of the planner's, and recording it
         # would make a resumed run skip the item for good. Stop; the resume picks it up.
@@ -487,7 +489,7 @@ def _evaluate_one(
         valid=plan is not None,
         error=error,
         seconds=round(seconds, 4),
-        attempts=planner.last_stats.get("attempts"),
+        attempts=planning.stats.get("attempts"),
         score=score_plan(plan, item.plan, threshold=threshold, executor_mismatch=executor_mismatch),
         plan=plan,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from pydantic import ValidationError
@@ -41,6 +41,22 @@ def check_instruction(instruction: str) -> str:
     return text
 
 
+class Planning:
+    """One planning call: its steps as they are decoded (`for` or `async for`), then the
+    validated `plan` and its `stats` (attempts, generated tokens, seconds, the raw text)."""
+
+    def __init__(self, run: Callable[[Planning], Iterator[Step]]) -> None:
+        self.plan: Plan | None = None
+        self.stats: dict[str, Any] = {}
+        self._run = run
+
+    def __iter__(self) -> Iterator[Step]:
+        return self._run(self)
+
+    def __aiter__(self) -> AsyncIterator[Step]:
+        return aiter_in_thread(lambda: iter(self))
+
+
 class Planner:
     """Turns an instruction into a Plan the runtime can trust.
 
@@ -69,7 +85,6 @@ class Planner:
         self.max_tokens = max_tokens
         # A planner adapter was trained without the few-shot examples (stepgraph.evolve).
         self.few_shot = adapter is None if few_shot is None else few_shot
-        self.last_stats: dict[str, Any] = {}
 
     def _request(
         self,
@@ -113,21 +128,26 @@ class Planner:
 
     def plan(self, instruction: str, *, conversation: list[Message] | None = None) -> Plan:
         """Plan, repairing once; raises PlanError if the repaired plan is still invalid."""
-        for _ in self.stream(instruction, conversation=conversation):
+        planning = self.stream(instruction, conversation=conversation)
+        for _ in planning:
             pass
-        return self._final
+        return planning.plan
 
-    def stream(
-        self, instruction: str, *, conversation: list[Message] | None = None
-    ) -> Iterator[Step]:
-        """Yield steps while they are decoded (for eager dispatch), then set `final`.
+    def stream(self, instruction: str, *, conversation: list[Message] | None = None) -> Planning:
+        """One planning call: iterate it (or `async for`) for the steps as they are decoded
+        (for eager dispatch); then its `plan` and `stats` say what came of it.
 
         Each streamed step gets the same deterministic fix as the final plan (a `{{sN}}`
         reference to an earlier step becomes a dependency). If the first attempt needs a
         repair, the repaired plan's steps are yielded after it; a consumer should treat
-        `final` as the truth and re-check any step id it has already seen. `final` and
-        `last_stats` describe the latest plan, so give each concurrent caller its own Planner.
+        `plan` as the truth and re-check any step id it has already seen. The call keeps
+        its own results, so one Planner serves any number of runs at once.
         """
+        return Planning(lambda call: self._stream(call, instruction, conversation))
+
+    def _stream(
+        self, call: Planning, instruction: str, conversation: list[Message] | None
+    ) -> Iterator[Step]:
         text = check_instruction(instruction)
         started = time.perf_counter()
         request = self._request(text, conversation)
@@ -143,38 +163,28 @@ class Planner:
                     streamed.append(step)
                     yield step
         tokens = self.model.count_tokens(raw) if raw else 0
-        self.last_stats = {"attempts": 1, "raw": raw, "completion_tokens": tokens}
+        call.stats = {"attempts": 1, "raw": raw, "completion_tokens": tokens}
         try:
             plan = self.parse(raw, goal=text)
         except PlanError as error:
-            self.last_stats = {"attempts": 2, "first_error": str(error), "raw": raw}
+            call.stats = {"attempts": 2, "first_error": str(error), "raw": raw}
             request = self._request(text, conversation, feedback=str(error), previous=raw)
             repaired = self.model.complete(request)
-            raw = repaired.text
-            self.last_stats["raw"] = raw
-            self.last_stats["completion_tokens"] = tokens + repaired.completion_tokens
-            plan = self.parse(raw, goal=text)
+            call.stats["raw"] = repaired.text
+            call.stats["completion_tokens"] = tokens + repaired.completion_tokens
+            plan = self.parse(repaired.text, goal=text)
             yield from plan.steps
-        self.last_stats["seconds"] = time.perf_counter() - started
-        self._final = plan
+        call.stats["seconds"] = time.perf_counter() - started
+        call.plan = plan
 
     async def aplan(self, instruction: str, *, conversation: list[Message] | None = None) -> Plan:
         import asyncio
 
         return await asyncio.to_thread(self.plan, instruction, conversation=conversation)
 
-    async def astream(
-        self, instruction: str, *, conversation: list[Message] | None = None
-    ) -> AsyncIterator[Step]:
-        """The async twin of `stream`, for the runtime's eager dispatch."""
-        async for step in aiter_in_thread(
-            lambda: self.stream(instruction, conversation=conversation)
-        ):
-            yield step
-
-    @property
-    def final(self) -> Plan:
-        return self._final
+    def astream(self, instruction: str, *, conversation: list[Message] | None = None) -> Planning:
+        """The same as `stream`, named for the runtime's `async for`."""
+        return self.stream(instruction, conversation=conversation)
 
     def parse(self, raw: str, *, goal: str = "") -> Plan:
         """Model text -> validated Plan. Fixes only what is unambiguous (a `{{sN}}` reference

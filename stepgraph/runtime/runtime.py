@@ -543,7 +543,8 @@ class Runtime:
         if none comes, the plan is the direct answer, which is already being decoded."""
         streamed: list[Step] = []
         held: list[Step] = []
-        async for step in self.planner.astream(instruction, conversation=history or None):
+        planning = self.planner.stream(instruction, conversation=history or None)
+        async for step in planning:
             write(Event(type="plan_step", run_id=run_id, step_id=step.id, data=step.model_dump()))
             if (
                 dispatch is not None
@@ -564,8 +565,8 @@ class Runtime:
                     held = []
                     dispatch(step)
             streamed.append(step)
-        plan = self.planner.final
-        stats = {k: v for k, v in self.planner.last_stats.items() if k != "raw"}
+        plan = planning.plan
+        stats = {k: v for k, v in planning.stats.items() if k != "raw"}
         self._boards[run_id].plan_tokens = stats.get("completion_tokens", 0)
         self._boards[run_id].tokens += self._boards[run_id].plan_tokens
         write(Event(type="plan_ready", run_id=run_id, data={"plan": plan.model_dump(), **stats}))

@@ -61,12 +61,15 @@ def prompt_text(request) -> str:
 @pytest.mark.parametrize("constrained", [True, False])
 def test_valid_plan_parses(constrained: bool):
     planner, backend = make([VALID], constrained=constrained)
-    plan = planner.plan("Compare the populations of France and Spain.")
+    planning = planner.stream("Compare the populations of France and Spain.")
+    for _ in planning:  # the steps as they are decoded
+        pass
+    plan = planning.plan
     assert isinstance(plan, Plan)
     assert [s.id for s in plan.steps] == ["s1", "s2", "s3"]
     assert plan.step("s3").depends_on == ["s1", "s2"]
     assert plan.goal == "Compare the populations of France and Spain."
-    assert planner.last_stats["attempts"] == 1
+    assert planning.stats["attempts"] == 1
     assert len(backend.requests) == 1
     grammar = backend.requests[0].grammar
     assert (grammar is not None) == constrained
@@ -110,9 +113,12 @@ def test_reference_without_dependency_is_added_when_the_step_is_earlier():
         ("s3", ["s2"], "Compare {{s1}} with {{ s2 }}."),
     )
     planner, backend = make([raw], constrained=False)
-    plan = planner.plan("Compare the capitals.")
+    planning = planner.stream("Compare the capitals.")
+    for _ in planning:  # the steps as they are decoded
+        pass
+    plan = planning.plan
     assert plan.step("s3").depends_on == ["s2", "s1"]
-    assert planner.last_stats["attempts"] == 1  # fixed without asking the model again
+    assert planning.stats["attempts"] == 1  # fixed without asking the model again
     assert len(backend.requests) == 1
 
 
@@ -137,12 +143,15 @@ def test_reference_to_a_later_step_is_not_guessed():
 )
 def test_invalid_plan_is_repaired_once(first: str, kind: str, offenders: list[str]):
     planner, backend = make([first, VALID])
-    plan = planner.plan("Compare the populations of France and Spain.")
+    planning = planner.stream("Compare the populations of France and Spain.")
+    for _ in planning:  # the steps as they are decoded
+        pass
+    plan = planning.plan
     assert [s.id for s in plan.steps] == ["s1", "s2", "s3"]
     validate_plan(plan, EXECUTORS)
-    assert planner.last_stats["attempts"] == 2
+    assert planning.stats["attempts"] == 2
     assert len(backend.requests) == 2
-    error = planner.last_stats["first_error"]
+    error = planning.stats["first_error"]
     for step_id in offenders:
         assert step_id in error
     repair = prompt_text(backend.requests[1])
@@ -199,33 +208,37 @@ def test_stream_yields_steps_in_order_while_decoding():
     planner = Planner(backend, executors=EXECUTORS)
     total = -(-len(VALID) // 8)  # ScriptedBackend streams 8-character pieces
     seen = []
-    for step in planner.stream("Compare the populations of France and Spain."):
+    planning = planner.stream("Compare the populations of France and Spain.")
+    for step in planning:
         end = VALID.index(step.instruction) + len(step.instruction) + 2  # past the closing '}'
         assert backend.pieces == -(-end // 8), f"{step.id} came out late or early"
         seen.append(step.id)
     assert seen == ["s1", "s2", "s3"]
     assert backend.pieces == total
-    assert [s.id for s in planner.final.steps] == seen
+    assert [s.id for s in planning.plan.steps] == seen
 
 
 def test_stream_after_repair_ends_with_the_repaired_plan():
     planner, _ = make([CYCLE, VALID])
-    steps = list(planner.stream("Compare the populations of France and Spain."))
+    planning = planner.stream("Compare the populations of France and Spain.")
+    steps = list(planning)
     # first attempt's steps come out as they decode, the repaired plan's steps after them
     assert [s.id for s in steps[-3:]] == ["s1", "s2", "s3"]
-    assert steps[-3:] == planner.final.steps
-    assert planner.last_stats["attempts"] == 2
+    assert steps[-3:] == planning.plan.steps
+    assert planning.stats["attempts"] == 2
 
 
 def test_astream_yields_the_same_steps():
     planner, _ = make([VALID])
 
+    planning = planner.astream("Compare France and Spain.")
+
     async def collect():
-        return [step async for step in planner.astream("Compare France and Spain.")]
+        return [step async for step in planning]
 
     steps = asyncio.run(collect())
     assert [s.id for s in steps] == ["s1", "s2", "s3"]
-    assert planner.final.steps == steps
+    assert planning.plan.steps == steps
 
 
 def test_astream_raises_the_plan_error():
@@ -244,8 +257,9 @@ def test_streamed_steps_match_the_final_plan():
         ("s1", [], "Find the capital of France."), ("s2", [], "Describe {{s1}} in one sentence.")
     )
     planner, _ = make([raw])
-    streamed = list(planner.stream("Describe the capital of France."))
-    assert streamed == planner.final.steps
+    planning = planner.stream("Describe the capital of France.")
+    streamed = list(planning)
+    assert streamed == planning.plan.steps
 
 
 # --- the prompt ---------------------------------------------------------------------------------
@@ -381,6 +395,21 @@ def test_a_step_nothing_uses_becomes_a_dependency_of_the_last_step():
         }
     )
     planner = Planner(ScriptedBackend([raw]), executors={"llm": "x"})
-    plan = planner.plan("do a, b and c")
-    assert plan.final.depends_on == ["s2", "s1"]
-    assert planner.last_stats["attempts"] == 1  # no model repair needed
+    planning = planner.stream("do a, b and c")
+    for _ in planning:
+        pass
+    assert planning.plan.final.depends_on == ["s2", "s1"]
+    assert planning.stats["attempts"] == 1  # no model repair needed
+
+
+def test_one_planner_serves_concurrent_calls():
+    """Each call keeps its own plan and stats: a Planner holds nothing between calls."""
+    other = plan_text(("s1", [], "Say hello."))
+    planner, _ = make([VALID, other])
+    first = planner.stream("Compare the populations of France and Spain.")
+    second = planner.stream("Say hello.")
+    steps_first = list(first)
+    steps_second = list(second)
+    assert first.plan.steps == steps_first and len(steps_first) == 3
+    assert second.plan.steps == steps_second and len(steps_second) == 1
+    assert not hasattr(planner, "final") and not hasattr(planner, "last_stats")
