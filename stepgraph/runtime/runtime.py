@@ -10,6 +10,7 @@ supersteps. LangGraph returns cached task results by call order on resume, so st
 from __future__ import annotations
 
 import asyncio
+import copy
 import math
 import time
 from collections.abc import AsyncIterator, Callable
@@ -170,6 +171,10 @@ class Runtime:
             if planner_adapter and not planner
             else None
         )
+        if planner is not None:
+            # the caller's planner, told this runtime's executors: a copy, theirs unchanged
+            planner = copy.copy(planner)
+            planner.executors = descriptions
         self.planner = planner or Planner(
             model,
             executors=descriptions,
@@ -177,7 +182,6 @@ class Runtime:
             constrained=constrained,
             adapter=adapter,
         )
-        self.planner.executors = descriptions
         self.verifier = verifier or Verifier()
         self.verifier.know(self.executors)  # what each executor declares itself to be
         self.composer = Composer(

@@ -374,3 +374,16 @@ def test_docs_and_sql_join_the_default_executors_and_a_passed_store_stays_open(t
 
     with pytest.raises(ConfigError, match="docs= and sql= add to the default executors"):
         Runtime(ScriptedBackend(), store=tmp_path / "s.db", executors=[], docs=tmp_path)
+
+
+def test_a_planner_passed_in_is_not_changed(tmp_path):
+    from stepgraph import Planner
+
+    backend = ScriptedBackend([plan_text(("s1", [], "llm", "a"))], responder=lambda r: "x")
+    mine = Planner(backend, executors={"llm": "my words for it"})
+    runtime = Runtime(
+        backend, store=tmp_path / "s.db", planner=mine, executors=[Echo()], direct=False
+    )
+    assert mine.executors == {"llm": "my words for it"}
+    assert runtime.planner.executors == {"llm": "echoes"}
+    assert runtime.run("a").status == "done"
