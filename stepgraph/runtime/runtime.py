@@ -246,13 +246,22 @@ class Runtime:
         async for item in self._drive(run_id, {"run_id": run_id}):
             yield item
 
-    def resume(self, run_id: str, *, on_event: Callable[[Event], None] | None = None) -> RunResult:
-        """Continue a run that was killed or interrupted; finished steps do not run again."""
-        return asyncio.run(self.aresume(run_id, on_event=on_event))
+    def resume(
+        self,
+        run_id: str,
+        *,
+        approve: Any = None,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> RunResult:
+        """Continue a run that was killed or interrupted; finished steps do not run again.
+        A run waiting for plan approval (`approve_plan=True`) goes on with `approve`: True
+        (the default), or a plan (a Plan or its dict) to run instead."""
+        return asyncio.run(self.aresume(run_id, approve=approve, on_event=on_event))
 
     async def aresume(
         self, run_id: str, *, approve: Any = None, on_event: Callable[[Event], None] | None = None
     ) -> RunResult:
+        """The async twin of `resume`."""
         from langgraph.types import Command
 
         run_id = self.store.resolve_run_id(run_id)
@@ -262,6 +271,8 @@ class Runtime:
                 f"run {run_id} already finished ({record.status}); nothing to resume. "
                 f"`stepgraph replay {run_id}` replays it."
             )
+        if isinstance(approve, Plan):
+            approve = approve.model_dump()
         payload: Any = Command(resume=approve if approve is not None else True)
         if record.status != "interrupted":
             payload = _CONTINUE  # killed, failed or out of budget: continue from the checkpoint

@@ -257,6 +257,14 @@ def test_plan_approval_interrupts_and_resumes_with_an_edited_plan(tmp_path):
     assert result.answer == "<s1:only this>"
 
 
+def test_resume_approves_with_a_plan_object_too(tmp_path):
+    runtime, _, echo = make(tmp_path, [DIAMOND], approve_plan=True)
+    first = runtime.run("do a and b, then join")
+    edited = Plan(steps=[{"id": "s1", "instruction": "just this", "executor": "llm"}])
+    result = runtime.resume(first.run_id, approve=edited)  # the sync twin takes it as well
+    assert result.status == "done" and result.answer == "<s1:just this>"
+
+
 def test_an_invalid_given_plan_is_refused(tmp_path):
     from stepgraph.errors import PlanError
 
