@@ -46,21 +46,41 @@ class _RecordedExecutor:
         recorded = self._steps.get(step.step_id)
         if recorded is None:
             return StepOutput(error=f"step {step.step_id} was not recorded")
+        if (recorded.instruction or "") != step.instruction:
+            # the re-walked graph rendered this step differently (its dependencies' outputs
+            # or the plan changed): the recording cannot stand for it
+            return StepOutput(
+                error=f"re-rendered instruction differs from the recording: {step.instruction!r}"
+            )
         if recorded.status != "done":
             return StepOutput(error=recorded.error or f"recorded as {recorded.status}")
         return StepOutput(output=recorded.output or "", data=recorded.data)
 
 
 class _RecordedComposer(BackendBase):
-    """Answers the composer's request with the recorded answer; nothing else may ask."""
+    """Answers with the recorded answer; a composer's request (the results written out for
+    the answer) only when it carries every recorded step output, since a composer shown
+    other results would not have written it."""
 
     name = "recording"
 
-    def __init__(self, answer: str):
+    def __init__(self, answer: str, outputs: list[str]):
         self._answer = answer
+        self._outputs = [o.strip()[:200] for o in outputs if o.strip()]
 
     def generate(self, requests: list[Request]) -> list[Completion]:
-        return [Completion(text=self._answer, model=self.name) for _ in requests]
+        return [self._reply(r) for r in requests]
+
+    def _reply(self, request: Request) -> Completion:
+        from stepgraph.verifier.composer import COMPOSE_SYSTEM
+
+        composing = request.messages[0].content == COMPOSE_SYSTEM
+        shown = "\n".join(m.content for m in request.messages)
+        missing = [o for o in self._outputs if o not in shown] if composing else []
+        text = (
+            self._answer if not missing else f"[replay: the composer was not shown {missing[0]!r}]"
+        )
+        return Completion(text=text, model=self.name)
 
 
 def replay(store: Store, run_id: str, *, model: BackendBase | None = None) -> ReplayReport:
@@ -75,11 +95,17 @@ def replay(store: Store, run_id: str, *, model: BackendBase | None = None) -> Re
         if model is None:
             names = {s.executor for s in plan.steps}
             executors = [_RecordedExecutor(n, record) for n in names]
+            planned = {s.id for s in plan.steps}
+            outputs = [
+                s.output or "" for s in record.steps if s.step_id in planned and s.status == "done"
+            ]
             runtime = Runtime(
-                _RecordedComposer(record.answer or ""),
+                _RecordedComposer(record.answer or "", outputs),
                 store=scratch,
                 executors=executors,
                 eager=False,
+                # as the run was made: with its direct candidate only if it had one
+                direct=any(s.step_id == "direct" for s in record.steps),
             )
         else:
             runtime = Runtime(model, store=scratch, eager=False)

@@ -244,6 +244,20 @@ def test_replay_without_a_model_reproduces_the_answer(tmp_path):
     assert all(step.same for step in report.steps) and len(report.steps) == 3
 
 
+def test_replay_notices_a_recording_that_no_longer_fits_together(tmp_path):
+    """The replay re-renders each step from its dependencies: a recorded output changed
+    after the fact shows up in the step that used it, and in the answer."""
+    runtime, _, _ = make(tmp_path, [DIAMOND])
+    result = runtime.run("do a and b, then join")
+    with Store(tmp_path / "s.db") as store:
+        store.record_step(result.run_id, "s1", output="<s1:tampered>")
+        report = replay(store, result.run_id)
+    by_id = {step.step_id: step for step in report.steps}
+    assert by_id["s1"].same and by_id["s2"].same  # replayed from the (tampered) recording
+    assert not by_id["s3"].same  # rendered from "<s1:tampered>", not what was recorded
+    assert not report.same_answer
+
+
 def test_plan_approval_interrupts_and_resumes_with_an_edited_plan(tmp_path):
     runtime, _, echo = make(tmp_path, [DIAMOND], approve_plan=True)
     first = runtime.run("do a and b, then join")
