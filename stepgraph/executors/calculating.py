@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from stepgraph.executors.written_math import trailing_value
 from stepgraph.models.base import BackendBase, Completion, Message, Request
 
 
@@ -32,9 +33,6 @@ async def complete_calculating(
         or request.json_schema is not None
     ):
         return await model.acomplete(request), 0
-    # here, not at the top: the verifier's composer imports this module
-    from stepgraph.verifier.numeric import trailing_value
-
     text, values, prompt, completion, seconds = "", 0, 0, 0, 0.0
     first_token: float | None = None
     seen: Counter[str] = Counter()  # the text before each `=`: a model that loops repeats it

@@ -15,45 +15,19 @@ import re
 from collections.abc import Iterable
 
 from stepgraph.executors.calculator import CalculatorError, evaluate, format_number
+from stepgraph.executors.written_math import (
+    EXPR,
+    NUM,
+    PCT_OF,
+    clean_expression,
+    percent_of_expression,
+    plain_math,
+)
 from stepgraph.verifier.verdict import Verdict
 
-_NUM = r"\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?"
-_OP = r"\s*(?:[-+*/×÷^−·]|\*\*|\s[xX]\s)\s*"
-_OPERAND = rf"\(*\s*-?{_NUM}\s*\)*"
-# An equation: operands joined by at least one operator, then `=` and a number.
-_EXPR = rf"(?<![\w.$])(?P<expr>{_OPERAND}(?:{_OP}{_OPERAND})+)"
-_PCT_OF = rf"(?<![\w.])(?P<pct>\d+(?:\.\d+)?)\s*%\s*of\s*(?P<base>{_NUM})\s*"
-_EQUATION = re.compile(rf"{_EXPR}\s*=\s*(?P<value>-?{_NUM})(?![\w.]\d)")
-_PERCENT_OF = re.compile(rf"{_PCT_OF}(?:=|is|equals|gives)\s*(?P<value>-?{_NUM})", re.IGNORECASE)
-# What ends a text that stopped at its `=`, for the calculator to finish.
-_TRAILING = re.compile(rf"{_EXPR}\s*$")
-_TRAILING_PERCENT_OF = re.compile(rf"{_PCT_OF}$", re.IGNORECASE)
+_EQUATION = re.compile(rf"{EXPR}\s*=\s*(?P<value>-?{NUM})(?![\w.]\d)")
+_PERCENT_OF = re.compile(rf"{PCT_OF}(?:=|is|equals|gives)\s*(?P<value>-?{NUM})", re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![\w.])-?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w])")
-_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
-
-
-_LATEX = [
-    (re.compile(r"\\[()\[\]]"), " "),  # \( \) \[ \] math delimiters
-    (re.compile(r"\\frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}"), r"(\1) / (\2)"),
-    (re.compile(r"\\(?:times|cdot)"), "*"),
-    (re.compile(r"\\div"), "/"),
-    (re.compile(r"\\(?:text|mathrm|boxed)\s*\{([^{}]*)\}"), r"\1"),
-    (re.compile(r"\\([$%])"), r"\1"),
-    (re.compile(r"\\[,;! ]"), " "),
-]
-
-
-def plain_math(text: str) -> str:
-    """Models write arithmetic in LaTeX (`\\(16 \\times 3 = 48\\)`); read it as plain text."""
-    for pattern, replacement in _LATEX:
-        text = pattern.sub(replacement, text)
-    return text
-
-
-def _clean(text: str) -> str:
-    text = _THOUSANDS.sub("", text.replace("$", ""))
-    text = re.sub(r"(\d+(?:\.\d+)?)%", r"(\1/100)", text)
-    return re.sub(r"\s[xX]\s", " * ", text)
 
 
 def _decimals(text: str) -> int:
@@ -62,7 +36,7 @@ def _decimals(text: str) -> int:
 
 
 def _value(token: str) -> float:
-    """A number as _NUM or _NUMBER matched it: `$1,020.50` is 1020.5, `50%` is 0.5."""
+    """A number as NUM or _NUMBER matched it: `$1,020.50` is 1020.5, `50%` is 0.5."""
     value = float(token.replace("$", "").replace(",", "").rstrip("%"))
     return value / 100 if token.endswith("%") else value
 
@@ -85,58 +59,17 @@ def equations(text: str) -> list[tuple[str, str, float]]:
     for match in _EQUATION.finditer(text):
         expr = match.group("expr")
         try:
-            true = float(evaluate(_clean(expr)))
+            true = float(evaluate(clean_expression(expr)))
         except CalculatorError:
             continue
         found.append((match.group(0).strip(), match.group("value"), true))
     for match in _PERCENT_OF.finditer(text):
         try:
-            true = float(evaluate(_percent_of(match)))
+            true = float(evaluate(percent_of_expression(match)))
         except CalculatorError:
             continue
         found.append((match.group(0).strip(), match.group("value"), true))
     return found
-
-
-def _percent_of(match: re.Match) -> str:
-    """`P% of X` as an expression the calculator evaluates."""
-    return f"{match.group('pct')} / 100 * {_clean(match.group('base'))}"
-
-
-# Units between the numbers of an expression: `146 \text{ muffins} \times \$3.25/\text{muffin}`,
-# `146 muffins * $3.25 per muffin`. The arithmetic is the numbers and operators alone.
-_LATEX_PER_UNIT = re.compile(r"\s*/\s*\\(?:text|mathrm)\s*\{[^{}]*\}")
-_LATEX_UNIT = re.compile(r"\\(?:text|mathrm)\s*\{[^{}]*\}")
-_PER_UNIT = re.compile(r"(?<=\d)\s*(?:/|\bper\b)\s*(?![xX]\b)[A-Za-z]+\b")
-_UNIT = re.compile(
-    r"(?<=\d)\s+(?![xX]\b)[A-Za-z]+(?:\s+(?![xX]\b)[A-Za-z]+)?(?=\s*(?:[-+*/×÷−·]|\s[xX]\s))"
-)
-
-
-_LAST_UNIT = re.compile(r"(?<=\d)\s+(?![xX]\b)[A-Za-z]+(?:\s+[A-Za-z]+)?\s*$")
-
-
-def _without_units(tail: str) -> str:
-    tail = _LATEX_UNIT.sub(" ", _LATEX_PER_UNIT.sub("", tail))
-    tail = _UNIT.sub("", _PER_UNIT.sub("", plain_math(tail)))
-    return _LAST_UNIT.sub(" ", tail)
-
-
-def trailing_value(text: str) -> str | None:
-    """The calculator's value of the arithmetic expression that `text` ends with, as it
-    should be written; None when it ends with none the calculator can evaluate. Units
-    written between the numbers are read past (`146 muffins * $3.25 each`)."""
-    tail = _without_units(text[-300:])
-    if match := _TRAILING.search(tail):
-        expr = _clean(match.group("expr"))
-    elif match := _TRAILING_PERCENT_OF.search(tail):
-        expr = _percent_of(match)
-    else:
-        return None
-    try:
-        return format_number(evaluate(expr))
-    except CalculatorError:
-        return None
 
 
 def check_arithmetic(text: str) -> Verdict | None:

@@ -11,7 +11,7 @@ from stepgraph.executors.calculating import complete_calculating
 from stepgraph.executors.llm import LlmExecutor
 from stepgraph.models.base import Request
 from stepgraph.models.scripted import ScriptedBackend
-from stepgraph.verifier.numeric import trailing_value
+from stepgraph.executors.written_math import trailing_value
 
 
 def test_the_value_after_an_equals_sign_is_the_calculators():
