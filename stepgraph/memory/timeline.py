@@ -10,7 +10,12 @@ from pathlib import Path
 
 from stepgraph.errors import StoreError
 from stepgraph.memory.records import RunRecord
-from stepgraph.planner.draw import plain
+
+
+def plain(text: str) -> str:
+    """Text for matplotlib, which reads `$...$` as math; instructions are full of prices."""
+    return text.replace("$", r"\$")
+
 
 COLORS = {"done": "#4c9f70", "failed": "#d1495b", "skipped": "#aaaaaa"}
 PHASE = "#7b8fc9"

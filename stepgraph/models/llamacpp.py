@@ -32,6 +32,7 @@ from pathlib import Path
 
 from stepgraph.errors import GrammarError, ModelError
 from stepgraph.models.base import BackendBase, Completion, Request, cut_at_stop, split_reply
+from stepgraph.models.gbnf import check_gbnf
 
 _BACKEND_READY = False
 
@@ -56,8 +57,6 @@ def _llama():
 def schema_to_gbnf(schema: dict) -> str:
     """A JSON schema as a checked GBNF grammar with compact whitespace."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-    from stepgraph.planner.grammar import check_gbnf
 
     try:
         grammar = json_schema_to_gbnf(json.dumps(schema))
@@ -262,8 +261,6 @@ class LlamaCppBackend(BackendBase):
             raise ModelError(f"unknown adapter {request.adapter!r}; loaded adapters: {known}")
         grammar = request.grammar
         if grammar is not None:
-            from stepgraph.planner.grammar import check_gbnf
-
             check_gbnf(grammar)
         elif request.json_schema is not None:
             grammar = schema_to_gbnf(request.json_schema)

@@ -9,9 +9,9 @@ import pytest
 from stepgraph.executors.base import StepInput
 from stepgraph.executors.calculating import complete_calculating
 from stepgraph.executors.llm import LlmExecutor
+from stepgraph.executors.written_math import trailing_value
 from stepgraph.models.base import Request
 from stepgraph.models.scripted import ScriptedBackend
-from stepgraph.executors.written_math import trailing_value
 
 
 def test_the_value_after_an_equals_sign_is_the_calculators():

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stepgraph.errors import GrammarError, PlanError
-from stepgraph.planner.grammar import MAX_TEXT, check_gbnf, plan_gbnf
+from stepgraph.models.gbnf import check_gbnf
+from stepgraph.planner.grammar import MAX_TEXT, plan_gbnf
 from stepgraph.planner.plan import Plan, validate_plan
 
 xgrammar = pytest.importorskip("xgrammar")
