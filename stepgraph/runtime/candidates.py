@@ -12,8 +12,7 @@ from __future__ import annotations
 import re
 
 from stepgraph.executors.base import Executor, StepInput, StepOutput
-from stepgraph.executors.python import extract_code
-from stepgraph.models.base import BackendBase, Message, Request
+from stepgraph.models.base import Message, Request
 
 REASON_SYSTEM = (
     "Answer the user's question. Work it out step by step first, writing each calculation "
@@ -82,77 +81,6 @@ def direct_request(
         max_tokens=max_tokens,
         temperature=temperature,
         seed=seed,
-    )
-
-
-PROGRAM_SYSTEM = (
-    "You solve the user's problem by writing a Python program. Give each quantity in the "
-    "problem a variable with a descriptive name, compute the answer from them step by step, "
-    "and print only the final answer, as one number. Reply with one ```python code block."
-)
-# One worked example (GSM8K's own few-shot exemplar, not in the evaluation data): a small
-# model copies its shape, one named variable per quantity, more reliably than it follows
-# the instruction alone.
-PROGRAM_EXAMPLE = (
-    Message(
-        role="user",
-        content="Olivia has $23. She bought five bagels for $3 each. "
-        "How much money does she have left?",
-    ),
-    Message(
-        role="assistant",
-        content="```python\nmoney_initial = 23\nbagels = 5\nbagel_cost = 3\n"
-        "money_spent = bagels * bagel_cost\nmoney_left = money_initial - money_spent\n"
-        "print(money_left)\n```",
-    ),
-)
-
-
-async def program_with_named_quantities(
-    model: BackendBase, python: Executor, task: str, *, run_id: str = "", timeout: float = 60.0
-) -> StepOutput:
-    """A whole-problem program written from a worked example (a variable per quantity),
-    run by the python executor; rewritten once with the error if it fails."""
-    messages = [
-        Message(role="system", content=PROGRAM_SYSTEM),
-        *PROGRAM_EXAMPLE,
-        Message(role="user", content=task),
-    ]
-    completion_tokens = prompt_tokens = 0
-    out = StepOutput(error="no attempt")
-    for _ in range(2):
-        done = await model.acomplete(Request(messages=messages, max_tokens=400))
-        completion_tokens += done.completion_tokens
-        prompt_tokens += done.prompt_tokens
-        code = extract_code(done.text)
-        if code is None:
-            out = StepOutput(error="the model wrote no program")
-        else:
-            step = StepInput(
-                run_id=run_id,
-                task=task,
-                step_id="program",
-                instruction=PROGRAM_STEP,
-                args={"code": code},
-                timeout=timeout,
-            )
-            out = await python.run(step)
-            if out.ok and out.output.strip():
-                break
-        problem = out.error or "the program printed nothing; print the result"
-        messages += [
-            Message(role="assistant", content=done.text),
-            Message(
-                role="user",
-                content=f"Running it failed: {problem[-600:]}\nWrite the fixed program.",
-            ),
-        ]
-    return out.model_copy(
-        update={
-            "prompt_tokens": out.prompt_tokens + prompt_tokens,
-            "completion_tokens": out.completion_tokens + completion_tokens,
-            "model": model.name,
-        }
     )
 
 

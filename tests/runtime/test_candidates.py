@@ -327,34 +327,3 @@ def test_out_of_time_the_direct_answer_is_still_given(tmp_path):
     assert result.status == "budget_exceeded"
     assert (result.answer, stored.answer) == ("Answer: 48", "Answer: 48")
     assert "the model's direct one, not cross-checked" in result.error
-
-
-def test_a_program_with_named_quantities_is_run_and_rewritten_once_on_error():
-    import asyncio
-
-    from stepgraph.executors import PythonExecutor
-
-    broken = "```python\nmuffins = 146\nprint(muffins * price)\n```"
-    fixed = "```python\nmuffins = 146\nprice = 3.25\nprint(muffins * price)\n```"
-    backend = ScriptedBackend([broken, fixed])
-    out = asyncio.run(
-        candidates.program_with_named_quantities(backend, PythonExecutor(), "146 at $3.25?")
-    )
-    assert out.ok and out.output == "474.5", out.error
-    first, second = backend.requests
-    assert first.messages[0].content == candidates.PROGRAM_SYSTEM
-    assert [m.role for m in first.messages] == ["system", "user", "assistant", "user"]
-    assert "NameError" in second.messages[-1].content  # the rewrite sees the error
-    assert out.completion_tokens > 0
-
-
-def test_a_program_that_never_runs_is_an_error_not_a_vote():
-    import asyncio
-
-    from stepgraph.executors import PythonExecutor
-
-    backend = ScriptedBackend(["no code here", "still none"])
-    out = asyncio.run(
-        candidates.program_with_named_quantities(backend, PythonExecutor(), "how many?")
-    )
-    assert not out.ok and "no program" in out.error
