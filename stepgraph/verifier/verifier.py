@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from functools import cache
 from typing import Any
 
 from stepgraph.executors.base import StepInput, StepOutput, declares
@@ -31,6 +32,7 @@ from stepgraph.verifier.shape import check_code, check_json
 from stepgraph.verifier.verdict import Verdict
 
 
+@cache  # the classes do not change: import and read them once per process
 def _declaring(what: str) -> frozenset[str]:
     """The built-in executors that declare `what`: what a verifier knows on its own."""
     from stepgraph.executors import CalculatorExecutor, PythonExecutor, SqlExecutor
