@@ -2,9 +2,10 @@
 instruction, then checked against the instruction and revised while checks fail.
 
 A revision is kept only when it fails fewer checks than the answer before it, so a
-revision can never make an answer worse; what the model cannot fix and a safe mechanical
-fix can (letter case, a required opening or closing phrase, a forbidden word) is fixed
-mechanically last. Constraints that contradict each other are not revised for: the answer
+revision can never make an answer worse; what a safe mechanical fix can mend (letter case,
+a required opening or closing phrase, a forbidden word, paragraphs and their dividers, a
+numbered list where bullets were asked for; `Constraint.repair`) is mended by code first,
+so the model is asked to revise only what code cannot fix. Constraints that contradict each other are not revised for: the answer
 says that they do.
 """
 
@@ -17,7 +18,7 @@ from pydantic import BaseModel, Field
 from stepgraph.executors.calculating import complete_calculating
 from stepgraph.models.base import BackendBase, Message, Request
 from stepgraph.verifier.choice import states_value
-from stepgraph.verifier.constraints import extract_constraints
+from stepgraph.verifier.constraints import Constraints, extract_constraints
 from stepgraph.verifier.verdict import Verdict, failures, feedback
 from stepgraph.verifier.verifier import Verifier
 
@@ -116,7 +117,8 @@ class Composer:
         keep: float | None = None,
         from_results: bool = True,
     ) -> Composition:
-        """Revise `draft` (checked already) while checks fail, then repair mechanically.
+        """Repair `draft` (checked already) mechanically, revise it while checks fail, and
+        repair the revision.
 
         A revision is shown the task with `results` when the answer was written from them
         (`from_results`); the model's direct answer is revised from the task alone. With
@@ -129,8 +131,12 @@ class Composer:
             else f"Task: {task}"
         )
         messages = [Message(role="system", content=COMPOSE_SYSTEM), *(history or [])[-4:]]
-        answer, verdicts = draft.answer, draft.verdicts
         tokens = [draft.prompt_tokens, draft.completion_tokens]
+        # what code can fix is fixed before the model is asked, so a revision is asked
+        # only for what remains (and for less), and again after the last revision
+        answer, verdicts = await self._repair(
+            task, constraints, draft.answer, draft.verdicts, results, final_id, from_results
+        )
         revisions = 0
         while failures(verdicts) and revisions < self.max_revisions and can_spend(tokens[1]):
             revisions += 1
@@ -172,19 +178,38 @@ class Composer:
         return done.text.strip()
 
     async def _repair(self, task, constraints, answer, verdicts, results, final_id, from_results):
-        """Mechanical fixes for what revision left failing, each kept only if it helps."""
+        """The mechanical fixes (`repaired`), kept only if the whole answer's checks agree."""
+        fixed = repaired(task, answer, constraints)
+        if fixed == answer:
+            return answer, verdicts
+        checked = await self.verifier.check_answer(
+            task, fixed, results, final_id=final_id, from_results=from_results
+        )
+        if len(failures(checked)) < len(failures(verdicts)):
+            return fixed, checked
+        return answer, verdicts
+
+
+def repaired(task: str, answer: str, constraints: Constraints | None = None) -> str:
+    """`answer` with the mechanical fixes of `Constraint.repair` applied for the task's
+    failing form constraints, each kept only when the answer then fails fewer of them. Two
+    passes: one fix can make another possible (a quotation mark after an end phrase)."""
+    constraints = constraints or extract_constraints(task)
+
+    def failing(text: str) -> int:
+        return len(failures(constraints.check(text)))
+
+    now = failing(answer)
+    for _ in range(2):
         for constraint in constraints.constraints:
-            if constraint.check(answer).passed is not False:
+            if not now or constraint.check(answer).passed is not False:
                 continue
             fixed = constraint.repair(answer)
             if fixed is None or fixed == answer:
                 continue
-            checked = await self.verifier.check_answer(
-                task, fixed, results, final_id=final_id, from_results=from_results
-            )
-            if len(failures(checked)) < len(failures(verdicts)):
-                answer, verdicts = fixed, checked
-        return answer, verdicts
+            if (after := failing(fixed)) < now:
+                answer, now = fixed, after
+    return answer
 
 
 def _results_prompt(task: str, results: list, constraints, computing: frozenset[str]) -> str:

@@ -232,6 +232,17 @@ def count_paragraphs(text: str) -> int:
     return len(_paragraphs(text))
 
 
+def count_divided_parts(text: str) -> int:
+    """Parts between ``***`` dividers, for an instruction that separates its paragraphs with
+    them: IFEval's count (an empty part counts only at either end, where it is dropped; an
+    empty part between two dividers makes the count 0, which fails any requirement)."""
+    parts = re.split(r"\s?\*\*\*\s?", text)
+    kept = [p for p in parts if p.strip()]
+    if any(not p.strip() for p in parts[1:-1]):
+        return 0
+    return len(kept)
+
+
 _ORDERED_MARK = re.compile(r"[ \t]*\d+[.)]")
 
 
@@ -402,7 +413,8 @@ class Constraint(BaseModel):
     phrase: str = ""  # starts_with / ends_with
     case: Literal["lower", "upper"] | None = None
     language: str = ""  # ISO 639-1 code
-    marker: str | None = None  # section marker word such as "Section" in "Section 1"
+    marker: str | None = None  # section marker word such as "Section" in "Section 1";
+    # "***" for paragraphs the instruction separates with that divider
     element: str | None = None  # markdown element asked for: heading, list, emphasis, table;
     # for bullet counts, "bullet" when only unordered items (``* x``, ``- x``) count
     index: int | None = None  # paragraph_first_word: which paragraph, from 1
@@ -429,6 +441,8 @@ class Constraint(BaseModel):
                 text += f", each starting with '{self.marker} N'"
             if self.kind == "bullet_count" and self.element == "bullet":
                 text += " (markdown bullets such as '* item', not a numbered list)"
+            if self.kind == "paragraph_count" and self.marker == "***":
+                text += ", separated by a line holding only ***"
             return text
         quoted = ", ".join(f"'{w}'" for w in self.words)
         first = self.words[0] if self.words else ""
@@ -477,12 +491,16 @@ class Constraint(BaseModel):
         return Verdict(check=self.check_name, passed=passed, evidence=evidence)
 
     def repair(self, answer: str) -> str | None:
-        """A mechanical fix, so that no model call is spent on what code can do: lower/upper
-        case, prepending a start phrase or the request to repeat, appending an end phrase,
-        deleting a forbidden word or the commas, wrapping the answer in quotation marks. None
-        where only a rewrite would do (counts, formats, language, required words, a title or a
-        postscript, whose content code cannot invent); the caller re-checks the result against
-        every constraint. A passing answer is returned as is."""
+        """A mechanical fix, so that no model call is spent on what code can do, and that
+        changes the answer's form, never its content: letter case, a start or end phrase or
+        the request to repeat put in place, a forbidden word or the commas deleted, quotation
+        marks, the answer's own paragraphs regrouped (and divided by ``***`` or marked
+        "SECTION N"), its own heading made a <<title>>, highlights put on its own headings
+        and first sentences, a numbered list made bullets, the JSON it holds cut out (or the
+        whole text made a JSON string). None where only a rewrite would do (word and sentence
+        counts, language, required words, a postscript or placeholders, whose content code
+        cannot invent); the caller re-checks the result against every constraint. A passing
+        answer is returned as is."""
         fixer = _REPAIRS.get(self.kind)
         if fixer is None:
             return None
@@ -498,6 +516,8 @@ def _check_count(c: Constraint, answer: str) -> tuple[bool | None, str]:
         if n is None:
             return None, f"{what}; cannot count sections ({c._bounds_text()} required)"
         unit = what
+    elif c.kind == "paragraph_count" and c.marker == "***":
+        n, unit = count_divided_parts(answer), "parts between *** dividers"
     elif c.kind == "bullet_count" and c.element == "bullet":
         n, unit = count_bullets(answer, unordered_only=True), "bullets (numbered items not counted)"
     else:
@@ -787,7 +807,157 @@ def _repair_repeat(c: Constraint, answer: str) -> str:
     return f"{request}\n\n{answer.lstrip()}"
 
 
-_REPAIRS: dict[str, Callable[[Constraint, str], str]] = {
+def _target(c: Constraint, n: int) -> int:
+    """The count nearest `n` that the constraint allows."""
+    if c.low is not None and n < c.low:
+        return c.low
+    if c.high is not None and n > c.high:
+        return c.high
+    return n
+
+
+def _blocks(answer: str) -> list[str]:
+    """The answer's paragraphs, split at blank lines and dividers, a heading kept with the
+    paragraph under it."""
+    text = re.sub(r"(?:^|(?<=\s))\*{3,}(?=\s|$)", "\n\n", answer.strip())
+    lines = ["" if _DIVIDER.fullmatch(line) else line for line in text.splitlines()]
+    blocks, heading = [], ""
+    for block in re.split(r"\n[ \t]*\n", "\n".join(lines)):
+        block = block.strip()
+        if not block:
+            continue
+        if all(_HEADING.match(x) for x in block.splitlines()):
+            heading = f"{heading}\n{block}".strip()
+            continue
+        blocks.append(f"{heading}\n{block}" if heading else block)
+        heading = ""
+    if heading:
+        blocks.append(heading)
+    return blocks
+
+
+def _regrouped(blocks: list[str], n: int) -> list[str] | None:
+    """`blocks` as `n` paragraphs, the words unchanged: the shortest neighbours joined, or the
+    longest paragraph split at the sentence end nearest its middle. None when there are not
+    enough sentences to split."""
+    blocks = list(blocks)
+    while len(blocks) > n > 0:
+        i = min(range(len(blocks) - 1), key=lambda j: len(blocks[j]) + len(blocks[j + 1]))
+        blocks[i : i + 2] = [f"{blocks[i]} {blocks[i + 1]}"]
+    while len(blocks) < n:
+        i = max(range(len(blocks)), key=lambda j: len(blocks[j])) if blocks else -1
+        if i < 0:
+            return None
+        ends = [m.end() for m in _SENTENCE_END.finditer(blocks[i]) if m.end() < len(blocks[i])]
+        if not ends:
+            return None
+        cut = min(ends, key=lambda e: abs(e - len(blocks[i]) / 2))
+        blocks[i : i + 1] = [blocks[i][:cut].strip(), blocks[i][cut:].strip()]
+    return blocks
+
+
+def _repair_paragraphs(c: Constraint, answer: str) -> str | None:
+    """The answer's own paragraphs regrouped to the count asked for; with ``***`` dividers
+    between them when the instruction separates paragraphs so."""
+    blocks = _blocks(answer)
+    grouped = _regrouped(blocks, _target(c, len(blocks)))
+    if grouped is None:
+        return None
+    return ("\n\n***\n\n" if c.marker == "***" else "\n\n").join(grouped)
+
+
+def _repair_sections(c: Constraint, answer: str) -> str | None:
+    """The answer's paragraphs regrouped to the count asked for, each marked as the
+    instruction writes the marker ("SECTION 1"); markers the answer had ("SECTION X:",
+    a wrong count) are taken off first, the words after them kept."""
+    if not c.marker:
+        return None
+    marked = re.compile(
+        rf"^[ \t>]*(?:#{{1,6}}[ \t]*)?[*_]{{0,3}}{re.escape(c.marker)}[ \t]+(?:\d+|[IVXLC]+)\b"
+        r"[*_]{0,3}[ \t]*[:.)-]?[ \t]*",
+        re.I | re.M,
+    )
+    blocks = [b for b in _blocks(marked.sub("", answer)) if b.strip()]
+    grouped = _regrouped(blocks, _target(c, len(blocks)))
+    if grouped is None:
+        return None
+    return "\n\n".join(f"{c.marker} {i}\n{b}" for i, b in enumerate(grouped, 1))
+
+
+_TITLE_LINE = re.compile(
+    r"#{1,6}[ \t]+(.+?)[ \t#]*|\*\*(.+?)\*\*:?|__(.+?)__|title:[ \t]*(.+)", re.I
+)
+
+
+def _repair_title(c: Constraint, answer: str) -> str | None:
+    """A first line that is already a title (a markdown heading, a bold line, "Title: ...")
+    rewritten as <<title>>. The model's own title only: code does not write one."""
+    first, _, rest = answer.strip().partition("\n")
+    m = _TITLE_LINE.fullmatch(first.strip())
+    if not m:
+        return None
+    title = next(g for g in m.groups() if g).strip(" *_\"'")
+    return f"<<{title}>>\n{rest}" if title else None
+
+
+def _repair_highlights(c: Constraint, answer: str) -> str | None:
+    """Highlights added to the answer's own text, nothing else changed: headings first
+    (``## Name`` becomes ``*Name*``), then the first sentence of prose paragraphs. None when
+    the answer has too few of those to reach the count."""
+    need = (c.low or 0) - count_highlights(answer)
+    lines = answer.splitlines()
+    for i, line in enumerate(lines):
+        m = re.match(r"[ \t]{0,3}#{1,6}[ \t]+([^*\n]+?)[ \t#]*$", line)
+        if need > 0 and m:
+            lines[i], need = f"*{m.group(1)}*", need - 1
+    for i, line in enumerate(lines):
+        text = line.strip()
+        if need <= 0 or not text or "*" in text or _is_bullet_line(line) or _HEADING.match(line):
+            continue
+        if i and lines[i - 1].strip():  # only a paragraph's first line
+            continue
+        end = _SENTENCE_END.search(text)
+        cut = end.end() if end else len(text)
+        lines[i], need = f"*{text[:cut]}*{text[cut:]}", need - 1
+    return None if need > 0 else "\n".join(lines)
+
+
+def _repair_bullets(c: Constraint, answer: str) -> str | None:
+    """A numbered list written where bullets were asked for: its items become ``* `` items."""
+    numbered = re.compile(r"^([ \t]*)\d+[.)][ \t]+", re.M)
+    if not numbered.search(answer):
+        return None
+    return numbered.sub(r"\1* ", answer)
+
+
+_ANY_FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
+
+
+def _repair_json(c: Constraint, answer: str) -> str:
+    """The JSON the answer holds (a fenced block, or from its first bracket to the matching
+    last one), alone; an answer holding none becomes a JSON object with the whole text as
+    its "answer"."""
+    text = answer.strip()
+    found = [m.group(1) for m in _ANY_FENCE.finditer(text)]
+    for opener, closer in (("{", "}"), ("[", "]")):
+        if opener in text and closer in text:
+            found.append(text[text.index(opener) : text.rindex(closer) + 1])
+    for part in found:
+        try:
+            json.loads(part)
+        except ValueError:
+            continue
+        return part.strip()
+    return json.dumps({"answer": text}, ensure_ascii=False, indent=2)
+
+
+_REPAIRS: dict[str, Callable[[Constraint, str], str | None]] = {
+    "paragraph_count": _repair_paragraphs,
+    "section_count": _repair_sections,
+    "title": _repair_title,
+    "highlight_count": _repair_highlights,
+    "bullet_count": _repair_bullets,
+    "json_format": _repair_json,
     "case": lambda c, a: a.lower() if c.case == "lower" else a.upper(),
     "starts_with": _repair_start,
     "ends_with": _repair_end,
@@ -2595,6 +2765,17 @@ def _template_paragraphs(text: str, cs: list[Constraint]) -> list[Constraint]:
     return [*cs, Constraint(kind="paragraph_count", source=source, low=n, high=n)]
 
 
+def _divided_paragraphs(text: str, cs: list[Constraint]) -> list[Constraint]:
+    """Paragraphs the instruction separates with ``***`` ("Paragraphs are separated with the
+    markdown divider: ***") are counted by those dividers only: blank lines do not part them."""
+    if not (_DIVIDER_MENTION.search(text) and re.search(r"separat|split|divid", text, _F)):
+        return cs
+    for c in cs:
+        if c.kind == "paragraph_count":
+            c.marker = "***"
+    return cs
+
+
 def _blank(text: str, spans: list[tuple[int, int]]) -> str:
     """The text with what rules have read blanked out (lines kept): read words no longer count
     as context for other rules ("a title in <<>> and less than 5 sentences" is not about the
@@ -2642,7 +2823,7 @@ def extract_constraints(instruction: str) -> Constraints:
             unparsed.append(instruction[start:end].strip().rstrip(".;"))
     constraints = _dedupe([c for _, c in sorted(read, key=lambda x: x[0])])
     constraints = _attach_highlighted_sections(_attach_markers(constraints))
-    constraints = _template_paragraphs(text, constraints)
+    constraints = _divided_paragraphs(text, _template_paragraphs(text, constraints))
     return Constraints(
         constraints=constraints,
         unparsed=list(dict.fromkeys(unparsed)),

@@ -6,6 +6,8 @@ false constraint (an extra check), a false pass and a false fail all fail the te
 
 from __future__ import annotations
 
+import json
+import re
 from typing import get_args
 
 import pytest
@@ -1002,7 +1004,6 @@ def test_repair_leaves_a_passing_answer_alone() -> None:
     [
         "Answer in at most 5 words.",
         "Use exactly 3 bullet points.",
-        "Wrap your entire output in JSON format.",
         "Respond only in Spanish.",
         "Include the keywords apple and banana.",
         "Use markdown headings.",
@@ -1011,6 +1012,92 @@ def test_repair_leaves_a_passing_answer_alone() -> None:
 def test_no_repair_without_a_safe_fix(instruction: str) -> None:
     (constraint,) = extract_constraints(instruction).constraints
     assert constraint.repair("x " * 40) is None
+
+
+def _fixed(instruction: str, answer: str) -> str:
+    """The answer repaired for the one constraint of the instruction that it fails, which it
+    must then pass."""
+    cs = extract_constraints(instruction).constraints
+    (constraint,) = [c for c in cs if c.check(answer).passed is False]
+    fixed = constraint.repair(answer)
+    assert fixed is not None and constraint.check(fixed).passed is True, fixed
+    return fixed
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.replace("SECTION", ""))
+
+
+def test_repair_regroups_paragraphs_between_dividers() -> None:
+    instruction = "Write exactly 3 paragraphs. Separate paragraphs with the markdown divider: ***"
+    answer = "One. Two.\n\nThree.\n\nFour five.\n\nSix."
+    fixed = _fixed(instruction, answer)
+    assert fixed.count("***") == 2 and _words(fixed) == _words(answer)
+    # blank lines alone do not part paragraphs the instruction divides with ***
+    assert _fixed(instruction, "A.\n\nB.\n\nC.") == "A.\n\n***\n\nB.\n\n***\n\nC."
+
+
+def test_repair_splits_a_paragraph_at_a_sentence_end() -> None:
+    fixed = _fixed("Write exactly 2 paragraphs.", "First sentence here. Second one there.")
+    assert fixed == "First sentence here.\n\nSecond one there."
+
+
+def test_no_paragraph_repair_without_sentences_to_split() -> None:
+    (c,) = extract_constraints("Write exactly 2 paragraphs.").constraints
+    assert c.repair("one long line with no sentence end") is None
+
+
+def test_repair_marks_sections_in_the_instruction_s_words() -> None:
+    instruction = (
+        "Your answer must have 2 sections. Mark the beginning of each section with SECTION X."
+    )
+    fixed = _fixed(instruction, "Intro text.\n\nBody text.")
+    assert fixed == "SECTION 1\nIntro text.\n\nSECTION 2\nBody text."
+
+
+def test_repair_renumbers_sections_the_answer_marked_wrongly() -> None:
+    instruction = (
+        "Your response must contain 3 sections, mark the beginning of each section with SECTION X."
+    )
+    answer = "SECTION X: Start\nA dog. A man.\n\nSECTION X: End\nThey walk."
+    fixed = _fixed(instruction, answer)
+    assert fixed == "SECTION 1\nStart\nA dog.\n\nSECTION 2\nA man.\n\nSECTION 3\nEnd\nThey walk."
+
+
+def test_repair_makes_the_answer_s_own_heading_a_title() -> None:
+    instruction = "Include a title wrapped in double angular brackets, such as <<poem of joy>>."
+    assert _fixed(instruction, "# Spring Rain\nSoft drops fall.").startswith("<<Spring Rain>>\n")
+    assert _fixed(instruction, "**Spring**\nSoft.").startswith("<<Spring>>\n")
+    (c,) = extract_constraints(instruction).constraints
+    assert c.repair("Soft drops fall on the roof all night.") is None  # no title to move
+
+
+def test_repair_highlights_headings_then_first_sentences() -> None:
+    instruction = "Highlight at least 2 sections with markdown, i.e. *highlighted section*."
+    fixed = _fixed(instruction, "## Why\nBecause it rains. Often.\n\nThen it stops.")
+    assert fixed == "*Why*\nBecause it rains. Often.\n\n*Then it stops.*"
+
+
+def test_repair_turns_a_numbered_list_into_bullets() -> None:
+    instruction = "Your answer must contain exactly 2 bullet points in markdown format."
+    assert _fixed(instruction, "Tips:\n1. Sleep.\n2. Eat.") == "Tips:\n* Sleep.\n* Eat."
+
+
+def test_repair_cuts_out_the_json_or_wraps_the_text() -> None:
+    instruction = "Wrap your entire output in JSON format."
+    assert _fixed(instruction, 'Here it is:\n```json\n{"a": 1}\n```\nDone.') == '{"a": 1}'
+    assert _fixed(instruction, 'Sure! {"a": [1, 2]} hope it helps') == '{"a": [1, 2]}'
+    assert json.loads(_fixed(instruction, "Just prose, no data.")) == {
+        "answer": "Just prose, no data."
+    }
+
+
+def test_repaired_keeps_only_fixes_that_reduce_failures() -> None:
+    from stepgraph.verifier.composer import repaired
+
+    task = "Wrap your entire response with double quotation marks. Answer in lowercase letters."
+    assert repaired(task, "Hello There") == '"hello there"'
+    assert repaired(task, '"already fine"') == '"already fine"'
 
 
 def test_constraints_check_gives_one_verdict_per_constraint_and_unparsed() -> None:

@@ -85,20 +85,20 @@ PHRASINGS = [
         "Write a story about a lighthouse keeper in exactly 4 paragraphs, separated by the "
         "markdown divider ***.",
         "paragraph_count",
-        {"low": 4, "high": 4},
+        {"low": 4, "marker": "***", "high": 4},
         id="p-divider",
     ),
     P(
         "Compose a lullaby. Split it into 3 parts, with each part separated by ***.",
         "paragraph_count",
-        {"low": 3, "high": 3},
+        {"low": 3, "marker": "***", "high": 3},
         id="p-parts",
     ),
     P(
         "Write a poem about winter with exactly 5 stanzas. Separate the stanzas with three "
         "asterisks: ***",
         "paragraph_count",
-        {"low": 5, "high": 5},
+        {"low": 5, "marker": "***", "high": 5},
         id="p-stanzas",
     ),
     P(
