@@ -902,24 +902,33 @@ def _repair_title(c: Constraint, answer: str) -> str | None:
 
 def _repair_highlights(c: Constraint, answer: str) -> str | None:
     """Highlights added to the answer's own text, nothing else changed: headings first
-    (``## Name`` becomes ``*Name*``), then the first sentence of prose paragraphs. None when
-    the answer has too few of those to reach the count."""
+    (``## Name`` becomes ``*Name*``), then sentences of prose lines, each line's first
+    sentence before any line's second. None when the answer has too few of those to reach
+    the count."""
     need = (c.low or 0) - count_highlights(answer)
     lines = answer.splitlines()
     for i, line in enumerate(lines):
         m = re.match(r"[ \t]{0,3}#{1,6}[ \t]+([^*\n]+?)[ \t#]*$", line)
         if need > 0 and m:
             lines[i], need = f"*{m.group(1)}*", need - 1
+    spans = []  # (rank in its line, line, start, end) of each sentence of a prose line
     for i, line in enumerate(lines):
-        text = line.strip()
-        if need <= 0 or not text or "*" in text or _is_bullet_line(line) or _HEADING.match(line):
+        if not line.strip() or "*" in line or _is_bullet_line(line) or _HEADING.match(line):
             continue
-        if i and lines[i - 1].strip():  # only a paragraph's first line
-            continue
-        end = _SENTENCE_END.search(text)
-        cut = end.end() if end else len(text)
-        lines[i], need = f"*{text[:cut]}*{text[cut:]}", need - 1
-    return None if need > 0 else "\n".join(lines)
+        start = len(line) - len(line.lstrip())
+        for rank, m in enumerate([*_SENTENCE_END.finditer(line), None]):
+            end = m.end() if m else len(line)
+            if line[start:end].strip():
+                spans.append((rank, i, start, end))
+            if m is None:
+                break
+            start = end + len(line[end:]) - len(line[end:].lstrip())
+    if len(spans) < need:
+        return None
+    for _, i, start, end in sorted(sorted(spans)[: max(need, 0)], key=lambda x: -x[2]):
+        text = lines[i][start:end].rstrip()
+        lines[i] = f"{lines[i][:start]}*{text}*{lines[i][start + len(text) :]}"
+    return "\n".join(lines)
 
 
 def _repair_bullets(c: Constraint, answer: str) -> str | None:

@@ -1075,7 +1075,10 @@ def test_repair_makes_the_answer_s_own_heading_a_title() -> None:
 def test_repair_highlights_headings_then_first_sentences() -> None:
     instruction = "Highlight at least 2 sections with markdown, i.e. *highlighted section*."
     fixed = _fixed(instruction, "## Why\nBecause it rains. Often.\n\nThen it stops.")
-    assert fixed == "*Why*\nBecause it rains. Often.\n\n*Then it stops.*"
+    assert fixed == "*Why*\n*Because it rains.* Often.\n\nThen it stops."
+    three = Constraint(kind="highlight_count", source="", low=3)
+    assert three.repair("One. Two. Three.\nFour five.") == "*One.* *Two.* Three.\n*Four five.*"
+    assert three.repair("Only one sentence here") is None
 
 
 def test_repair_turns_a_numbered_list_into_bullets() -> None:
