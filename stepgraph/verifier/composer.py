@@ -133,7 +133,7 @@ class Composer:
         messages = [Message(role="system", content=COMPOSE_SYSTEM), *(history or [])[-4:]]
         tokens = [draft.prompt_tokens, draft.completion_tokens]
         # what code can fix is fixed before the model is asked, so a revision is asked
-        # only for what remains (and for less), and again after the last revision
+        # only for what remains
         answer, verdicts = await self._repair(
             task, constraints, draft.answer, draft.verdicts, results, final_id, from_results
         )
@@ -150,11 +150,13 @@ class Composer:
             checked = await self.verifier.check_answer(
                 task, revised, results, final_id=final_id, from_results=from_results
             )
+            # a revision is judged with code's fixes applied: the model was asked only for
+            # what code cannot do
+            revised, checked = await self._repair(
+                task, constraints, revised, checked, results, final_id, from_results
+            )
             if len(failures(checked)) < len(failures(verdicts)):
                 answer, verdicts = revised, checked
-        answer, verdicts = await self._repair(
-            task, constraints, answer, verdicts, results, final_id, from_results
-        )
         if constraints.conflicts and "contradict" not in answer.lower():
             answer += (
                 "\n\nNote: some requirements of this task contradict each other, so not all "

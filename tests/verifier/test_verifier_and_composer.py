@@ -145,11 +145,22 @@ def test_no_revision_once_the_budget_is_spent():
     assert any(v.passed is False for v in out.verdicts)
 
 
-def test_what_revision_cannot_fix_a_mechanical_repair_does():
+def test_what_code_can_fix_is_fixed_before_the_model_is_asked():
     task = "Describe eggs. Your entire answer must be in lowercase letters."
-    out, _ = compose(["Eggs Are 48.", "Eggs: 48.", "EGGS 48"], task, TWO_STEPS)
+    out, model = compose(["Eggs Are 48.", "Eggs: 48.", "EGGS 48"], task, TWO_STEPS)
     assert out.answer == "eggs are 48."
     assert all(v.passed is not False for v in out.verdicts), out.verdicts
+    assert out.revisions == 0 and len(model.requests) == 1  # the composing call only
+
+
+def test_a_revision_is_repaired_too():
+    task = (
+        "Describe eggs in exactly 2 sentences. Wrap your entire answer in double quotation marks."
+    )
+    # the draft fails both; code quotes it, the model fixes the count, code quotes that again
+    out, model = compose(["Eggs are 48.", "Eggs are 48. They are white."], task, TWO_STEPS)
+    assert out.answer == '"Eggs are 48. They are white."', out.answer
+    assert out.revisions == 1 and len(model.requests) == 2
 
 
 def test_contradictory_constraints_are_said_not_looped_on():
