@@ -11,6 +11,7 @@ says that they do.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from pydantic import BaseModel, Field
@@ -202,6 +203,9 @@ def repaired(task: str, answer: str, constraints: Constraints | None = None) -> 
         return len(failures(constraints.check(text)))
 
     now = failing(answer)
+    collapsed = collapse_repeats(answer)
+    if collapsed != answer and (after := failing(collapsed)) <= now:
+        answer, now = collapsed, after
     for _ in range(2):
         for constraint in constraints.constraints:
             if not now or constraint.check(answer).passed is not False:
@@ -212,6 +216,20 @@ def repaired(task: str, answer: str, constraints: Constraints | None = None) -> 
             if (after := failing(fixed)) < now:
                 answer, now = fixed, after
     return answer
+
+
+_REPEATED_SENTENCE = re.compile(r"(?P<s>[^\s.!?][^.!?\n]{6,}[.!?])(?:[ \t]+(?P=s)){2,}")
+_REPEATED_LINE = re.compile(
+    r"^(?P<line>[^\n]*\w[^\n]*)\n(?:[ \t]*\n)?(?:(?P=line)\n(?:[ \t]*\n)?){1,}(?P=line)$", re.M
+)
+
+
+def collapse_repeats(text: str) -> str:
+    """A small model's greedy loop ("She's always 90°F. She's always 90°F. ...", one line
+    over and over) cut to one copy: a sentence or line said three or more times running
+    says nothing the first did not."""
+    text = _REPEATED_SENTENCE.sub(lambda m: m.group("s"), text)
+    return _REPEATED_LINE.sub(lambda m: m.group("line"), text)
 
 
 def _results_prompt(task: str, results: list, constraints, computing: frozenset[str]) -> str:

@@ -2762,7 +2762,7 @@ _TEMPLATE_DIVIDER = re.compile(r"^[ \t]*\*{3}[ \t]*$", re.M)
 
 def _template_paragraphs(text: str, cs: list[Constraint]) -> list[Constraint]:
     """A format to follow, given with ``***`` lines between its parts ("Use the exact format
-    below: ... *** ... *** ..."), asks for that many paragraphs."""
+    below: ... *** ... *** ..."), asks for that many paragraphs, divided the same way."""
     dividers = list(_TEMPLATE_DIVIDER.finditer(text))
     if not dividers or any(c.kind == "paragraph_count" for c in cs):
         return cs
@@ -2771,7 +2771,7 @@ def _template_paragraphs(text: str, cs: list[Constraint]) -> list[Constraint]:
         return cs
     n = len(dividers) + 1
     source = f"the format given, with {n} parts between *** dividers"
-    return [*cs, Constraint(kind="paragraph_count", source=source, low=n, high=n)]
+    return [*cs, Constraint(kind="paragraph_count", source=source, low=n, high=n, marker="***")]
 
 
 def _divided_paragraphs(text: str, cs: list[Constraint]) -> list[Constraint]:

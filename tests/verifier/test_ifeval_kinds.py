@@ -104,7 +104,7 @@ PHRASINGS = [
     P(
         "Give me study tips using this format:\n\nTip 1 ...\n***\nTip 2 ...\n***\nTip 3 ...",
         "paragraph_count",
-        {"low": 3, "high": 3},
+        {"low": 3, "marker": "***", "high": 3},
         id="p-template",
     ),
     # --- sections --------------------------------------------------------------------------

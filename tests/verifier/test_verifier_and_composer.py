@@ -228,3 +228,15 @@ def test_executors_are_known_by_what_they_declare_not_by_their_name():
     # on its own a verifier knows the built-in executors
     assert Verifier().computing == {"calculator", "python", "sql"}
     assert Verifier().writing == {"llm"}
+
+
+def test_a_greedy_loop_is_cut_to_one_copy():
+    from stepgraph.verifier.composer import collapse_repeats, repaired
+
+    looped = "Sarah lives here. " + "She is always hot. " * 40 + "The end."
+    assert collapse_repeats(looped) == "Sarah lives here. She is always hot. The end."
+    assert collapse_repeats("a\nsame line\nsame line\nsame line\nb") == "a\nsame line\nb"
+    said_twice = "It rains today. It rains today. Then it stops."
+    assert collapse_repeats(said_twice) == said_twice  # twice may be meant
+    task = "Write about Sarah in at most 20 words."
+    assert repaired(task, looped) == "Sarah lives here. She is always hot. The end."
