@@ -105,7 +105,7 @@ def _direct(backend, question: str) -> dict:
 
 def _run(runtime, question: str) -> dict:
     result = runtime.run(question + SUFFIX)
-    verdicts = [v for s in result.steps for v in s.verdicts if v["passed"] is False]
+    verdicts = [v for s in result.steps for v in s.verdicts if v.passed is False]
     return {
         "answer": result.answer,
         "prompt_tokens": result.prompt_tokens,
@@ -123,7 +123,7 @@ def _run(runtime, question: str) -> dict:
         "chosen": result.chosen,
         "candidates": {c.name: c.claims if c.usable else c.error for c in result.candidates},
         "cross_check": next(
-            (v["evidence"] for v in result.verdicts if v["check"] == "cross_check"), None
+            (v.evidence for v in result.verdicts if v.check == "cross_check"), None
         ),
     }
 

@@ -77,7 +77,7 @@ def _direct(backend, prompt: str) -> dict:
 
 def _run(runtime, prompt: str) -> dict:
     result = runtime.run(prompt)
-    failed = [v for v in result.verdicts if v["passed"] is False]
+    failed = [v for v in result.verdicts if v.passed is False]
     return {
         "answer": result.answer,
         "prompt_tokens": result.prompt_tokens,

@@ -93,7 +93,7 @@ def main(
     report = f"# {question}\n\n{result.answer}\n\n## Queries\n{queries}{image}"
     report += f"\n_run {result.run_id}: {result.status}_\n"
     (out / "report.md").write_text(report, encoding="utf-8")
-    failed = [v for v in result.verdicts if v["passed"] is False]
+    failed = [v for v in result.verdicts if v.passed is False]
     print(f"\n{result.answer}\n\nreport: {out / 'report.md'}" + ", chart.png" * chart)
     print(f"run {result.run_id}: {result.status}, {len(failed)} failed check(s) on the answer")
     if result.error:

@@ -53,9 +53,9 @@ def main(
         print(f"Problem: {problem}\n")
         result = runtime.run(problem, on_event=show)
         print(f"\nAnswer: {result.answer}\n")
-        failed = [v for v in result.verdicts if v["passed"] is False]
+        failed = [v for v in result.verdicts if v.passed is False]
         for verdict in failed:
-            print(f"check failed: {verdict['check']}: {verdict['evidence']}")
+            print(f"check failed: {verdict.check}: {verdict.evidence}")
         print(f"run {result.run_id}: {result.status}; stored in {runtime.store.path}")
         if result.error:
             print(f"error: {result.error}")

@@ -67,8 +67,8 @@ def main(
             print(f"{step.step_id} [{step.executor}] {step.status}: {step.instruction[:70]}")
         print(f"\n{result.answer}\n")
         for verdict in result.verdicts:
-            print(f"{verdict['check']}: {verdict['passed']} ({verdict['evidence']})")
-        ok = all(v["passed"] is not False for v in result.verdicts)
+            print(f"{verdict.check}: {verdict.passed} ({verdict.evidence})")
+        ok = all(v.passed is not False for v in result.verdicts)
         print(f"run {result.run_id}: {result.status}; stored in {runtime.store.path}")
         if result.error:
             print(f"error: {result.error}")

@@ -80,11 +80,11 @@ def main(
         peak = max(peak, running)
     print(f"{task}\n\n{result.answer}\n")
     for verdict in result.verdicts:
-        print(f"{verdict['check']}: {verdict['passed']} ({verdict['evidence']})")
+        print(f"{verdict.check}: {verdict.passed} ({verdict.evidence})")
     print(f"run {result.run_id}: {result.status}; up to {peak} steps ran at the same time")
     if result.error:
         print(f"error: {result.error}")
-    failed = [v for v in result.verdicts if v["passed"] is False]
+    failed = [v for v in result.verdicts if v.passed is False]
     return 0 if result.status == "done" and not failed else 1
 
 

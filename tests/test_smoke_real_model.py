@@ -12,13 +12,13 @@ def test_a_real_instruction_runs_end_to_end(real_model, tmp_path):
     result = runtime.run("Compute 23 * 47 and then say whether the result is an even number.")
     # verified or not, the run answers, and says which
     assert result.status in ("done", "unverified"), result.error
-    assert result.plan and result.plan["steps"]
+    assert result.plan and result.plan.steps
     assert result.answer.strip()
     assert all(s.status in ("done", "failed", "skipped") for s in result.steps)
     # the direct answer was a candidate, and the choice among candidates is on record
     assert "direct" in [c.name for c in result.candidates] and result.chosen
-    (cross,) = [v for v in result.verdicts if v["check"] == "cross_check"]
-    assert result.chosen in cross["evidence"]
+    (cross,) = [v for v in result.verdicts if v.check == "cross_check"]
+    assert result.chosen in cross.evidence
     # 23 * 47 = 1081: a verified run states it
     if result.status == "done":
         assert "1081" in result.answer.replace(",", "")
@@ -26,7 +26,7 @@ def test_a_real_instruction_runs_end_to_end(real_model, tmp_path):
     candidates = {c.name for c in result.candidates} - {
         "composed"
     }  # composed: the answer, not a step
-    planned = {s["id"] for s in result.plan["steps"]}
+    planned = {s.id for s in result.plan.steps}
     assert record.answer == result.answer
     assert planned | candidates <= {s.step_id for s in record.steps}
     report = replay(Store(tmp_path / "s.db"), result.run_id)
@@ -42,7 +42,7 @@ def test_a_real_run_meets_the_instructions_form_constraints(real_model, tmp_path
         "Name two colours of the sea. Your entire answer must be in lowercase letters."
     )
     assert result.answer.strip() and result.answer == result.answer.lower()
-    checks = {v["check"]: v["passed"] for v in result.verdicts}
+    checks = {v.check: v.passed for v in result.verdicts}
     assert checks.get("lowercase") is True, result.verdicts
     stored = Store(tmp_path / "s.db").run(result.run_id)
     assert [v.check for v in stored.verdicts if v.step_id is None] == list(checks)

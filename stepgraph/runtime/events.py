@@ -6,7 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, computed_field
 
+from stepgraph.planner.plan import Plan
 from stepgraph.verifier.choice import Candidate
+from stepgraph.verifier.verdict import Verdict
 
 EventType = Literal[
     "run_started",
@@ -45,7 +47,7 @@ class StepResult(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     model: str = ""
-    verdicts: list[dict[str, Any]] = Field(default_factory=list)
+    verdicts: list[Verdict] = Field(default_factory=list)
 
 
 RunStatus = Literal["done", "unverified", "partial", "failed", "budget_exceeded", "interrupted"]
@@ -63,14 +65,14 @@ class RunResult(BaseModel):
     run_id: str
     status: RunStatus
     answer: str = ""
-    plan: dict[str, Any] | None = None
+    plan: Plan | None = None
     steps: list[StepResult] = Field(default_factory=list)
     conversation_id: str | None = None
     seconds: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
-    verdicts: list[dict[str, Any]] = Field(default_factory=list)  # on the final answer
+    verdicts: list[Verdict] = Field(default_factory=list)  # on the final answer
     candidates: list[Candidate] = Field(default_factory=list)
     chosen: str | None = None  # the candidate whose answer this is
 
@@ -82,8 +84,4 @@ class RunResult(BaseModel):
     @property
     def failed_checks(self) -> list[str]:
         """The final answer's failed checks, "check: evidence", for one line under it."""
-        return [
-            f"{v['check']}: {v.get('evidence') or 'failed'}"
-            for v in self.verdicts
-            if v["passed"] is False
-        ]
+        return [f"{v.check}: {v.evidence or 'failed'}" for v in self.verdicts if v.passed is False]

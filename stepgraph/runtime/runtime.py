@@ -1214,8 +1214,8 @@ def _jsonable(value: Any) -> Any:
         return repr(value)
 
 
-def _verdict(record) -> dict:
-    return {"check": record.check, "passed": record.passed, "evidence": record.evidence}
+def _verdict(record) -> Verdict:
+    return Verdict(check=record.check, passed=record.passed, evidence=record.evidence)
 
 
 def _step_result(step, record) -> StepResult:

@@ -16,6 +16,7 @@ from stepgraph.executors.llm import ANSWER_SYSTEM, CODE_SYSTEM, EXPRESSION_SYSTE
 from stepgraph.models import Request
 from stepgraph.runtime import candidates
 from stepgraph.verifier.composer import COMPOSE_SYSTEM
+from stepgraph.verifier.verdict import Verdict
 
 LEFT = "What is 12% of 850, and what is left when it is taken off?"
 
@@ -73,13 +74,13 @@ def test_agreeing_candidates_verify_the_answer_without_a_tie_breaker(tmp_path):
     assert result.verified and result.failed_checks == []
     assert {c.name: c.claims for c in result.candidates} == {"composed": [48], "direct": [48]}
     assert {s.step_id for s in result.steps} == {"direct", "s1"}
-    cross = [v for v in result.verdicts if v["check"] == "cross_check"]
+    cross = [v for v in result.verdicts if v.check == "cross_check"]
     assert cross == [
-        {
-            "check": "cross_check",
-            "passed": True,
-            "evidence": "composed chosen: composed, direct agree on 48",
-        }
+        Verdict(
+            check="cross_check",
+            passed=True,
+            evidence="composed chosen: composed, direct agree on 48",
+        )
     ]
     assert not any(r.startswith("You write a short Python") for r in roles(backend))
 
@@ -283,7 +284,7 @@ def test_an_answer_revised_until_its_checks_pass_is_verified(tmp_path):
         result = runtime.run(task)
     # the composed draft passes and the direct one does not: composed, verified by its checks
     assert (result.status, result.chosen, result.answer) == ("done", "composed", revised)
-    cross = {v["check"]: v["passed"] for v in result.verdicts}
+    cross = {v.check: v.passed for v in result.verdicts}
     assert cross["min_words"] is True and cross["cross_check"] is None  # not a numeric task
 
 
