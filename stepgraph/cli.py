@@ -20,6 +20,8 @@ app = typer.Typer(
     help="Plan an instruction into a graph of steps, run them, verify, remember.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # typer's rich help labels every flag "<bool>"
+    add_completion=False,
 )
 model_app = typer.Typer(help="Embedded models: pull, list, info.", no_args_is_help=True)
 runs_app = typer.Typer(

@@ -30,6 +30,12 @@ def test_help_lists_the_commands():
     assert out.returncode == 0
     for command in ("plan", "run", "chat", "resume", "replay", "model", "runs", "evolve"):
         assert command in out.stdout
+    assert "<bool>" not in out.stdout  # a flag takes no value, and its help says none
+
+
+def test_flags_are_shown_without_a_value():
+    out = stepgraph("run", "--help")
+    assert out.returncode == 0 and "--strict " in out.stdout and "<bool>" not in out.stdout
 
 
 @pytest.mark.parametrize(
