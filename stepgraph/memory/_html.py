@@ -160,7 +160,30 @@ def _verdicts_table(verdicts: list[VerdictRecord]) -> str:
     )
 
 
-def _step_section(step: StepRecord, verdicts: list[VerdictRecord]) -> str:
+def _attempts(attempts: list[dict]) -> str:
+    """Each attempt of a retried step, with its own output and verdicts (the step above
+    shows the attempt that was kept)."""
+    if len(attempts) < 2:
+        return ""
+    items = []
+    for a in attempts:
+        rows = "".join(
+            f"<tr><td>{_e(v.get('check'))}</td>"
+            f"<td>{ {True: 'yes', False: 'no', None: 'no verdict'}.get(v.get('passed')) }</td>"
+            f"<td>{_e(v.get('evidence'))}</td></tr>"
+            for v in a.get("verdicts") or []
+        )
+        error = f"<h5>Error</h5><pre>{_e(a['error'])}</pre>" if a.get("error") else ""
+        items.append(
+            f"<h5>attempt {_e(a.get('attempt'))}</h5><pre>{_e(a.get('output'))}</pre>{error}"
+            f"<table><tr><th>check</th><th>passed</th><th>evidence</th></tr>{rows}</table>"
+        )
+    return f"<details><summary>{len(attempts)} attempts</summary>{''.join(items)}</details>"
+
+
+def _step_section(
+    step: StepRecord, verdicts: list[VerdictRecord], attempts: list[dict] = ()
+) -> str:
     parts = [
         f'<section class="step" id="step-{_e(step.step_id)}">',
         f'<h3>{_e(step.step_id)} <small class="status-{_e(step.status)}">{_e(step.status)}'
@@ -183,7 +206,9 @@ def _step_section(step: StepRecord, verdicts: list[VerdictRecord]) -> str:
         parts.append(f"<h4>Data</h4><pre>{_e(_json(step.data))}</pre>")
     if step.error:
         parts.append(f"<h4>Error</h4><pre>{_e(step.error)}</pre>")
-    parts.append(f"<h4>Verdicts</h4>{_verdicts_table(verdicts)}</section>")
+    parts.append(
+        f"<h4>Verdicts</h4>{_verdicts_table(verdicts)}{_attempts(list(attempts))}</section>"
+    )
     return "\n".join(parts)
 
 
@@ -228,6 +253,10 @@ def render_run_html(run: RunRecord) -> str:
         for e in run.events
     )
     goal = (run.plan or {}).get("goal")
+    attempts: dict[str, list[dict]] = {}
+    for e in run.events:
+        if e.type == "step_attempt" and isinstance(e.payload, dict):
+            attempts.setdefault(str(e.payload.get("step_id")), []).append(e.payload)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -263,7 +292,7 @@ def render_run_html(run: RunRecord) -> str:
 </table>
 {_plan_versions(run)}
 <h2>Steps</h2>
-{"".join(_step_section(s, [v for v in run.verdicts if v.step_id == s.step_id]) for s in run.steps)}
+{"".join(_step_section(s, [v for v in run.verdicts if v.step_id == s.step_id], attempts.get(s.step_id, [])) for s in run.steps)}
 <h2>Events</h2>
 <details><summary>{len(run.events)} events</summary>
 <table><tr><th>seq</th><th>type</th><th>time</th><th>payload</th></tr>{events}</table>

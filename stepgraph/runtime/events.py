@@ -15,6 +15,7 @@ EventType = Literal[
     "plan_step",
     "plan_ready",
     "step_started",
+    "step_attempt",
     "step_finished",
     "verdict",
     "answer",

@@ -741,6 +741,7 @@ class Runtime:
         attempts, tokens, feedback, every_verdict = 0, [0, 0], None, []
         kept: tuple[StepOutput, list[dict]] | None = None  # the best attempt with output
         output, verdicts = StepOutput(error="not run"), []
+        tried: list[dict] = []  # every attempt's own output and verdicts, for the trace
         for attempt in range(2):  # the first try, and one retry with the verifier's feedback
             attempts = attempt + 1
             output = await self._run_executor(step, inp.model_copy(update={"feedback": feedback}))
@@ -749,6 +750,14 @@ class Runtime:
             checked = await self.verifier.check_step(step, inp, output)
             verdicts = self._stream_verdicts(run_id, step.id, checked, write)
             every_verdict += verdicts
+            tried.append(
+                {
+                    "attempt": attempts,
+                    "output": output.output[:4000],
+                    "error": output.error,
+                    "verdicts": verdicts,
+                }
+            )
             failed = [v for v in verdicts if v["passed"] is False]
             if (
                 output.ok
@@ -785,6 +794,9 @@ class Runtime:
         with self.store.transaction():  # one commit for the step and all its verdicts
             self._store_verdicts(run_id, step.id, every_verdict)
             self._record_step(run_id, result, step.args)
+        if len(tried) > 1:  # a retried step keeps each attempt, not only the one kept
+            for data in tried:
+                write(Event(type="step_attempt", run_id=run_id, step_id=step.id, data=data))
         write(
             Event(
                 type="step_finished",

@@ -155,6 +155,26 @@ def test_verifier_failure_retries_once_with_feedback(tmp_path):
     assert result.steps[0].attempts == 2
 
 
+def test_each_attempt_of_a_retried_step_is_kept_for_the_trace(tmp_path):
+    runtime, _, _ = make(
+        tmp_path,
+        [plan_text(("s1", [], "llm", "a"), ("s2", ["s1"], "llm", "b"))],
+        Echo(empty_first={"s1"}),
+    )
+    result = runtime.run("ab")
+    store = Store(tmp_path / "s.db")
+    attempts = [e.payload for e in store.run(result.run_id).events if e.type == "step_attempt"]
+    assert [(a["step_id"], a["attempt"]) for a in attempts] == [("s1", 1), ("s1", 2)]
+    first, second = attempts
+    assert first["output"].strip() == "" and {"check": "non_empty", "passed": False} == {
+        k: first["verdicts"][0][k] for k in ("check", "passed")
+    }
+    assert second["output"] == "<s1:a>"
+    page = store.export_html(result.run_id)
+    assert "2 attempts" in page and "attempt 1" in page and "&lt;s1:a&gt;" in page
+    assert page.count("2 attempts") == 1  # s2 ran once: no attempts shown for it
+
+
 class Permanent(Echo):
     """Fails s1 the way a python step fails on a time limit: the same step would again."""
 
