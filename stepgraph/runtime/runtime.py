@@ -676,6 +676,20 @@ class Runtime:
             }
         )
         self._record_step(run_id, result)
+        get_stream_writer()(
+            Event(
+                type="step_finished",
+                run_id=run_id,
+                step_id=step.id,
+                data={
+                    "status": result.status,
+                    "output": result.output[:500],
+                    "error": result.error,
+                    "seconds": result.seconds,
+                    "attempts": result.attempts,
+                },
+            )
+        )
         return result.model_dump()
 
     async def _execute(self, run_id: str, step: Step) -> dict:
