@@ -149,7 +149,7 @@ def _start_and_kill(tmp_path: Path) -> tuple[str, list[str]]:
         stderr=subprocess.PIPE,
     )
     try:
-        line = _read_line(proc, 60)
+        line = _read_line(proc, 300)  # a cold import on a loaded machine can be slow
         assert line, f"the child exited early: {proc.wait()} {proc.stderr.read()}"
         run_id = json.loads(line)["run_id"]
         deadline = time.monotonic() + 30
