@@ -86,9 +86,7 @@ def _run(runtime, prompt: str) -> dict:
         "run_id": result.run_id,
         "error": result.error,
         "steps": [f"{s.executor}:{s.status}" for s in result.steps],
-        "failed_verdicts": [
-            {"check": v.check, "evidence": v.evidence} for v in failed
-        ],
+        "failed_verdicts": [{"check": v.check, "evidence": v.evidence} for v in failed],
         "chosen": getattr(result, "chosen", None),  # the candidate answer, where the runtime says
     }
 

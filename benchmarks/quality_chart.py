@@ -48,7 +48,7 @@ def main() -> None:
         raise SystemExit("results/quality.json has no figures yet: run gsm8k.py or ifeval.py")
     fig, ax = plt.subplots(figsize=(2.6 * len(found) + 1.5, 4.2))
     width = 0.38
-    for i, (label, direct, run, _) in enumerate(found):
+    for i, (_, direct, run, _) in enumerate(found):
         for offset, value, name, colour in (
             (-width / 2, direct, "direct answer", "#9aa5b1"),
             (width / 2, run, "stepgraph run", "#2f6fb0"),

@@ -800,7 +800,7 @@ class Runtime:
                 "prompt_tokens": tokens[0],
                 "completion_tokens": tokens[1],
                 "model": output.model,
-                "verdicts": verdicts,
+                "verdicts": [Verdict(**v) for v in verdicts],  # model_copy does not validate
             }
         )
         if board.current.get(step.id) != step.model_dump():

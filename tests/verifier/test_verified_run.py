@@ -43,7 +43,7 @@ def test_an_answer_that_drops_the_computed_result_is_revised_and_its_verdicts_ke
     assert result.status == "done"
     assert result.answer == "There are 48 eggs."
     assert {"check": "computed_results_stated", "passed": True} in [
-        {k: v[k] for k in ("check", "passed")} for v in result.verdicts
+        {"check": v.check, "passed": v.passed} for v in result.verdicts
     ]
     revise = model.requests[-1].messages[-1].content
     assert "48 (the result of s1: 12 * 4)" in revise
@@ -69,7 +69,7 @@ def test_a_run_is_revised_within_its_token_budget_only(tmp_path):
     )
     result = runtime.run("How many eggs are in 12 boxes of 4?")
     assert result.answer == "There are 46 eggs."  # no budget left to revise: kept, not looped
-    assert any(v["passed"] is False for v in result.verdicts)
+    assert any(v.passed is False for v in result.verdicts)
     assert len(model.requests) == 2
 
 
@@ -100,5 +100,5 @@ def test_an_answer_check_of_your_own_fails_the_answer_and_the_composer_revises(t
     assert "sign as Bo" in model.requests[-1].messages[-1].content  # the revision was told
     assert seen[0] == ["s1"]
     assert {"check": "signed", "passed": True} in [
-        {k: v[k] for k in ("check", "passed")} for v in result.verdicts
+        {"check": v.check, "passed": v.passed} for v in result.verdicts
     ]
