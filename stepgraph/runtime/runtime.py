@@ -676,20 +676,7 @@ class Runtime:
             }
         )
         self._record_step(run_id, result)
-        get_stream_writer()(
-            Event(
-                type="step_finished",
-                run_id=run_id,
-                step_id=step.id,
-                data={
-                    "status": result.status,
-                    "output": result.output[:500],
-                    "error": result.error,
-                    "seconds": result.seconds,
-                    "attempts": result.attempts,
-                },
-            )
-        )
+        get_stream_writer()(_finished(run_id, result))
         return result.model_dump()
 
     async def _execute(self, run_id: str, step: Step) -> dict:
@@ -811,20 +798,7 @@ class Runtime:
         if len(tried) > 1:  # a retried step keeps each attempt, not only the one kept
             for data in tried:
                 write(Event(type="step_attempt", run_id=run_id, step_id=step.id, data=data))
-        write(
-            Event(
-                type="step_finished",
-                run_id=run_id,
-                step_id=step.id,
-                data={
-                    "status": result.status,
-                    "output": result.output[:500],
-                    "error": result.error,
-                    "seconds": result.seconds,
-                    "attempts": result.attempts,
-                },
-            )
-        )
+        write(_finished(run_id, result))
         return result.model_dump()
 
     def _writes_text(self, executor: str) -> bool:
@@ -1102,6 +1076,22 @@ class Runtime:
             "a sampled answer to the whole instruction (temperature 0.7)",
             answer_directly(self.model, request, calculate=self.calculate),
         )
+
+
+def _finished(run_id: str, result: StepResult) -> Event:
+    """The event a live view and the store's log get when a step ends."""
+    return Event(
+        type="step_finished",
+        run_id=run_id,
+        step_id=result.step_id,
+        data={
+            "status": result.status,
+            "output": result.output[:500],
+            "error": result.error,
+            "seconds": result.seconds,
+            "attempts": result.attempts,
+        },
+    )
 
 
 def _failed(verdicts: list[dict]) -> int:

@@ -283,13 +283,19 @@ def count_capital_words(text: str) -> int:
     return sum(1 for w in re.findall(r"\b[\w-]+\b", _plain_text(text)) if w.isupper())
 
 
+def _marker_line(marker: str, tail: str = "") -> re.Pattern[str]:
+    """A line opening a section: the marker and its number ("SECTION 2", "## Section IV",
+    "**Part 3**"), case aside; `tail` extends the match past the number."""
+    return re.compile(
+        rf"^[ \t>]*(?:#{{1,6}}[ \t]*)?[*_]{{0,3}}{re.escape(marker)}[ \t]+(?:\d+|[IVXLC]+)\b"
+        + tail,
+        re.I | re.M,
+    )
+
+
 def _count_sections(text: str, marker: str | None) -> tuple[int | None, str]:
     if marker:
-        pattern = re.compile(
-            rf"^[ \t>]*(?:#{{1,6}}[ \t]*)?[*_]{{0,3}}{re.escape(marker)}[ \t]+(?:\d+|[IVXLC]+)\b",
-            re.I | re.M,
-        )
-        return len(pattern.findall(text)), f"sections marked '{marker} N'"
+        return len(_marker_line(marker).findall(text)), f"sections marked '{marker} N'"
     headings = len(_HEADING.findall(text))
     if not headings:
         return None, "no section marker named and no markdown headings"
@@ -872,11 +878,7 @@ def _repair_sections(c: Constraint, answer: str) -> str | None:
     a wrong count) are taken off first, the words after them kept."""
     if not c.marker:
         return None
-    marked = re.compile(
-        rf"^[ \t>]*(?:#{{1,6}}[ \t]*)?[*_]{{0,3}}{re.escape(c.marker)}[ \t]+(?:\d+|[IVXLC]+)\b"
-        r"[*_]{0,3}[ \t]*[:.)-]?[ \t]*",
-        re.I | re.M,
-    )
+    marked = _marker_line(c.marker, tail=r"[*_]{0,3}[ \t]*[:.)-]?[ \t]*")
     blocks = [b for b in _blocks(marked.sub("", answer)) if b.strip()]
     grouped = _regrouped(blocks, _target(c, len(blocks)))
     if grouped is None:
