@@ -183,6 +183,8 @@ class RunView:
 def plain_line(event: Event) -> str | None:
     """The event as one log line, for output that is not a terminal; None to skip it."""
     data = event.data
+    if event.type == "plan_ready" and data.get("unplanned"):
+        return f"plan: {data['unplanned']}"
     if event.type == "plan_ready" and data.get("plan"):
         steps = data["plan"].get("steps", [])
         label = f"replan {data['round']}" if data.get("round") else "plan"

@@ -39,6 +39,8 @@ from stepgraph.runtime.candidates import (
 from stepgraph.runtime.events import Event, RunResult, StepResult
 from stepgraph.verifier import Composer, Composition, Verdict, Verifier
 from stepgraph.verifier.choice import Candidate, agreed, answer_claims, choose
+from stepgraph.verifier.composer import repaired
+from stepgraph.verifier.constraints import extract_constraints
 from stepgraph.verifier.numeric import single_number
 from stepgraph.verifier.verdict import failures
 
@@ -460,17 +462,23 @@ class Runtime:
             if record.plan is not None:
                 plan = Plan(goal=record.plan.get("goal", ""), steps=record.plan["steps"])
             else:
-                known_ids = {d["id"] for d in dispatched}
-                plan = await runtime._plan(
-                    run_id,
-                    record.instruction,
-                    board.history,
-                    write,
-                    (lambda step: None if step.id in known_ids else dispatch(step))
-                    if runtime.eager
-                    else None,
-                    hold_lone_llm=runtime.direct,
-                )
+                plan = None
+                if direct is not None and not dispatched and runtime._form_checked(board):
+                    # the instruction states a form that code checks: the model's own answer
+                    # goes first, and a plan is made only if that answer fails a check
+                    plan = await runtime._unplanned(run_id, await direct)
+                if plan is None:
+                    known_ids = {d["id"] for d in dispatched}
+                    plan = await runtime._plan(
+                        run_id,
+                        record.instruction,
+                        board.history,
+                        write,
+                        (lambda step: None if step.id in known_ids else dispatch(step))
+                        if runtime.eager
+                        else None,
+                        hold_lone_llm=runtime.direct,
+                    )
                 runtime.store.record_plan(run_id, plan.model_dump())
             if runtime.approve_plan and not dispatched:
                 from langgraph.types import interrupt
@@ -585,6 +593,45 @@ class Runtime:
         self._boards[run_id].plan_tokens = stats.get("completion_tokens", 0)
         self._boards[run_id].tokens += self._boards[run_id].plan_tokens
         write(Event(type="plan_ready", run_id=run_id, data={"plan": plan.model_dump(), **stats}))
+        return plan
+
+    def _form_checked(self, board: Board) -> bool:
+        """Whether the model's own answer can settle the run without a plan: the instruction
+        states a form that code checks (words, sections, JSON, ...), asks for no number (a
+        number is cross-checked by candidates instead), and no executor could bring in facts
+        the model cannot see. On IFEval (0.5B, 112 prompts) a plan's answer was chosen over
+        the direct one 4 times, and passed Google's checks where the direct one failed once,
+        for about half of a run's tokens."""
+        return (
+            bool(extract_constraints(board.task).constraints)
+            and not asks_for_number(board.task, board.history)
+            and not any(getattr(e, "brings_facts", False) for e in self.executors.values())
+        )
+
+    async def _unplanned(self, run_id: str, direct: dict) -> Plan | None:
+        """The one-step plan that is the direct answer, when that answer (with code's form
+        repairs) passes every check of the instruction; None (so: plan) when it does not.
+        The reason is kept beside the answer's checks."""
+        board = self._boards[run_id]
+        writer = next((n for n in self.executors if self._writes_text(n)), None)
+        if direct["status"] != "done" or writer is None:
+            return None
+        answer = repaired(board.task, direct["output"])
+        verdicts = await self.verifier.check_answer(board.task, answer, [], from_results=False)
+        if failures(verdicts):
+            return None
+        plan = Plan(goal=board.task, steps=[Step(id="s1", executor=writer, instruction=board.task)])
+        passed = sum(bool(v.passed) for v in verdicts)
+        why = f"no plan made: the model's own answer passed all {passed} checks of the instruction"
+        write = get_stream_writer()
+        self._record_verdicts(
+            run_id, None, [Verdict(check="planning", passed=None, evidence=why)], write
+        )
+        write(
+            Event(
+                type="plan_ready", run_id=run_id, data={"plan": plan.model_dump(), "unplanned": why}
+            )
+        )
         return plan
 
     async def _direct(self, run_id: str) -> dict:

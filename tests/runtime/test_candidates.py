@@ -328,3 +328,60 @@ def test_out_of_time_the_direct_answer_is_still_given(tmp_path):
     assert result.status == "budget_exceeded"
     assert (result.answer, stored.answer) == ("Answer: 48", "Answer: 48")
     assert "the model's direct one, not cross-checked" in result.error
+
+
+LOWERCASE = "Name two colours. Your entire answer must be in lowercase letters."
+
+
+def test_a_direct_answer_that_passes_every_form_check_is_the_answer_without_a_plan(tmp_path):
+    """IFEval, 0.5B: a plan's answer beat the direct one once in 112 prompts, for half of a
+    run's tokens. An answer whose form code can check, and which passes, needs no plan."""
+    backend = model("MUST NOT BE ASKED", direct="Red and Blue.", step="MUST NOT BE ASKED")
+    with Runtime(backend, store=tmp_path / "s.db") as runtime:
+        result = runtime.run(LOWERCASE)
+        stored = runtime.store.run(result.run_id)
+    assert (result.status, result.chosen, result.answer) == ("done", "direct", "red and blue.")
+    assert not any(r.startswith("You are a planner.") for r in roles(backend))
+    assert [s.executor for s in result.plan.steps] == ["llm"]
+    assert stored.step("s1").data == {"answered_by": "direct"}
+    (note,) = [v for v in result.verdicts if v.check == "planning"]
+    assert note.passed is None and "passed all 1 checks" in note.evidence
+    assert result.failed_checks == []
+
+
+def test_a_direct_answer_that_fails_a_form_check_after_repair_gets_a_plan(tmp_path):
+    task = "Write a short note about cats. Your response should contain at least 12 words."
+    backend = model(
+        plan(("s1", [], "llm", task), ("s2", ["s1"], "llm", "Polish {{s1}}")),
+        compose="Cats are curious animals that love warm places, soft blankets and long naps.",
+        step="Cats nap.",
+        direct="Cats are curious.",
+    )
+    with Runtime(backend, store=tmp_path / "s.db") as runtime:
+        result = runtime.run(task)
+    asked = roles(backend)
+    planner = next(i for i, r in enumerate(asked) if r.startswith("You are a planner."))
+    assert planner > asked.index(candidates.ANSWER_SYSTEM[:30])  # after the direct answer
+    assert {s.step_id for s in result.steps} == {"direct", "s1", "s2"}
+    assert not any(v.check == "planning" for v in result.verdicts)
+
+
+def test_numbers_and_outside_facts_are_always_planned(tmp_path):
+    """A number is cross-checked between candidates, and documents hold facts the model's
+    own answer cannot: both are planned even when the direct answer's form passes."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "shop.md").write_text("The shop opens at nine.")
+    for kwargs, task in [
+        ({}, "How many eggs are in 12 boxes of 4? Answer in lowercase letters."),
+        ({"docs": tmp_path / "docs"}, LOWERCASE),
+    ]:
+        backend = model(
+            plan(("s1", [], "calculator", "12 * 4")),
+            compose="there are 48 eggs.",
+            direct="answer: 48",
+            code="print(48)",
+        )
+        with Runtime(backend, store=tmp_path / "s.db", **kwargs) as runtime:
+            result = runtime.run(task)
+        assert any(r.startswith("You are a planner.") for r in roles(backend)), task
+        assert not any(v.check == "planning" for v in result.verdicts)
