@@ -252,6 +252,7 @@ def _section(model: str, limit: int | None, m: dict, scorer) -> tuple[list[str],
             "losses": losses,
             "p": round(p, 6),
         }
+    lines += _before(model, items, keys, rows.get("run", {}), scorer)
     ids = sorted({i for mode in modes for i in metrics[mode].by_id})
     if ids:
         lines += [
@@ -266,6 +267,33 @@ def _section(model: str, limit: int | None, m: dict, scorer) -> tuple[list[str],
             cells = [f"{c[0]}/{c[1]}" for c in counts]
             lines.append(f"| {i} | {counts[0][1]} | " + " | ".join(cells) + " |")
     return [*lines, ""], numbers
+
+
+def _before(model: str, items: dict, keys: list, run: dict, scorer) -> list[str]:
+    """The run against the rows of the runtime before a change (`ifeval_run_before_<what>`
+    kept beside the current file), on the prompts both answered: what the change did."""
+    lines = []
+    for path in sorted(RESULTS.glob(f"{_results('run', model).stem}_before_*.jsonl")):
+        before = {r["key"]: r for r in _rows(path) if r["key"] in items}
+        both = [k for k in keys if k in before and k in run]
+        if not both:
+            continue
+        new = {k: all(scorer.score(items[k], run[k]["answer"])["strict"]) for k in both}
+        old = {k: all(scorer.score(items[k], before[k]["answer"])["strict"]) for k in both}
+        wins = sum(new[k] and not old[k] for k in both)
+        losses = sum(old[k] and not new[k] for k in both)
+        tokens = [statistics.median(r[k]["completion_tokens"] for k in both) for r in (run, before)]
+        seconds = [statistics.median(r[k]["seconds"] for k in both) for r in (run, before)]
+        lines += [
+            "",
+            f"`run` against `{path.stem.removeprefix('ifeval_')}` ({path.name}, the runtime "
+            f"before a change) on the {len(both)} prompts both answered: prompt-level strict "
+            f"{100 * sum(new.values()) / len(both):.1f} % vs {100 * sum(old.values()) / len(both):.1f} %"
+            f" ({wins} wins, {losses} losses, p = {scorer.sign_test(wins, losses):.3g}); median "
+            f"completion tokens {tokens[0]:.0f} vs {tokens[1]:.0f}; median s/prompt "
+            f"{seconds[0]:.1f} vs {seconds[1]:.1f}.",
+        ]
+    return lines
 
 
 def _write_quality(quality: dict, m: dict) -> None:
