@@ -36,3 +36,24 @@ class ExecutorError(StepgraphError):
 
 class StoreError(StepgraphError):
     """The memory store cannot be opened or written safely."""
+
+
+# what the optional extras bring (pyproject.toml): the CPU path (llama.cpp) needs none of them
+EXTRAS = {
+    "torch": "gpu",
+    "transformers": "gpu",
+    "xgrammar": "gpu",
+    "peft": "train",
+    "gguf": "train",
+}
+
+
+def missing_extra(exc: ModuleNotFoundError, what: str, extra: str) -> StepgraphError | None:
+    """The error to raise instead of `exc` when it is an optional dependency that is not
+    installed: which extra brings it and how to install it. None for any other module."""
+    root = (exc.name or "").split(".")[0]
+    if root not in EXTRAS:
+        return None
+    return ConfigError(
+        f"{what} needs {root}, which is not installed: pip install 'stepgraph[{extra}]'"
+    )

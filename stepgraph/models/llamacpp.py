@@ -54,15 +54,16 @@ def _llama():
     return llama_cpp, _internals
 
 
-def schema_to_gbnf(schema: dict) -> str:
-    """A JSON schema as a checked GBNF grammar with compact whitespace."""
+def schema_to_gbnf(schema: dict, model: str | None = None) -> str:
+    """A JSON schema as a checked GBNF grammar with compact whitespace (`model`: the GGUF
+    whose vocabulary llama.cpp's parser checks it with; see `check_gbnf`)."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     try:
         grammar = json_schema_to_gbnf(json.dumps(schema))
     except Exception as exc:
         raise GrammarError(f"cannot build a grammar from this JSON schema: {exc}") from None
-    check_gbnf(grammar)
+    check_gbnf(grammar, model)
     return grammar
 
 
@@ -261,9 +262,9 @@ class LlamaCppBackend(BackendBase):
             raise ModelError(f"unknown adapter {request.adapter!r}; loaded adapters: {known}")
         grammar = request.grammar
         if grammar is not None:
-            check_gbnf(grammar)
+            check_gbnf(grammar, str(self.path))
         elif request.json_schema is not None:
-            grammar = schema_to_gbnf(request.json_schema)
+            grammar = schema_to_gbnf(request.json_schema, str(self.path))
         tokens = self.prompt_tokens(request)
         if len(tokens) + 1 > self._n_ctx_seq:
             raise ModelError(

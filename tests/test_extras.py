@@ -1,0 +1,97 @@
+"""Without the optional extras (torch, transformers, peft, gguf, xgrammar) stepgraph imports,
+runs on llama.cpp and the scripted model, and the GPU and training paths say which extra to
+install. Each case runs in a child process in which importing those packages fails, as it
+does where they were never installed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from stepgraph.errors import EXTRAS
+
+BLOCK = f"""
+import importlib.abc, sys
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {sorted(EXTRAS)!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, Missing())
+"""
+
+
+def without_extras(code: str, *args: str) -> subprocess.CompletedProcess:
+    program = BLOCK + textwrap.dedent(code)
+    return subprocess.run(
+        [sys.executable, "-c", program, *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_blocker_blocks():
+    """The test can fail: a missing torch is what the child sees."""
+    done = without_extras("import torch")
+    assert done.returncode == 1 and "No module named 'torch'" in done.stderr
+
+
+def test_a_run_needs_none_of_the_extras(tmp_path):
+    done = without_extras(
+        """
+        import json, sys
+        from stepgraph import Runtime, ScriptedBackend
+        plan = {"steps": [{"id": "s1", "depends_on": [], "executor": "calculator",
+                           "instruction": "12 * 4"}]}
+        def respond(request):
+            system = request.messages[0].content
+            if system.startswith("You are a planner."):
+                return json.dumps(plan)
+            return "There are 48 eggs.\\nAnswer: 48"
+        with Runtime(ScriptedBackend(responder=respond), store=sys.argv[1]) as runtime:
+            result = runtime.run("How many eggs are in 12 boxes of 4?")
+        print(result.status, result.answer.splitlines()[0])
+        mods = [m for m in sys.modules if m.split(".")[0] in ("torch", "transformers")]
+        print("heavy:", mods)
+        """,
+        str(tmp_path / "s.db"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["done There are 48 eggs.", "heavy: []"]
+
+
+def test_the_gpu_backend_names_its_extra(tmp_path):
+    (tmp_path / "model").mkdir()
+    done = without_extras(
+        """
+        import sys
+        from stepgraph.errors import ConfigError
+        from stepgraph.models import load_model
+        try:
+            load_model(sys.argv[1])
+        except ConfigError as exc:
+            print(exc)
+        """,
+        str(tmp_path / "model"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "a Hugging Face model (transformers) needs torch, which is not installed: "
+        "pip install 'stepgraph[gpu]'"
+    )
+
+
+def test_training_says_which_extra_to_install_in_one_line(tmp_path):
+    (tmp_path / "data.jsonl").write_text("")
+    done = without_extras(
+        """
+        import sys
+        from stepgraph.cli import main
+        sys.argv = ["stepgraph", *sys.argv[1:]]
+        main()
+        """,
+        *("train", "planner", "--data", str(tmp_path / "data.jsonl"), "--out", str(tmp_path)),
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: stepgraph train needs torch, which is not installed: pip install 'stepgraph[train]'"
+    ]
