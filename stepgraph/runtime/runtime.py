@@ -21,7 +21,7 @@ from langgraph.config import get_stream_writer
 from langgraph.func import entrypoint, task
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from stepgraph.errors import ConfigError, StepgraphError
+from stepgraph.errors import ConfigError, PlanError, StepgraphError
 from stepgraph.executors.base import Executor, StepInput, StepOutput
 from stepgraph.executors.latex import readable_math
 from stepgraph.executors.llm import answer as answer_directly
@@ -469,16 +469,24 @@ class Runtime:
                     plan = await runtime._unplanned(run_id, await direct)
                 if plan is None:
                     known_ids = {d["id"] for d in dispatched}
-                    plan = await runtime._plan(
-                        run_id,
-                        record.instruction,
-                        board.history,
-                        write,
-                        (lambda step: None if step.id in known_ids else dispatch(step))
-                        if runtime.eager
-                        else None,
-                        hold_lone_llm=runtime.direct,
-                    )
+                    try:
+                        plan = await runtime._plan(
+                            run_id,
+                            record.instruction,
+                            board.history,
+                            write,
+                            (lambda step: None if step.id in known_ids else dispatch(step))
+                            if runtime.eager
+                            else None,
+                            hold_lone_llm=runtime.direct,
+                        )
+                    except PlanError as exc:
+                        # no plan came: the model's own answer is still an answer
+                        if direct is None or dispatched:
+                            raise
+                        plan = runtime._one_step_plan(run_id, f"no plan: {exc}")
+                        if plan is None:
+                            raise
                 runtime.store.record_plan(run_id, plan.model_dump())
             if runtime.approve_plan and not dispatched:
                 from langgraph.types import interrupt
@@ -613,25 +621,32 @@ class Runtime:
         repairs) passes every check of the instruction; None (so: plan) when it does not.
         The reason is kept beside the answer's checks."""
         board = self._boards[run_id]
-        writer = next((n for n in self.executors if self._writes_text(n)), None)
-        if direct["status"] != "done" or writer is None:
+        if direct["status"] != "done":
             return None
         answer = repaired(board.task, direct["output"])
         verdicts = await self.verifier.check_answer(board.task, answer, [], from_results=False)
         if failures(verdicts):
             return None
-        plan = Plan(goal=board.task, steps=[Step(id="s1", executor=writer, instruction=board.task)])
         passed = sum(bool(v.passed) for v in verdicts)
-        why = f"no plan made: the model's own answer passed all {passed} checks of the instruction"
+        return self._one_step_plan(
+            run_id,
+            f"no plan made: the model's own answer passed all {passed} checks of the instruction",
+        )
+
+    def _one_step_plan(self, run_id: str, why: str) -> Plan | None:
+        """A plan of one prose step, the whole instruction, which the direct answer answers
+        (None without an executor that writes prose). `why` is kept beside the answer's
+        checks, as a `planning` verdict."""
+        board = self._boards[run_id]
+        writer = next((n for n in self.executors if self._writes_text(n)), None)
+        if writer is None:
+            return None
+        plan = Plan(goal=board.task, steps=[Step(id="s1", executor=writer, instruction=board.task)])
         write = get_stream_writer()
-        self._record_verdicts(
-            run_id, None, [Verdict(check="planning", passed=None, evidence=why)], write
-        )
-        write(
-            Event(
-                type="plan_ready", run_id=run_id, data={"plan": plan.model_dump(), "unplanned": why}
-            )
-        )
+        note = Verdict(check="planning", passed=None, evidence=why)
+        self._record_verdicts(run_id, None, [note], write)
+        data = {"plan": plan.model_dump(), "unplanned": why}
+        write(Event(type="plan_ready", run_id=run_id, data=data))
         return plan
 
     async def _direct(self, run_id: str) -> dict:

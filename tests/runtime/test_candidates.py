@@ -385,3 +385,17 @@ def test_numbers_and_outside_facts_are_always_planned(tmp_path):
             result = runtime.run(task)
         assert any(r.startswith("You are a planner.") for r in roles(backend)), task
         assert not any(v.check == "planning" for v in result.verdicts)
+
+
+def test_a_planner_that_fails_leaves_the_model_s_own_answer(tmp_path):
+    """A plan that cannot be made is no reason to throw away an answer already decoded."""
+    backend = model("not a plan at all", direct="Red and blue.")
+    with Runtime(backend, store=tmp_path / "s.db") as runtime:
+        result = runtime.run("Name two primary colours.")
+    assert (result.status, result.answer, result.chosen) == ("done", "Red and blue.", "direct")
+    (note,) = [v for v in result.verdicts if v.check == "planning"]
+    assert note.evidence.startswith("no plan: ") and "JSON" in note.evidence
+    with Runtime(
+        model("not a plan at all", direct="x"), store=tmp_path / "t.db", direct=False
+    ) as rt:
+        assert rt.run("Name two primary colours.").status == "failed"  # nothing to fall back on
