@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from stepgraph.executors.calculating import complete_calculating
 from stepgraph.models.base import BackendBase, Message, Request
 from stepgraph.verifier.choice import states_value
-from stepgraph.verifier.constraints import Constraints, extract_constraints
+from stepgraph.verifier.constraints import Constraints, cuts, extract_constraints
 from stepgraph.verifier.verdict import Verdict, failures, feedback
 from stepgraph.verifier.verifier import Verifier
 
@@ -158,6 +158,14 @@ class Composer:
             )
             if len(failures(checked)) < len(failures(verdicts)):
                 answer, verdicts = revised, checked
+        if failures(verdicts):  # the last resort: what is too long, cut to the bound
+            cut = trimmed(task, answer, constraints)
+            if cut != answer:
+                checked = await self.verifier.check_answer(
+                    task, cut, results, final_id=final_id, from_results=from_results
+                )
+                if len(failures(checked)) < len(failures(verdicts)):
+                    answer, verdicts = cut, checked
         if constraints.conflicts and "contradict" not in answer.lower():
             answer += (
                 "\n\nNote: some requirements of this task contradict each other, so not all "
@@ -222,6 +230,29 @@ _REPEATED_SENTENCE = re.compile(r"(?P<s>[^\s.!?][^.!?\n]{6,}[.!?])(?:[ \t]+(?P=s
 _REPEATED_LINE = re.compile(
     r"^(?P<line>[^\n]*\w[^\n]*)\n(?:[ \t]*\n)?(?:(?P=line)\n(?:[ \t]*\n)?){1,}(?P=line)$", re.M
 )
+
+
+def trimmed(task: str, answer: str, constraints: Constraints | None = None) -> str:
+    """`answer` cut after its last whole sentence or line that lets it, with code's repairs
+    (an end phrase put back), fail fewer of the task's form constraints; applied only where
+    it exceeds an upper bound on words or sentences, and only after revisions, since a cut
+    drops what the answer said last. Unchanged where no cut helps."""
+    constraints = constraints or extract_constraints(task)
+    too_long = [
+        c
+        for c in constraints.constraints
+        if c.kind in ("word_count", "sentence_count")
+        and c.high is not None
+        and c.check(answer).passed is False
+    ]
+    if not too_long:
+        return answer
+    now = len(failures(constraints.check(answer)))
+    for cut in cuts(answer):
+        fixed = repaired(task, cut, constraints)
+        if len(failures(constraints.check(fixed))) < now:
+            return fixed
+    return answer
 
 
 def collapse_repeats(text: str) -> str:

@@ -515,6 +515,16 @@ class Constraint(BaseModel):
         return fixer(self, answer)
 
 
+def cuts(text: str) -> list[str]:
+    """`text` cut after each whole sentence or line, longest first: where an answer too long
+    for an upper bound can end (`composer.trimmed`)."""
+    ends = {m.end() for m in _SENTENCE_END.finditer(text)} | {
+        m.start() for m in re.finditer(r"\n", text)
+    }
+    found = [text[:end].rstrip() for end in sorted(ends, reverse=True)]
+    return [cut for cut in dict.fromkeys(found) if cut and cut != text.rstrip()]
+
+
 def _check_count(c: Constraint, answer: str) -> tuple[bool | None, str]:
     unit = _COUNT_UNITS[c.kind][1]
     if c.kind == "section_count":

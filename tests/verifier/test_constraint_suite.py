@@ -12,6 +12,7 @@ from typing import get_args
 
 import pytest
 
+from stepgraph.verifier.composer import trimmed
 from stepgraph.verifier.constraints import (
     Constraint,
     ConstraintKind,
@@ -23,6 +24,7 @@ from stepgraph.verifier.constraints import (
     count_words,
     extract_constraints,
 )
+from stepgraph.verifier.verdict import failures
 
 C = pytest.param
 
@@ -1115,3 +1117,38 @@ def test_constraints_check_gives_one_verdict_per_constraint_and_unparsed() -> No
     ]
     assert verdicts[0].evidence == "4 words; at most 3 allowed"
     assert "in a formal tone" in verdicts[1].evidence
+
+
+@pytest.mark.parametrize(
+    ("instruction", "answer", "cut"),
+    [
+        (
+            "Answer with less than 12 words.",
+            "Cats are great pets. They sleep a lot and purr. They hunt mice at night.",
+            "Cats are great pets. They sleep a lot and purr.",
+        ),
+        ("Use at most 2 sentences.", "One. Two is here! Three? Four.", "One. Two is here!"),
+        (
+            "Respond in fewer than 8 words.",
+            "First line of it\nSecond line here\nThird line goes on",
+            "First line of it\nSecond line here",
+        ),
+        ("Answer in between 2 and 3 sentences.", "A. B. C. D. E.", "A. B. C."),
+        (
+            "Use less than 3 sentences, and end with: That is all.",
+            "Eggs. Boxes. Twelve. That is all.",
+            "Eggs. That is all",  # room left for the end phrase, put back by code
+        ),
+    ],
+)
+def test_trimmed_cuts_after_the_last_sentence_that_fits(instruction, answer, cut) -> None:
+    assert trimmed(instruction, answer) == cut
+    assert not failures(extract_constraints(instruction).check(cut))
+
+
+def test_nothing_is_trimmed_where_no_cut_fits_or_no_upper_bound_fails() -> None:
+    assert trimmed("Respond in fewer than 4 words.", "Supercalifragilistic wordy answer") == (
+        "Supercalifragilistic wordy answer"
+    )
+    assert trimmed("Respond in fewer than 4 words.", "Fine. Good.") == "Fine. Good."
+    assert trimmed("Write at least 40 words.", "Short. Shorter.") == "Short. Shorter."

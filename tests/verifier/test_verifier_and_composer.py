@@ -240,3 +240,16 @@ def test_a_greedy_loop_is_cut_to_one_copy():
     assert collapse_repeats(said_twice) == said_twice  # twice may be meant
     task = "Write about Sarah in at most 20 words."
     assert repaired(task, looped) == "Sarah lives here. She is always hot. The end."
+
+
+def test_an_answer_too_long_is_cut_only_after_the_model_could_not_shorten_it():
+    task = "Describe eggs in at most 3 sentences, and end with: That is all."
+    long = "There are 48 eggs. They sit in 4 boxes. Each box holds 12. That is all."
+    out, model = compose([long, long, long], task, TWO_STEPS)
+    assert out.revisions == 2 and len(model.requests) == 3  # the model was asked first
+    # cut after its second sentence, and the end phrase put back by code
+    assert out.answer == "There are 48 eggs. They sit in 4 boxes. That is all"
+    assert all(v.passed is not False for v in out.verdicts), out.verdicts
+    shorter = "There are 48 eggs in boxes of 12. That is all."
+    out, model = compose([long, shorter], task, TWO_STEPS)
+    assert (out.answer, out.revisions) == (shorter, 1)  # a revision that fits is not cut
