@@ -2,8 +2,9 @@
 
 Reads the direct answers that `ifeval.py --mode direct` wrote, reads each prompt's
 constraints from its text (`extract_constraints`, as the runtime does), applies the
-mechanical repairs the composer applies last (`Composer.repair`: each kept only when the
-answer then fails fewer of the prompt's checks), and scores both with Google's checkers
+mechanical repairs the composer applies (`composer.repaired`: each kept only when the
+answer then fails fewer of the prompt's checks; then `composer.trimmed`, the cut to an upper
+bound on words or sentences that it applies once revisions fail), and scores both with Google's checkers
 (`_ifeval_score.py`). The instruction ids and kwargs are read by the scorer alone.
 
 This isolates one part of a run: no plan, no revision by the model, no candidates. It
@@ -28,7 +29,7 @@ from ifeval import _results, _rows, prompts  # noqa: E402
 
 def main() -> None:
     from stepgraph.models import embedded
-    from stepgraph.verifier.composer import repaired
+    from stepgraph.verifier.composer import repaired, trimmed
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=embedded.DEFAULT_MODEL)
@@ -42,7 +43,9 @@ def main() -> None:
     kinds: dict[str, list[int]] = {}  # instruction id -> [passed before, passed after, total]
     for row in rows:
         item = items[row["key"]]
-        fixed = repaired(item["prompt"], row["answer"])
+        # the repairs, then the last resort the composer keeps for after revisions: a cut
+        # to an upper bound on words or sentences
+        fixed = trimmed(item["prompt"], repaired(item["prompt"], row["answer"]))
         changed += fixed != row["answer"]
         a, b = scorer.score(item, row["answer"]), scorer.score(item, fixed)
         before.add(item["instruction_id_list"], a)
