@@ -235,13 +235,13 @@ _REPEATED_LINE = re.compile(
 def trimmed(task: str, answer: str, constraints: Constraints | None = None) -> str:
     """`answer` cut after its last whole sentence or line that lets it, with code's repairs
     (an end phrase put back), fail fewer of the task's form constraints; applied only where
-    it exceeds an upper bound on words or sentences, and only after revisions, since a cut
-    drops what the answer said last. Unchanged where no cut helps."""
+    it exceeds an upper bound on words, sentences or bullet points, and only after
+    revisions, since a cut drops what the answer said last. Unchanged where no cut helps."""
     constraints = constraints or extract_constraints(task)
     too_long = [
         c
         for c in constraints.constraints
-        if c.kind in ("word_count", "sentence_count")
+        if c.kind in ("word_count", "sentence_count", "bullet_count")
         and c.high is not None
         and c.check(answer).passed is False
     ]

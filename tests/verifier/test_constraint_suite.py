@@ -1135,6 +1135,11 @@ def test_constraints_check_gives_one_verdict_per_constraint_and_unparsed() -> No
         ),
         ("Answer in between 2 and 3 sentences.", "A. B. C. D. E.", "A. B. C."),
         (
+            "Your answer must contain exactly 2 bullet points.",
+            "* Born in a village.\n* Born in a town.\n* Born in a city.",
+            "* Born in a village.\n* Born in a town.",
+        ),
+        (
             "Use less than 3 sentences, and end with: That is all.",
             "Eggs. Boxes. Twelve. That is all.",
             "Eggs. That is all",  # room left for the end phrase, put back by code
