@@ -55,6 +55,7 @@ class RunView:
         self.final_checks: list[dict] = []
         self.replans = 0
         self.planned_at: float | None = None
+        self.unplanned: str | None = None  # why no plan was made, when none was
 
     def _row(self, sid: str, **fields) -> dict:
         row = self.steps.setdefault(
@@ -77,6 +78,7 @@ class RunView:
                 self.replans += 1
             elif self.planned_at is None:
                 self.planned_at = self.clock()
+                self.unplanned = data.get("unplanned")
             self.status = "running"
             for step in (data.get("plan") or {}).get("steps", []):
                 self._row(
@@ -129,7 +131,10 @@ class RunView:
             if self.status == "planning":
                 text.append(f" ({len(self.steps)} steps so far)", style="dim")
         planning = (self.planned_at or self.clock()) - self.started
-        text.append(f"  {elapsed:.0f} s, planning {planning:.0f} s", style="dim")
+        if self.unplanned:
+            text.append(f"  {elapsed:.0f} s; {self.unplanned}", style="dim")
+        else:
+            text.append(f"  {elapsed:.0f} s, planning {planning:.0f} s", style="dim")
         if self.replans:
             text.append(f", replanned {self.replans}x", style="yellow")
         return text

@@ -115,3 +115,19 @@ def test_plain_lines_for_logs() -> None:
     assert plain_line(event("run_finished", status="failed", error="no model")) == (
         "run failed: no model"
     )
+
+
+def test_a_run_that_needed_no_plan_says_why() -> None:
+    clock = Clock()
+    view = RunView(clock=clock)
+    why = "no plan made: the model's own answer passed all 2 checks of the instruction"
+    plan = {
+        "steps": [
+            {"id": "s1", "executor": "llm", "instruction": "Name two colours.", "depends_on": []}
+        ]
+    }
+    clock.now += 3
+    view.update(event("plan_ready", plan=plan, unplanned=why))
+    view.update(event("run_finished", status="done"))
+    assert f"verified  3 s; {why}" in shown(view)
+    assert plain_line(event("plan_ready", plan=plan, unplanned=why)) == f"plan: {why}"
