@@ -508,6 +508,15 @@ def runs_show(run_id: str, db: HomeOpt = None, as_json: JsonOpt = False) -> None
             console.print(f"   {step.error[:400]}", style="red", **plain)
     console.print("\n[bold]answer[/bold]: ", end="")
     console.print(record.answer or "", markup=False, highlight=False)
+    from stepgraph.memory.timeline import phases
+
+    spans = phases(record)
+    if spans:
+        console.print(
+            "[dim]seconds (spans overlap): "
+            + ", ".join(f"{name} {seconds:.1f}" for name, seconds in spans)
+            + "[/dim]"
+        )
     for v in (v for v in record.verdicts if v.step_id is None):
         mark = {True: "[green]✓[/green]", False: "[red]✗[/red]"}.get(v.passed, "[dim]·[/dim]")
         console.print(f" {mark} {v.check}: ", end="")

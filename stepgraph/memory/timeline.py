@@ -22,6 +22,35 @@ PHASE = "#7b8fc9"
 OTHER = "#e0a458"
 
 
+def phases(run: RunRecord) -> list[tuple[str, float]]:
+    """Where a run's seconds went, as wall-clock spans: the whole run, planning (to the
+    first plan), the plan's steps (first start to last finish), each candidate answer
+    (direct, program, samples) and the answer (the last of those to the run's end:
+    composing, checking, revising). Spans overlap: the direct answer is decoded beside the
+    plan. Parts with no recorded time are left out."""
+    zero = datetime.fromisoformat(run.created)
+
+    def since(stamp: str) -> float:
+        return (datetime.fromisoformat(stamp) - zero).total_seconds()
+
+    planned = {s["id"] for plan in run.plans for s in plan.plan.get("steps", [])}
+    timed = [s for s in run.steps if s.started and s.finished]
+    spans: list[tuple[str, float]] = []
+    if run.finished:
+        spans.append(("run", since(run.finished)))
+    ready = [e for e in run.events if e.type == "plan_ready" and not (e.payload or {}).get("round")]
+    if ready:
+        spans.append(("planning", since(ready[0].created)))
+    steps = [s for s in timed if s.step_id in planned or s.step_id.startswith("r")]
+    if steps:
+        start = min(since(s.started) for s in steps)
+        spans.append(("steps", max(since(s.finished) for s in steps) - start))
+    spans += [(s.step_id, since(s.finished) - since(s.started)) for s in timed if s not in steps]
+    if run.finished and timed:
+        spans.append(("answer", since(run.finished) - max(since(s.finished) for s in timed)))
+    return spans
+
+
 def draw_timeline(run: RunRecord, path: str | Path) -> Path:
     """Write `run` as a PNG at `path`; times are seconds since the run was created."""
     steps = [s for s in run.steps if s.started and s.finished]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from stepgraph.memory import Store
 from stepgraph.memory.timeline import draw_timeline
 
@@ -65,3 +67,22 @@ def test_the_timeline_of_a_replanned_run(tmp_path: Path, monkeypatch) -> None:
     # in the order things happened: s1 before the replan before r1s1 (ids sort the other way)
     assert drawn["labels"][:4] == ["plan", "s1 llm", "replan 1", "r1s1 calculator"]
     assert drawn["legend"] == ["plan, replan, compose", "step done", "step failed", "other"]
+
+
+def test_where_a_run_s_seconds_went(tmp_path: Path) -> None:
+    from stepgraph.memory.timeline import phases
+
+    with Store(tmp_path / "s.db") as store:
+        run_id = store.start_run("eggs")
+        store.record_plan(run_id, {"steps": [{"id": "s1", "executor": "calculator"}]})
+        store.record_event(run_id, "plan_ready", {"plan": {}})
+        now = time.time()
+        store.record_step(run_id, "s1", executor="calculator", started=now, finished=now + 1.0)
+        store.record_step(run_id, "direct", executor="llm", started=now - 1, finished=now + 1.5)
+        store.record_step(run_id, "s2", executor="llm")  # never started: no time
+        store.finish_run(run_id, status="done", answer="48")
+        spans = dict(phases(store.run(run_id)))
+    assert list(spans) == ["run", "planning", "steps", "direct", "answer"]
+    assert spans["steps"] == pytest.approx(1.0, abs=1e-3)
+    assert spans["direct"] == pytest.approx(2.5, abs=1e-3)
+    assert 0 <= spans["planning"] <= spans["run"]
