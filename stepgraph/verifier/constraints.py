@@ -1098,6 +1098,26 @@ _TOTAL = re.compile(
 )
 
 
+# What the instruction asks to be written, when that is the whole answer: "Create a slogan
+# ... The slogan must include exactly 2 bullet points" counts the answer's bullets.
+_WHOLE_ANSWER = re.compile(
+    r"\b(?:write|create|give|generate|compose|draft|suggest|make|come\s+up\s+with|invent"
+    r"|craft|propose)\s+(?:me\s+|us\s+)?(?:a|an|one)\s+(?:(?!with\b|for\b|and\b|of\b|about\b)"
+    r"[\w'-]+\s+){0,2}(?P<noun>slogan|tagline|headline|caption|hashtag|subject\s+line|title)s?\b",
+    _F,
+)
+
+
+def _asked_for(text: str, part: str) -> bool:
+    """Whether `part` (a noun such as "slogan" that usually names a part of the answer) is
+    what the instruction asks to be written, so that a count about it is about the answer."""
+    noun = re.search(r"slogan|tagline|headline|caption|hashtag|subject\s+line|title", part, _F)
+    if noun is None:
+        return False
+    asked = [m.group("noun").lower() for m in _WHOLE_ANSWER.finditer(text)]
+    return " ".join(noun.group().lower().split()) in [" ".join(a.split()) for a in asked]
+
+
 def _scope_problem(text: str, m: re.Match[str]) -> str:
     """Why a count (or phrase) found at `m` might be about a part of the answer, or ''."""
     before = _prefix(text, m)
@@ -1105,7 +1125,8 @@ def _scope_problem(text: str, m: re.Match[str]) -> str:
     near = re.split(r"[,;:]|\b(?:and|with|but)\b", before, flags=_F)[-1]
     if _TOTAL.search(near + m.group() + after[:30]):
         return ""
-    if _SCOPE_BEFORE.search(before + " " + m.group()):
+    part = _SCOPE_BEFORE.search(before + " " + m.group())
+    if part and not _asked_for(text, part.group()):
         return "applies to a part of the answer"
     if _PER_PART_TAIL.search(before) or _FREQUENCY_TAIL.search(before):
         return "applies to a part of the answer"

@@ -1157,3 +1157,46 @@ def test_nothing_is_trimmed_where_no_cut_fits_or_no_upper_bound_fails() -> None:
     )
     assert trimmed("Respond in fewer than 4 words.", "Fine. Good.") == "Fine. Good."
     assert trimmed("Write at least 40 words.", "Short. Shorter.") == "Short. Shorter."
+
+
+@pytest.mark.parametrize(
+    ("instruction", "kind", "low", "high"),
+    [
+        (
+            "Create a slogan for my company. The slogan must include exactly 2 bullet points.",
+            "bullet_count",
+            2,
+            2,
+        ),
+        (
+            "Write a catchy tagline for a bakery. The tagline should have at most 8 words.",
+            "word_count",
+            None,
+            8,
+        ),
+        (
+            "Come up with a headline for this story. The headline must be fewer than 10 words.",
+            "word_count",
+            None,
+            9,
+        ),
+    ],
+)
+def test_a_count_about_what_the_instruction_asks_for_is_about_the_answer(
+    instruction, kind, low, high
+) -> None:
+    (constraint,) = extract_constraints(instruction).constraints
+    assert (constraint.kind, constraint.low, constraint.high) == (kind, low, high)
+
+
+@pytest.mark.parametrize(
+    "instruction",
+    [
+        "Write a blog post about cats with a title. The title must be at most 5 words.",
+        "Write an essay about dogs. Its title should contain at most 4 words.",
+        "Write a poem. The title must have exactly 3 words.",
+    ],
+)
+def test_a_count_about_a_part_of_the_answer_is_not_read_as_the_answer_s(instruction) -> None:
+    found = extract_constraints(instruction)
+    assert found.constraints == [] and len(found.unparsed) == 1
