@@ -738,15 +738,11 @@ def train_planner(
     as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune a LoRA planner adapter; writes adapter/, adapter.gguf, loss.png."""
-    from stepgraph.errors import ConfigError, missing_extra
+    from stepgraph.errors import ConfigError, needs_extra
 
-    try:
+    with needs_extra("stepgraph train", "train"):
         from stepgraph.evolve.train import TrainConfig
         from stepgraph.evolve.train import train_planner as train
-    except ModuleNotFoundError as exc:
-        if (error := missing_extra(exc, "stepgraph train", "train")) is None:
-            raise
-        raise error from None
 
     if preset not in ("cpu", "cuda"):
         raise ConfigError(f"--preset must be cpu or cuda, not {preset!r}")

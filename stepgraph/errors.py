@@ -1,5 +1,8 @@
 """Errors a user can cause. Each message says what to do; the CLI prints it without a traceback."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class StepgraphError(Exception):
     """Base class for every error stepgraph raises on purpose."""
@@ -38,22 +41,20 @@ class StoreError(StepgraphError):
     """The memory store cannot be opened or written safely."""
 
 
-# what the optional extras bring (pyproject.toml): the CPU path (llama.cpp) needs none of them
-EXTRAS = {
-    "torch": "gpu",
-    "transformers": "gpu",
-    "xgrammar": "gpu",
-    "peft": "train",
-    "gguf": "train",
-}
+# the optional extras' modules (pyproject.toml: `gpu`, `train`): the CPU path needs none
+OPTIONAL = frozenset({"torch", "transformers", "xgrammar", "peft", "gguf"})
 
 
-def missing_extra(exc: ModuleNotFoundError, what: str, extra: str) -> StepgraphError | None:
-    """The error to raise instead of `exc` when it is an optional dependency that is not
-    installed: which extra brings it and how to install it. None for any other module."""
-    root = (exc.name or "").split(".")[0]
-    if root not in EXTRAS:
-        return None
-    return ConfigError(
-        f"{what} needs {root}, which is not installed: pip install 'stepgraph[{extra}]'"
-    )
+@contextmanager
+def needs_extra(what: str, extra: str) -> Iterator[None]:
+    """Imports inside this block that fail for an optional dependency raise ConfigError
+    naming the extra to install, instead of a ModuleNotFoundError traceback."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        root = (exc.name or "").split(".")[0]
+        if root not in OPTIONAL:
+            raise
+        raise ConfigError(
+            f"{what} needs {root}, which is not installed: pip install 'stepgraph[{extra}]'"
+        ) from None

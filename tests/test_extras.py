@@ -9,13 +9,13 @@ import subprocess
 import sys
 import textwrap
 
-from stepgraph.errors import EXTRAS
+from stepgraph.errors import OPTIONAL
 
 BLOCK = f"""
 import importlib.abc, sys
 class Missing(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in {sorted(EXTRAS)!r}:
+        if name.split(".")[0] in {sorted(OPTIONAL)!r}:
             raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
 sys.meta_path.insert(0, Missing())
 """

@@ -5,6 +5,7 @@ whether a step started while the plan was still being decoded."""
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -22,17 +23,19 @@ PHASE = "#7b8fc9"
 OTHER = "#e0a458"
 
 
+def _clock(run: RunRecord) -> Callable[[str], float]:
+    """Seconds from the run's creation to a recorded time stamp."""
+    zero = datetime.fromisoformat(run.created)
+    return lambda stamp: (datetime.fromisoformat(stamp) - zero).total_seconds()
+
+
 def phases(run: RunRecord) -> list[tuple[str, float]]:
     """Where a run's seconds went, as wall-clock spans: the whole run, planning (to the
     first plan), the plan's steps (first start to last finish), each candidate answer
     (direct, program, samples) and the answer (the last of those to the run's end:
     composing, checking, revising). Spans overlap: the direct answer is decoded beside the
     plan. Parts with no recorded time are left out."""
-    zero = datetime.fromisoformat(run.created)
-
-    def since(stamp: str) -> float:
-        return (datetime.fromisoformat(stamp) - zero).total_seconds()
-
+    since = _clock(run)
     planned = {s["id"] for plan in run.plans for s in plan.plan.get("steps", [])}
     timed = [s for s in run.steps if s.started and s.finished]
     spans: list[tuple[str, float]] = []
@@ -41,7 +44,7 @@ def phases(run: RunRecord) -> list[tuple[str, float]]:
     ready = [e for e in run.events if e.type == "plan_ready" and not (e.payload or {}).get("round")]
     if ready:
         spans.append(("planning", since(ready[0].created)))
-    steps = [s for s in timed if s.step_id in planned or s.step_id.startswith("r")]
+    steps = [s for s in timed if s.step_id in planned]  # replans' steps too: each plan is kept
     if steps:
         start = min(since(s.started) for s in steps)
         spans.append(("steps", max(since(s.finished) for s in steps) - start))
@@ -61,11 +64,7 @@ def draw_timeline(run: RunRecord, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    zero = datetime.fromisoformat(run.created)
-
-    def since(stamp: str) -> float:
-        return (datetime.fromisoformat(stamp) - zero).total_seconds()
-
+    since = _clock(run)
     rows: list[tuple[str, float, float, str]] = []  # label, start, end, colour
     decoded = [since(e.created) for e in run.events if e.type == "plan_step"]
     rows.append(("plan", 0.0, max(decoded, default=min(since(s.started) for s in steps)), PHASE))

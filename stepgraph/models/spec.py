@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from stepgraph.errors import ConfigError, ModelError, missing_extra
+from stepgraph.errors import ConfigError, ModelError, needs_extra
 from stepgraph.models import embedded
 from stepgraph.models.base import BackendBase
 
@@ -54,11 +54,7 @@ def load_model(spec: str, *, adapters: dict[str, str] | None = None, **options: 
 
         return LlamaCppBackend(path, adapters=adapters, **options)
     if path.is_dir() or (hf and path.suffix == ".gguf"):
-        try:
+        with needs_extra("a Hugging Face model (transformers)", "gpu"):
             from stepgraph.models.transformers import TransformersBackend
-        except ModuleNotFoundError as exc:
-            if (error := missing_extra(exc, "a Hugging Face model (transformers)", "gpu")) is None:
-                raise
-            raise error from None
         return TransformersBackend(path, adapters=adapters, **options)
     raise ConfigError(f"unknown model {spec!r}: {SPEC_HELP}")

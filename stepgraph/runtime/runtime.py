@@ -22,7 +22,7 @@ from langgraph.func import entrypoint, task
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from stepgraph.errors import ConfigError, PlanError, StepgraphError
-from stepgraph.executors.base import Executor, StepInput, StepOutput
+from stepgraph.executors.base import Executor, StepInput, StepOutput, declares
 from stepgraph.executors.latex import readable_math
 from stepgraph.executors.llm import answer as answer_directly
 from stepgraph.memory import Store
@@ -454,6 +454,36 @@ class Runtime:
                     board.current[step.id] = step.model_dump()
                     futures.append(execute(run_id, step.model_dump()))
 
+            async def make_plan() -> Plan:
+                """The planner's plan, or the one-step plan the direct answer answers: first,
+                where code checks the instruction's form and that answer already passes;
+                and where the planner fails, since that answer is still an answer."""
+                settled = (
+                    await runtime._unplanned(run_id, await direct)
+                    if direct is not None and not dispatched and runtime._form_checked(board)
+                    else None
+                )
+                if settled is not None:
+                    return settled
+                known_ids = {d["id"] for d in dispatched}
+                try:
+                    return await runtime._plan(
+                        run_id,
+                        record.instruction,
+                        board.history,
+                        write,
+                        (lambda step: None if step.id in known_ids else dispatch(step))
+                        if runtime.eager
+                        else None,
+                        hold_lone_llm=runtime.direct,
+                    )
+                except PlanError as exc:
+                    floor = direct is not None and not dispatched  # nothing of the plan ran
+                    plan = runtime._one_step_plan(run_id, f"no plan: {exc}") if floor else None
+                    if plan is None:
+                        raise
+                    return plan
+
             # first-round dispatches in their logged order; later rounds follow their replan
             for event in record.events:
                 if event.type == "dispatch" and event.payload.get("round", 0) == 0:
@@ -462,31 +492,7 @@ class Runtime:
             if record.plan is not None:
                 plan = Plan(goal=record.plan.get("goal", ""), steps=record.plan["steps"])
             else:
-                plan = None
-                if direct is not None and not dispatched and runtime._form_checked(board):
-                    # the instruction states a form that code checks: the model's own answer
-                    # goes first, and a plan is made only if that answer fails a check
-                    plan = await runtime._unplanned(run_id, await direct)
-                if plan is None:
-                    known_ids = {d["id"] for d in dispatched}
-                    try:
-                        plan = await runtime._plan(
-                            run_id,
-                            record.instruction,
-                            board.history,
-                            write,
-                            (lambda step: None if step.id in known_ids else dispatch(step))
-                            if runtime.eager
-                            else None,
-                            hold_lone_llm=runtime.direct,
-                        )
-                    except PlanError as exc:
-                        # no plan came: the model's own answer is still an answer
-                        if direct is None or dispatched:
-                            raise
-                        plan = runtime._one_step_plan(run_id, f"no plan: {exc}")
-                        if plan is None:
-                            raise
+                plan = await make_plan()
                 runtime.store.record_plan(run_id, plan.model_dump())
             if runtime.approve_plan and not dispatched:
                 from langgraph.types import interrupt
@@ -613,7 +619,7 @@ class Runtime:
         return (
             bool(extract_constraints(board.task).constraints)
             and not asks_for_number(board.task, board.history)
-            and not any(getattr(e, "brings_facts", False) for e in self.executors.values())
+            and not any(declares(e, "brings_facts") for e in self.executors.values())
         )
 
     async def _unplanned(self, run_id: str, direct: dict) -> Plan | None:
@@ -987,7 +993,7 @@ class Runtime:
         numeric = asks_for_number(board.task, board.history)
         candidates, drafts = await self._candidates(run_id, composed, direct, steps, numeric)
         grounded = any(
-            s.status == "done" and getattr(self.executors.get(s.executor), "brings_facts", False)
+            s.status == "done" and declares(self.executors.get(s.executor), "brings_facts")
             for s in steps
         )
         choice = choose(candidates, numeric=numeric, grounded=grounded)

@@ -159,13 +159,15 @@ class Composer:
             if len(failures(checked)) < len(failures(verdicts)):
                 answer, verdicts = revised, checked
         if failures(verdicts):  # the last resort: what is too long, cut to the bound
-            cut = trimmed(task, answer, constraints)
-            if cut != answer:
-                checked = await self.verifier.check_answer(
-                    task, cut, results, final_id=final_id, from_results=from_results
-                )
-                if len(failures(checked)) < len(failures(verdicts)):
-                    answer, verdicts = cut, checked
+            answer, verdicts = await self._better(
+                task,
+                trimmed(task, answer, constraints),
+                answer,
+                verdicts,
+                results,
+                final_id,
+                from_results,
+            )
         if constraints.conflicts and "contradict" not in answer.lower():
             answer += (
                 "\n\nNote: some requirements of this task contradict each other, so not all "
@@ -191,6 +193,11 @@ class Composer:
     async def _repair(self, task, constraints, answer, verdicts, results, final_id, from_results):
         """The mechanical fixes (`repaired`), kept only if the whole answer's checks agree."""
         fixed = repaired(task, answer, constraints)
+        return await self._better(task, fixed, answer, verdicts, results, final_id, from_results)
+
+    async def _better(self, task, fixed, answer, verdicts, results, final_id, from_results):
+        """`fixed` and its verdicts if it fails fewer of the whole answer's checks than
+        `answer` (with `verdicts`) does; else `answer` and `verdicts`."""
         if fixed == answer:
             return answer, verdicts
         checked = await self.verifier.check_answer(
@@ -238,13 +245,12 @@ def trimmed(task: str, answer: str, constraints: Constraints | None = None) -> s
     it exceeds an upper bound on words, sentences or bullet points, and only after
     revisions, since a cut drops what the answer said last. Unchanged where no cut helps."""
     constraints = constraints or extract_constraints(task)
-    too_long = [
-        c
-        for c in constraints.constraints
-        if c.kind in ("word_count", "sentence_count", "bullet_count")
+    too_long = any(
+        c.kind in ("word_count", "sentence_count", "bullet_count")
         and c.high is not None
         and c.check(answer).passed is False
-    ]
+        for c in constraints.constraints
+    )
     if not too_long:
         return answer
     now = len(failures(constraints.check(answer)))

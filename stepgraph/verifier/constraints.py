@@ -1100,10 +1100,11 @@ _TOTAL = re.compile(
 
 # What the instruction asks to be written, when that is the whole answer: "Create a slogan
 # ... The slogan must include exactly 2 bullet points" counts the answer's bullets.
+_ANSWER_NOUN = r"slogan|tagline|headline|caption|hashtag|subject\s+line|title"
 _WHOLE_ANSWER = re.compile(
     r"\b(?:write|create|give|generate|compose|draft|suggest|make|come\s+up\s+with|invent"
     r"|craft|propose)\s+(?:me\s+|us\s+)?(?:a|an|one)\s+(?:(?!with\b|for\b|and\b|of\b|about\b)"
-    r"[\w'-]+\s+){0,2}(?P<noun>slogan|tagline|headline|caption|hashtag|subject\s+line|title)s?\b",
+    rf"[\w'-]+\s+){{0,2}}(?P<noun>{_ANSWER_NOUN})s?\b",
     _F,
 )
 
@@ -1111,11 +1112,11 @@ _WHOLE_ANSWER = re.compile(
 def _asked_for(text: str, part: str) -> bool:
     """Whether `part` (a noun such as "slogan" that usually names a part of the answer) is
     what the instruction asks to be written, so that a count about it is about the answer."""
-    noun = re.search(r"slogan|tagline|headline|caption|hashtag|subject\s+line|title", part, _F)
-    if noun is None:
-        return False
-    asked = [m.group("noun").lower() for m in _WHOLE_ANSWER.finditer(text)]
-    return " ".join(noun.group().lower().split()) in [" ".join(a.split()) for a in asked]
+    noun = re.search(_ANSWER_NOUN, part, _F)
+    return noun is not None and any(
+        noun.group().lower().split() == m.group("noun").lower().split()
+        for m in _WHOLE_ANSWER.finditer(text)
+    )
 
 
 def _scope_problem(text: str, m: re.Match[str]) -> str:
