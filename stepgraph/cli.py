@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from functools import partial
@@ -582,8 +583,9 @@ def runs_export(
             print(page)
     elif fmt == "jsonl":
         if out:
-            with out.open("w") as fp:
-                count = store.export_jsonl(run_ids, fp)
+            lines = io.StringIO()  # every run read before the file is touched
+            count = store.export_jsonl(run_ids, lines)
+            out.write_text(lines.getvalue())
             err.print(f"wrote {out}")
         else:
             store.export_jsonl(run_ids, sys.stdout)

@@ -24,6 +24,8 @@ class Board:
         self.task = ""  # the run's instruction and conversation, read from the store once
         self.history: list = []
         self.notes: dict[str, str] = {}  # progress shown to the steps of a replanned round
+        # candidates made so far, checked (name -> {"candidate", "draft"}): made once a run
+        self.made: dict[str, dict] = {}
 
     def _future(self, step_id: str) -> asyncio.Future:
         if step_id not in self._results:

@@ -62,6 +62,40 @@ def asks_for_number(task: str, history: list[Message] = ()) -> bool:
     return "?" in task and bool(_AMOUNT.search(task)) and bool(asked) and asks_for_number(asked[-1])
 
 
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
+_ASKS = re.compile(
+    r"\b(calculate|compute|find|determine|work out|figure out|how (much|many|long|far|old|"
+    r"often))\b|(^|,\s*)(how|what)\b",
+    re.I,
+)
+_WRITE = re.compile(
+    r"^\W*(please\s+)?(also\s+)?(write|suggest|list|explain|describe|plan|compare|say|"
+    r"name|recommend|draft|summari[sz]e|tell|outline|create|design|propose|add|include|"
+    r"mention|justify)\b",
+    re.I,
+)
+_ANOTHER = re.compile(r"(;|\band\b)\s+(also\s+)?(how|what|which|whether|who|why)\b", re.I)
+
+
+def one_question(task: str) -> bool:
+    """Whether the task asks one thing: a single question or "calculate ..." sentence, with
+    no second question joined to it ("..., and which brought in more?") and no sentence
+    asking for something written ("Suggest an activity ...", "Explain ..."). Form
+    constraints ("Answer in two sentences") are not asks. One number can settle such a task;
+    a task of several parts is planned. (GSM8K's 200 dev problems: 193 read as one
+    question; the demo's and the examples' several-part tasks do not.)"""
+    from stepgraph.verifier.constraints import extract_constraints
+
+    masked = task
+    for constraint in extract_constraints(task).constraints:
+        masked = masked.replace(constraint.source, " ")
+    sentences = [s.strip() for s in _SENTENCE.split(masked.strip()) if s.strip()]
+    if any(_WRITE.search(s) for s in sentences):
+        return False
+    asking = [s for s in sentences if s.endswith("?") or _ASKS.search(s)]
+    return len(asking) == 1 and not _ANOTHER.search(asking[0])
+
+
 def direct_request(
     task: str,
     history: list[Message],

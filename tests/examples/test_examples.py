@@ -291,36 +291,44 @@ def test_multi_turn_picks_the_conversation_up_again_in_a_new_runtime(tmp_path, c
     multi_turn = example("multi_turn")
     first = "Our team has 14 people and an offsite budget of $3,500. How much is that per person?"
     per_person = scripted(
-        plan(("s1", [], "calculator", "3500 / 14")),
-        compose=lambda p: f"That is ${COMPUTED.findall(p)[-1]} per person.",
         direct=lambda _: "Split evenly, that is 250 each.\nAnswer: 250",
+        code=lambda _: "```python\nprint(3500 / 14)\n```",
     )
+    # one question, and the model's answer and a program agree: no plan is made
     assert multi_turn.main([first], model=per_person, store=tmp_path / "s.db") == 0
     conversation = re.search(r"conversation: (\S+)", capsys.readouterr().out).group(1)
+    assert not any(p.startswith("You are a planner.") for p in system_prompts(per_person))
 
+    follow_up = "And if 3 more people join? Suggest a cheaper venue too."
     more = scripted(
-        plan(("s1", [], "calculator", "3500 / (14 + 3)")),
+        plan(
+            ("s1", [], "calculator", "3500 / (14 + 3)"),
+            ("s2", [], "llm", "Suggest a cheaper venue."),
+        ),
+        llm=lambda _: "A farm in the hills.",
         compose=lambda p: f"With 17 people it is ${float(COMPUTED.findall(p)[-1]):.2f} each.",
         direct=lambda _: "Split 17 ways, that is 205.88 each.\nAnswer: 205.88",
     )
-    argv = ["--conversation", conversation, "And if 3 more people join?"]
+    argv = ["--conversation", conversation, follow_up]
     assert multi_turn.main(argv, model=more, store=tmp_path / "s.db") == 0
     assert "continuing a conversation of 2 messages" in capsys.readouterr().out
 
-    (planner_prompt,) = [
-        r.messages[-1].content
-        for r in more.requests
-        if r.messages[0].content.startswith("You are a planner.")
-    ]
-    assert first in planner_prompt and "That is $250 per person." in planner_prompt
-    assert planner_prompt.index(first) < planner_prompt.index("And if 3 more people join?")
+    # the conversation reaches the planner and the model's own answer, in order
+    for role in ("You are a planner.", candidates.REASON_SYSTEM):
+        (prompt,) = [
+            "\n".join(m.content for m in r.messages)
+            for r in more.requests
+            if r.messages[0].content.startswith(role)
+        ]
+        assert first in prompt and "250 each" in prompt, role
+        assert prompt.index(first) < prompt.index(follow_up)
     with Store(tmp_path / "s.db") as store:
         messages = store.messages(conversation)
         runs = store.runs()
     assert [(m.role, m.content) for m in messages] == [
         ("user", first),
-        ("assistant", "That is $250 per person."),
-        ("user", "And if 3 more people join?"),
+        ("assistant", "Split evenly, that is 250 each.\nAnswer: 250"),
+        ("user", follow_up),
         ("assistant", "With 17 people it is $205.88 each."),
     ]
     assert [r.conversation_id for r in runs] == [conversation, conversation]

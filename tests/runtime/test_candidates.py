@@ -64,7 +64,7 @@ def test_agreeing_candidates_verify_the_answer_without_a_tie_breaker(tmp_path):
         compose="There are 48 eggs.",
         direct="Twelve boxes of four.\nAnswer: 48",
     )
-    with Runtime(backend, store=tmp_path / "s.db") as runtime:
+    with Runtime(backend, store=tmp_path / "s.db", plan="always") as runtime:
         result = runtime.run("How many eggs are in 12 boxes of 4?")
     assert (result.status, result.answer, result.chosen) == (
         "done",
@@ -137,7 +137,7 @@ def test_samples_that_agree_with_one_side_settle_the_tie(tmp_path):
         code="print('many')",
         sample="Twelve fours.\nAnswer: 48",
     )
-    with Runtime(backend, store=tmp_path / "s.db") as runtime:
+    with Runtime(backend, store=tmp_path / "s.db", plan="always") as runtime:
         result = runtime.run("How many eggs are in 12 boxes of 4?")
     assert (result.status, result.chosen, result.answer) == (
         "done",
@@ -322,7 +322,7 @@ def test_out_of_time_the_direct_answer_is_still_given(tmp_path):
         return respond(request)
 
     backend._responder = routed
-    with Runtime(backend, store=tmp_path / "s.db", max_seconds=1.5) as runtime:
+    with Runtime(backend, store=tmp_path / "s.db", max_seconds=1.5, plan="always") as runtime:
         result = runtime.run("How many eggs are in 12 boxes of 4?")
         stored = runtime.store.run(result.run_id)
     assert result.status == "budget_exceeded"
@@ -366,14 +366,17 @@ def test_a_direct_answer_that_fails_a_form_check_after_repair_gets_a_plan(tmp_pa
     assert not any(v.check == "planning" for v in result.verdicts)
 
 
-def test_numbers_and_outside_facts_are_always_planned(tmp_path):
-    """A number is cross-checked between candidates, and documents hold facts the model's
-    own answer cannot: both are planned even when the direct answer's form passes."""
+def test_several_parts_and_outside_facts_are_always_planned(tmp_path):
+    """A task of several parts needs more than one agreed number, and documents hold facts
+    the model's own answer cannot: both are planned even when the direct answer's form
+    passes and its number is confirmed."""
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "shop.md").write_text("The shop opens at nine.")
     for kwargs, task in [
-        ({}, "How many eggs are in 12 boxes of 4? Answer in lowercase letters."),
+        ({}, "How many eggs are in 12 boxes of 4, and which box is heaviest? Answer in lowercase."),
+        ({}, "How many eggs are in 12 boxes of 4? Suggest a recipe for them."),
         ({"docs": tmp_path / "docs"}, LOWERCASE),
+        ({"plan": "always"}, "How many eggs are in 12 boxes of 4?"),
     ]:
         backend = model(
             plan(("s1", [], "calculator", "12 * 4")),
@@ -399,3 +402,98 @@ def test_a_planner_that_fails_leaves_the_model_s_own_answer(tmp_path):
         model("not a plan at all", direct="x"), store=tmp_path / "t.db", direct=False
     ) as rt:
         assert rt.run("Name two primary colours.").status == "failed"  # nothing to fall back on
+
+
+# -- the plan only where it is needed: a single question settled by agreeing candidates ----
+
+
+def planning_notes(result) -> list[str]:
+    return [v.evidence for v in result.verdicts if v.check == "planning"]
+
+
+def test_a_question_whose_direct_answer_a_program_confirms_is_not_planned(tmp_path):
+    backend = model(
+        "MUST NOT BE ASKED",
+        direct="Twelve boxes of four.\nAnswer: 48",
+        code="print(12 * 4)",
+        sample="MUST NOT BE ASKED",
+    )
+    with Runtime(backend, store=tmp_path / "s.db") as runtime:
+        result = runtime.run("How many eggs are in 12 boxes of 4?")
+        stored = runtime.store.run(result.run_id)
+    assert (result.status, result.chosen, result.answer) == (
+        "done",
+        "direct",
+        "Twelve boxes of four.\nAnswer: 48",
+    )
+    assert not any(r.startswith("You are a planner.") for r in roles(backend))
+    assert not any(r.temperature > 0 for r in backend.requests)  # no sample was needed
+    assert [c.name for c in result.candidates] == ["direct", "program"]
+    assert planning_notes(result) == ["no plan made: direct, program agree on 48"]
+    assert stored.step("program").output.strip() == "48"  # the sandbox ran it
+    assert {s.step_id for s in stored.steps} == {"direct", "program", "s1"}
+
+
+def test_tie_breakers_are_made_one_at_a_time_until_two_agree(tmp_path):
+    backend = model(
+        "MUST NOT BE ASKED",
+        direct="Answer: 46",
+        code="print('many')",  # no vote
+        sample=lambda r: "Answer: 50" if r.seed == 1 else "Forty-six.\nAnswer: 46",
+    )
+    with Runtime(backend, store=tmp_path / "s.db", samples=3) as runtime:
+        result = runtime.run("How many eggs are in 12 boxes of 4?")
+    names = [c.name for c in result.candidates]
+    assert names == ["direct", "program", "sample-1", "sample-2"]  # sample-3 never made
+    assert sum(r.temperature > 0 for r in backend.requests) == 2
+    # direct and sample-2 agree, two of the three that voted: settled, without a plan
+    assert (result.status, result.chosen, result.answer) == ("done", "direct", "Answer: 46")
+    assert not any(r.startswith("You are a planner.") for r in roles(backend))
+
+
+def test_two_samples_that_agree_settle_a_question_without_a_plan(tmp_path):
+    backend = model(
+        "MUST NOT BE ASKED",
+        direct="Answer: 46",
+        code="print('many')",
+        sample="Twelve fours.\nAnswer: 48",
+    )
+    with Runtime(backend, store=tmp_path / "s.db", samples=3) as runtime:
+        result = runtime.run("How many eggs are in 12 boxes of 4?")
+    assert [c.name for c in result.candidates] == ["direct", "program", "sample-1", "sample-2"]
+    assert (result.status, result.chosen) == ("done", "sample-1")
+    assert result.answer == "Twelve fours.\nAnswer: 48"
+    assert planning_notes(result) == [
+        "no plan made: sample-1, sample-2 agree on 48; direct 46"
+    ]
+
+
+def test_a_question_whose_candidates_never_agree_keeps_the_floor_unverified(tmp_path):
+    """No plan either: for one question a plan's answer is the weaker candidate."""
+    backend = model(
+        "MUST NOT BE ASKED",
+        direct="Answer: 46",
+        code="print(47)",
+        sample=lambda r: f"Answer: {50 + r.seed}",
+    )
+    with Runtime(backend, store=tmp_path / "s.db") as runtime:
+        result = runtime.run("How many eggs are in 12 boxes of 4?")
+    assert (result.status, result.chosen, result.answer) == ("unverified", "direct", "Answer: 46")
+    assert not any(r.startswith("You are a planner.") for r in roles(backend))
+    names = [c.name for c in result.candidates]
+    assert names == ["direct", "program", "sample-1", "sample-2"]
+    # made once, before the choice, and reused by it
+    assert roles(backend).count(CODE_SYSTEM[:30]) == 1
+    assert sum(r.temperature > 0 for r in backend.requests) == 2
+    assert planning_notes(result) == [
+        "no plan made: no two candidates agree; direct's 46 is kept; program 47, sample-1 51, "
+        "sample-2 52"
+    ]
+    assert any(c.startswith("cross_check:") for c in result.failed_checks)
+
+
+def test_plan_setting_is_checked():
+    from stepgraph.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="plan must be 'needed' or 'always'"):
+        Runtime(ScriptedBackend(), store=":memory:", plan="sometimes")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from stepgraph.runtime.candidates import asks_for_number
+from stepgraph.runtime.candidates import asks_for_number, one_question
 from stepgraph.verifier.choice import Candidate, agreed, answer_claims, choose, states_value
 
 
@@ -68,6 +68,37 @@ def test_states_value_reads_its_own_decimals():
 )
 def test_questions_with_quantities_ask_for_a_number(task):
     assert asks_for_number(task)
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        "Natalia sold clips to 48 of her friends in April. How many clips did she sell?",
+        "If he has 42 dollars for the week, how many times can he go to the movies?",
+        "Sarah does 400 pounds of laundry, calculate the difference in what they do.",
+        "John buys milk for 2 dollars. If there is a 10% tax how much did everything cost.",
+        "How many eggs are in 12 boxes of 4? Answer in two sentences.",
+        "How many eggs are in 12 boxes of 4?\n\nGive the final answer as a number.",
+    ],
+)
+def test_a_single_question_is_one_question(task):
+    assert one_question(task)
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        "What is 12% of 850, and what is left when it is taken off?",
+        "It sold 146 muffins and 312 cookies. How much did it take in, and which item brought "
+        "in more money? Answer in two sentences.",
+        "How much does the discount save? How much does the school pay?",
+        "Plan a trip for 6 people. Suggest one activity, work out the total cost.",
+        "How many eggs are in 12 boxes of 4? Explain your reasoning to a child.",
+        "Write a poem about 3 cats.",
+    ],
+)
+def test_a_task_of_several_parts_is_not_one_question(task):
+    assert not one_question(task)
 
 
 def test_a_follow_up_to_a_numeric_question_asks_for_a_number():
