@@ -72,6 +72,14 @@ AdapterOpt = Annotated[
     typer.Option(help="planner LoRA from `stepgraph train planner` (a .gguf or its folder)"),
 ]
 HomeOpt = Annotated[Path | None, typer.Option("--db", help="memory store file")]
+PlanOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--plan",
+        help="'needed': plan only where code does not confirm the model's own answer "
+        "(default); 'always': plan every run",
+    ),
+]
 DocsOpt = Annotated[Path | None, typer.Option(help="folder for the docs executor")]
 SqlOpt = Annotated[Path | None, typer.Option(help="SQLite file for the sql executor")]
 
@@ -85,7 +93,8 @@ def _settings(**overrides):
 def _backend(spec: str | None):
     from stepgraph.models.spec import load_model
 
-    return load_model(spec or _settings().model)
+    settings = _settings()
+    return load_model(spec or settings.model, deterministic=settings.deterministic)
 
 
 def _store(db: Path | None, *, create: bool = True):
@@ -273,6 +282,7 @@ def run(
     docs: DocsOpt = None,
     sql: SqlOpt = None,
     planner_adapter: AdapterOpt = None,
+    plan: PlanOpt = None,
     as_json: JsonOpt = False,
     strict: StrictOpt = False,
 ) -> None:
@@ -282,7 +292,7 @@ def run(
     followed by a line with the checks it failed); 1 when the run gave no answer; with
     --strict, 3 for an unverified answer."""
     text = sys.stdin.read() if instruction == "-" else instruction
-    runtime = _runtime(model, db, docs, sql, planner_adapter)
+    runtime = _runtime(model, db, docs, sql, planner_adapter, plan)
     _show_run(
         runtime,
         lambda on_event: runtime.run(text, conversation_id=conversation, on_event=on_event),
@@ -317,6 +327,7 @@ def chat(
     docs: DocsOpt = None,
     sql: SqlOpt = None,
     planner_adapter: AdapterOpt = None,
+    plan: PlanOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Talk over several turns, with memory kept in the store.
@@ -324,7 +335,7 @@ def chat(
     Each line you type is a run in one conversation; `stepgraph chat -c ID` picks the
     conversation up again in another process, another day.
     """
-    runtime = _runtime(model, db, docs, sql, planner_adapter)
+    runtime = _runtime(model, db, docs, sql, planner_adapter, plan)
     if conversation is None:
         conversation = runtime.store.new_conversation()
     else:
@@ -362,10 +373,10 @@ def chat(
         err.print(f"[dim]continue later: stepgraph chat -c {conversation}[/dim]")
 
 
-def _runtime(model, db, docs, sql, planner_adapter=None):
+def _runtime(model, db, docs, sql, planner_adapter=None, plan=None):
     from stepgraph.runtime import Runtime
 
-    settings = _settings()
+    settings = _settings(plan=plan)
     from stepgraph.config import store_path
 
     return Runtime(
@@ -377,6 +388,7 @@ def _runtime(model, db, docs, sql, planner_adapter=None):
         max_steps=settings.max_steps,
         max_seconds=settings.max_seconds,
         max_tokens=settings.max_tokens,
+        plan=settings.plan,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -35,6 +36,16 @@ class Settings(BaseModel):
     max_seconds: float = Field(default=600.0, gt=0, description="budget of one run in seconds")
     max_tokens: int = Field(
         default=20000, gt=0, description="budget of one run in generated tokens"
+    )
+    deterministic: bool = Field(
+        default=False,
+        description="decode each request alone from an empty cache (llama.cpp): the same "
+        "instruction gives the same plan and answer, more slowly",
+    )
+    plan: Literal["needed", "always"] = Field(
+        default="needed",
+        description="'needed': plan only where code does not confirm the model's own answer "
+        "(a single question's agreed number, a form that passes its checks); 'always'",
     )
 
 

@@ -24,7 +24,10 @@ def real_model():
         pytest.skip("the embedded model is not installed (pip install '.[embedded]')")
     from stepgraph.models.llamacpp import LlamaCppBackend
 
-    backend = LlamaCppBackend(embedded.model_path(), name=embedded.DEFAULT_MODEL, n_ctx=16384)
+    # deterministic: a test's outcome never depends on what another test decoded before it
+    backend = LlamaCppBackend(
+        embedded.model_path(), name=embedded.DEFAULT_MODEL, n_ctx=16384, deterministic=True
+    )
     yield backend
     backend.close()
 

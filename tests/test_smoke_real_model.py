@@ -46,3 +46,18 @@ def test_a_real_run_meets_the_instructions_form_constraints(real_model, tmp_path
     assert checks.get("lowercase") is True, result.verdicts
     stored = Store(tmp_path / "s.db").run(result.run_id)
     assert [v.check for v in stored.verdicts if v.step_id is None] == list(checks)
+
+
+def test_the_same_instruction_twice_gives_the_same_plan_and_answer(real_model, tmp_path):
+    """Deterministic decoding (on for the test model): each request is decoded alone from
+    an empty cache, so a run does not depend on what was decoded before or beside it."""
+    assert real_model.deterministic
+    task = (
+        "A pen costs $2 and a pad costs $3. What do 4 pens and 2 pads cost, and which costs more?"
+    )
+    with Runtime(real_model, store=tmp_path / "s.db", max_seconds=300, plan="always") as rt:
+        first, second = rt.run(task), rt.run(task)
+    assert first.plan == second.plan and first.plan.steps
+    assert (first.answer, first.status) == (second.answer, second.status)
+    outputs = [{s.step_id: s.output for s in run.steps} for run in (first, second)]
+    assert outputs[0] == outputs[1]

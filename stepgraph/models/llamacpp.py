@@ -112,7 +112,14 @@ class LlamaCppBackend(BackendBase):
         batch: int = 512,
         adapters: dict[str, str | Path] | None = None,
         kv_unified: bool = True,  # measured: 4 streams 2.0x one stream; per-stream KV 1.2x
+        deterministic: bool = False,
     ):
+        """`deterministic`: every request is decoded alone, from an empty cache, so its
+        output depends on the request only, never on what else was decoding beside it or
+        before it. Batched and cached decoding is faster, but llama.cpp's CPU kernels round
+        differently with the batch's size and the chunking of a prompt, so two greedy runs
+        of one instruction can differ after a few hundred tokens (measured: the demo
+        instruction twice in one process, 200 and 1207 tokens, different plans)."""
         path = Path(path)
         if not path.is_file():
             raise ModelError(
@@ -136,6 +143,7 @@ class LlamaCppBackend(BackendBase):
             ) from None
         self._vocab = llama_cpp.llama_model_get_vocab(self._model.model)
         self.n_seq = n_seq
+        self.deterministic = deterministic
         cparams = llama_cpp.llama_context_default_params()
         n_ctx = min(n_ctx, self._model.n_ctx_train() * n_seq)
         cparams.n_ctx = n_ctx
@@ -312,7 +320,7 @@ class LlamaCppBackend(BackendBase):
     def _admit(self) -> None:
         """Start waiting jobs in free slots: same adapter as the running batch, oldest first."""
         running = [s for s in self._slots if s.job is not None]
-        if not self._waiting:
+        if not self._waiting or (self.deterministic and running):
             return
         if not running:
             adapter = self._waiting[0].request.adapter
@@ -330,6 +338,8 @@ class LlamaCppBackend(BackendBase):
             except Exception as exc:  # this request fails; the others go on
                 error = exc if isinstance(exc, ModelError) else ModelError(f"llama.cpp: {exc}")
                 self._finish(slot, error=error)
+            if self.deterministic:
+                break  # one at a time
 
     def _set_adapter(self, name: str | None) -> None:
         c = self._c
@@ -361,7 +371,7 @@ class LlamaCppBackend(BackendBase):
     def _start(self, slot: _Slot, job: _Job) -> None:
         c = self._c
         keep = 0
-        if slot.adapter == self._active_adapter:
+        if slot.adapter == self._active_adapter and not self.deterministic:
             for a, b in zip(slot.tokens, job.tokens, strict=False):
                 if a != b:
                     break

@@ -22,11 +22,29 @@ SPEC_HELP = (
 )
 
 
-def load_model(spec: str, *, adapters: dict[str, str] | None = None, **options: Any) -> BackendBase:
-    """Build the backend a spec names. Options go to the backend's constructor."""
+def load_model(
+    spec: str,
+    *,
+    adapters: dict[str, str] | None = None,
+    deterministic: bool = False,
+    **options: Any,
+) -> BackendBase:
+    """Build the backend a spec names. Options go to the backend's constructor.
+    `deterministic` (llama.cpp only): each request decoded alone from an empty cache, so
+    the same instruction gives the same plan and answer; a server or transformers decides
+    its own batching, so it is refused there rather than silently ignored."""
     spec = spec.strip()
     if not spec:
         raise ConfigError(f"empty model spec; {SPEC_HELP}")
+    path = Path(spec.removeprefix("hf:")).expanduser()
+    local = spec in embedded.EMBEDDED or (not spec.startswith("hf:") and path.suffix == ".gguf")
+    if deterministic and not (local or spec.startswith("scripted:")):
+        raise ConfigError(
+            f"deterministic decoding is for the llama.cpp engine (an embedded name or a .gguf "
+            f"file), not {spec!r}; turn it off or use a local model"
+        )
+    if local:
+        options["deterministic"] = deterministic
     if spec.startswith("openai:"):
         from stepgraph.models.openai import OpenAIBackend
 
@@ -46,7 +64,6 @@ def load_model(spec: str, *, adapters: dict[str, str] | None = None, **options: 
 
         return LlamaCppBackend(embedded.model_path(spec), adapters=adapters, name=spec, **options)
     hf = spec.startswith("hf:")
-    path = Path(spec.removeprefix("hf:")).expanduser()
     if not hf and path.suffix == ".gguf":
         if not path.is_file():
             raise ModelError(f"no model file at {path}; check the path")

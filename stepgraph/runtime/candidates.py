@@ -74,7 +74,11 @@ _WRITE = re.compile(
     r"mention|justify)\b",
     re.I,
 )
-_ANOTHER = re.compile(r"(;|\band\b)\s+(also\s+)?(how|what|which|whether|who|why)\b", re.I)
+_ANOTHER = re.compile(
+    r"(;|\band\b)\s+(also\s+)?(how|what|which|whether|who|why)\b|"
+    r"\b(and|then)\s+(then\s+)?(also\s+)?(say|tell|state|explain|decide|compare|list|write)\b",
+    re.I,
+)
 
 
 def one_question(task: str) -> bool:

@@ -93,10 +93,10 @@ class Runtime:
     `calculate` lets the calculator write the result of every sum the model writes out in
     llm steps and the final answer (on backends that continue a reply).
 
-    What is left out (`model`, `store`, `max_steps`, `max_seconds`, `max_tokens`) comes from
-    the settings, as for the CLI: `stepgraph.toml` and STEPGRAPH_* variables, whose
-    defaults are the embedded 0.5B model, the per-user store, 12 steps, 600 s and 20000
-    generated tokens.
+    What is left out (`model`, `store`, `max_steps`, `max_seconds`, `max_tokens`, `plan`)
+    comes from the settings, as for the CLI: `stepgraph.toml` and STEPGRAPH_* variables,
+    whose defaults are the embedded 0.5B model, the per-user store, 12 steps, 600 s, 20000
+    generated tokens and "needed".
 
     `direct` (on by default) has the model also answer the whole instruction itself, from
     the start of the run: the floor the run's answer must not fall below. The composed and
@@ -140,12 +140,12 @@ class Runtime:
         calculate: bool = True,
         direct: bool = True,
         samples: int = 2,
-        plan: Literal["needed", "always"] = "needed",
+        plan: Literal["needed", "always"] | None = None,
         python_sandbox: Literal["kernel", "none"] = "kernel",
     ):
         from stepgraph.models.spec import load_model
 
-        if None in (model, store, max_steps, max_seconds, max_tokens):
+        if None in (model, store, max_steps, max_seconds, max_tokens, plan):
             # what the caller left out comes from the settings, as for the CLI
             from stepgraph.config import load_settings, store_path
 
@@ -155,6 +155,7 @@ class Runtime:
             max_steps = settings.max_steps if max_steps is None else max_steps
             max_seconds = settings.max_seconds if max_seconds is None else max_seconds
             max_tokens = settings.max_tokens if max_tokens is None else max_tokens
+            plan = settings.plan if plan is None else plan
         _check_budgets(
             max_steps=max_steps,
             max_seconds=max_seconds,
@@ -162,7 +163,9 @@ class Runtime:
             step_timeout=step_timeout,
         )
         if isinstance(model, str):
-            model = load_model(model)
+            from stepgraph.config import load_settings
+
+            model = load_model(model, deterministic=load_settings().deterministic)
         if executors is not None and (docs is not None or sql is not None):
             raise ConfigError(
                 "docs= and sql= add to the default executors; with executors=, register "

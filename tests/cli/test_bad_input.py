@@ -156,3 +156,29 @@ def test_settings_mean_what_they_say(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert listed.returncode == 0 and "no runs yet" in listed.stderr
     (tmp_path / "stepgraph.toml").write_text('[tool.stepgraph]\nmodel = "x"\n')
     one_line_error(stepgraph("runs", "list", cwd=tmp_path), "outside [stepgraph]")
+
+
+def test_a_plan_setting_that_is_not_known(tmp_path: Path) -> None:
+    one_line_error(
+        stepgraph("run", "hi", "--plan", "sometimes", "--db", str(tmp_path / "s.db"), cwd=tmp_path),
+        "plan: Input should be 'needed' or 'always'",
+    )
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_deterministic_decoding_is_refused_where_it_cannot_hold(tmp_path: Path) -> None:
+    from stepgraph.models.spec import load_model
+
+    with pytest.raises(ConfigError, match="deterministic decoding is for the llama.cpp engine"):
+        load_model("openai:http://localhost:9/v1#m", deterministic=True)
+    out = stepgraph(
+        "run",
+        "hi",
+        "--model",
+        "openai:http://localhost:9/v1#m",
+        "--db",
+        str(tmp_path / "s.db"),
+        cwd=tmp_path,
+        env={"STEPGRAPH_DETERMINISTIC": "1"},
+    )
+    one_line_error(out, "deterministic decoding is for the llama.cpp engine")

@@ -40,14 +40,31 @@ def test_generates_text_with_counts(real_model):
     assert done.first_token_seconds is not None and done.seconds >= done.first_token_seconds
 
 
-def test_greedy_is_repeatable_with_prefix_reuse(real_model):
+def test_greedy_is_repeatable_with_prefix_reuse(real_model, monkeypatch):
+    monkeypatch.setattr(real_model, "deterministic", False)  # batched and cached
     request = Request.chat("Say the word hello and nothing else.", max_tokens=8)
     first = real_model.complete(request)
     second = real_model.complete(request)  # its prompt now comes from the KV cache
     assert first.text == second.text
 
 
-def test_a_batch_returns_one_completion_per_request_in_order(real_model):
+def test_deterministic_decoding_depends_on_the_request_alone(real_model):
+    """One request decoded alone, then beside three others after a longer prompt filled
+    the cache: byte-identical, 160 tokens long (the test model decodes deterministically)."""
+    assert real_model.deterministic
+    story = Request.chat("Tell a story about a lighthouse keeper.", max_tokens=160)
+    alone = real_model.complete(story).text
+    others = [
+        Request.chat("Tell a story about a lighthouse keeper and his dog.", max_tokens=40),
+        Request.chat("List five rivers.", max_tokens=30),
+        Request.chat("Explain what a prime number is.", max_tokens=50),
+    ]
+    beside = real_model.generate([others[0], story, *others[1:]])
+    assert beside[1].text == alone and beside[1].completion_tokens == 160
+
+
+def test_a_batch_returns_one_completion_per_request_in_order(real_model, monkeypatch):
+    monkeypatch.setattr(real_model, "deterministic", False)  # four sequences at once
     prompts = [
         "What is 2+2? Reply with the number only.",
         "What is the capital of France? One word.",

@@ -463,9 +463,7 @@ def test_two_samples_that_agree_settle_a_question_without_a_plan(tmp_path):
     assert [c.name for c in result.candidates] == ["direct", "program", "sample-1", "sample-2"]
     assert (result.status, result.chosen) == ("done", "sample-1")
     assert result.answer == "Twelve fours.\nAnswer: 48"
-    assert planning_notes(result) == [
-        "no plan made: sample-1, sample-2 agree on 48; direct 46"
-    ]
+    assert planning_notes(result) == ["no plan made: sample-1, sample-2 agree on 48; direct 46"]
 
 
 def test_a_question_whose_candidates_never_agree_keeps_the_floor_unverified(tmp_path):

@@ -95,6 +95,7 @@ def test_a_single_question_is_one_question(task):
         "Plan a trip for 6 people. Suggest one activity, work out the total cost.",
         "How many eggs are in 12 boxes of 4? Explain your reasoning to a child.",
         "Write a poem about 3 cats.",
+        "Compute 23 * 47 and then say whether the result is an even number.",
     ],
 )
 def test_a_task_of_several_parts_is_not_one_question(task):
