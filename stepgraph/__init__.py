@@ -28,15 +28,23 @@ _EXPORTS = {
     "load_model": "stepgraph.models",
     "StepgraphError": "stepgraph.errors",
     "PlanError": "stepgraph.errors",
+    # what a plugin is written against: an executor, its input and output, a check
+    "Executor": "stepgraph.executors",
+    "StepInput": "stepgraph.executors",
+    "StepOutput": "stepgraph.executors",
+    "Verifier": "stepgraph.verifier",
+    "Verdict": "stepgraph.verifier",
 }
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from stepgraph.errors import PlanError, StepgraphError
+    from stepgraph.executors import Executor, StepInput, StepOutput
     from stepgraph.memory import Store
     from stepgraph.models import Message, Request, ScriptedBackend, load_model
     from stepgraph.planner import Plan, Planner, Step
     from stepgraph.runtime import Event, RunResult, Runtime, StepResult, replay
+    from stepgraph.verifier import Verdict, Verifier
 
 
 def __getattr__(name: str):
