@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, computed_field
 
 from stepgraph.planner.plan import Plan
 from stepgraph.verifier.choice import Candidate
 from stepgraph.verifier.verdict import Verdict
 
 EventType = Literal[
-    "run_started",
     "plan_step",
     "plan_ready",
     "step_started",
@@ -24,12 +23,113 @@ EventType = Literal[
 
 
 class Event(BaseModel):
-    """One thing that happened in a run. `data` depends on `type`."""
+    """One thing that happened in a run. Each `type` is its own class below, with typed
+    fields; `data` is those fields as a plain dict (what the store's event log keeps), so
+    a display can read any event the same way. `parse_event` turns a dict back into one."""
+
+    model_config = ConfigDict(extra="forbid")
 
     type: EventType
     run_id: str
     step_id: str | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The event's own fields, as they were given (unset defaults left out)."""
+        return self.model_dump(exclude={"type", "run_id", "step_id"}, exclude_unset=True)
+
+
+class PlanStep(Event):
+    """A step of the plan (its id is `step_id`), as soon as the planner has decoded it."""
+
+    type: Literal["plan_step"] = "plan_step"
+    instruction: str
+    executor: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    depends_on: list[str] = Field(default_factory=list)
+
+
+class PlanReady(Event):
+    """A whole plan (`round` > 0: a replan), or why there is none: `unplanned` says why
+    the run answers without one; `error` that a replan failed."""
+
+    type: Literal["plan_ready"] = "plan_ready"
+    plan: dict[str, Any] | None = None
+    round: int | None = None
+    unplanned: str | None = None
+    error: str | None = None
+    attempts: int | None = None  # the planner's: 2 when its first plan was repaired
+    first_error: str | None = None
+    completion_tokens: int | None = None
+    seconds: float | None = None
+
+
+class StepStarted(Event):
+    type: Literal["step_started"] = "step_started"
+    executor: str
+    instruction: str
+    candidate: bool = False  # an answer to the whole instruction, not a step of the plan
+
+
+class StepAttempt(Event):
+    """One try of a step that was retried with its failed checks as feedback."""
+
+    type: Literal["step_attempt"] = "step_attempt"
+    attempt: int
+    output: str = ""
+    error: str | None = None
+    verdicts: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class StepFinished(Event):
+    type: Literal["step_finished"] = "step_finished"
+    status: str
+    output: str = ""
+    error: str | None = None
+    seconds: float | None = None
+    attempts: int | None = None
+    candidate: bool = False
+
+
+class VerdictMade(Event):
+    """A check's outcome; `step_id` None: a check of the final answer."""
+
+    type: Literal["verdict"] = "verdict"
+    check: str
+    passed: bool | None
+    evidence: str = ""
+
+
+class AnswerGiven(Event):
+    type: Literal["answer"] = "answer"
+    answer: str
+    status: str
+
+
+class RunFinished(Event):
+    type: Literal["run_finished"] = "run_finished"
+    status: str
+    error: str | None = None
+
+
+AnyEvent = Annotated[
+    PlanStep
+    | PlanReady
+    | StepStarted
+    | StepAttempt
+    | StepFinished
+    | VerdictMade
+    | AnswerGiven
+    | RunFinished,
+    Field(discriminator="type"),
+]
+_EVENTS: TypeAdapter[Event] = TypeAdapter(AnyEvent)
+
+
+def parse_event(data: dict[str, Any]) -> Event:
+    """The typed event a dict describes ({"type": ..., "run_id": ..., fields}); a type or
+    a field it does not have is a pydantic ValidationError."""
+    return _EVENTS.validate_python(data)
 
 
 class StepResult(BaseModel):

@@ -37,7 +37,19 @@ from stepgraph.runtime.candidates import (
     one_question,
     program_answer,
 )
-from stepgraph.runtime.events import Event, RunResult, StepResult
+from stepgraph.runtime.events import (
+    AnswerGiven,
+    Event,
+    PlanReady,
+    PlanStep,
+    RunFinished,
+    RunResult,
+    StepAttempt,
+    StepFinished,
+    StepResult,
+    StepStarted,
+    VerdictMade,
+)
 from stepgraph.verifier import Composer, Composition, Verdict, Verifier
 from stepgraph.verifier.choice import Candidate, agreed, answer_claims, choose
 from stepgraph.verifier.composer import repaired
@@ -393,7 +405,7 @@ class Runtime:
                     record.conversation_id, "user", record.instruction, run_id=run_id
                 )
                 self.store.add_message(record.conversation_id, "assistant", answer, run_id=run_id)
-        event = Event(type="run_finished", run_id=run_id, data={"status": status, "error": error})
+        event = RunFinished(run_id=run_id, status=status, error=error)
         self.store.record_event(run_id, event.type, event.data)
         yield event
         yield RunResult(
@@ -605,7 +617,7 @@ class Runtime:
         held: list[Step] = []
         planning = self.planner.stream(instruction, conversation=history or None)
         async for step in planning:
-            write(Event(type="plan_step", run_id=run_id, step_id=step.id, data=step.model_dump()))
+            write(PlanStep(run_id=run_id, step_id=step.id, **step.model_dump(exclude={"id"})))
             if (
                 dispatch is not None
                 and step.executor in self.executors
@@ -629,7 +641,7 @@ class Runtime:
         stats = {k: v for k, v in planning.stats.items() if k != "raw"}
         self._boards[run_id].plan_tokens = stats.get("completion_tokens", 0)
         self._boards[run_id].tokens += self._boards[run_id].plan_tokens
-        write(Event(type="plan_ready", run_id=run_id, data={"plan": plan.model_dump(), **stats}))
+        write(PlanReady(run_id=run_id, plan=plan.model_dump(), **stats))
         return plan
 
     def _confirmable(self, board: Board) -> Literal["number", "form"] | None:
@@ -696,8 +708,7 @@ class Runtime:
         write = get_stream_writer()
         note = Verdict(check="planning", passed=None, evidence=why)
         self._record_verdicts(run_id, None, [note], write)
-        data = {"plan": plan.model_dump(), "unplanned": why}
-        write(Event(type="plan_ready", run_id=run_id, data=data))
+        write(PlanReady(run_id=run_id, plan=plan.model_dump(), unplanned=why))
         return plan
 
     async def _direct(self, run_id: str) -> dict:
@@ -722,11 +733,12 @@ class Runtime:
         board = self._boards[run_id]
         write = get_stream_writer()
         write(
-            Event(
-                type="step_started",
+            StepStarted(
                 run_id=run_id,
                 step_id=name,
-                data={"executor": executor, "instruction": instruction, "candidate": True},
+                executor=executor,
+                instruction=instruction,
+                candidate=True,
             )
         )
         self.store.record_step(
@@ -761,17 +773,14 @@ class Runtime:
         )
         self._record_step(run_id, result)
         write(
-            Event(
-                type="step_finished",
+            StepFinished(
                 run_id=run_id,
                 step_id=name,
-                data={
-                    "status": result.status,
-                    "output": result.output[:500],
-                    "error": result.error,
-                    "seconds": result.seconds,
-                    "candidate": True,
-                },
+                status=result.status,
+                output=result.output[:500],
+                error=result.error,
+                seconds=result.seconds,
+                candidate=True,
             )
         )
         return result.model_dump()
@@ -820,11 +829,8 @@ class Runtime:
             self._record_step(run_id, result, step.args)
             return result.model_dump()
         write(
-            Event(
-                type="step_started",
-                run_id=run_id,
-                step_id=step.id,
-                data={"executor": step.executor, "instruction": instruction},
+            StepStarted(
+                run_id=run_id, step_id=step.id, executor=step.executor, instruction=instruction
             )
         )
         self.store.record_step(
@@ -910,7 +916,7 @@ class Runtime:
             self._record_step(run_id, result, step.args)
         if len(tried) > 1:  # a retried step keeps each attempt, not only the one kept
             for data in tried:
-                write(Event(type="step_attempt", run_id=run_id, step_id=step.id, data=data))
+                write(StepAttempt(run_id=run_id, step_id=step.id, **data))
         write(_finished(run_id, result))
         return result.model_dump()
 
@@ -946,7 +952,7 @@ class Runtime:
     def _stream_verdicts(run_id: str, step_id: str | None, verdicts, write) -> list[dict]:
         plain = [v.as_dict() for v in verdicts]
         for verdict in plain:
-            write(Event(type="verdict", run_id=run_id, step_id=step_id, data=verdict))
+            write(VerdictMade(run_id=run_id, step_id=step_id, **verdict))
         return plain
 
     def _store_verdicts(self, run_id: str, step_id: str | None, plain: list[dict]) -> None:
@@ -984,17 +990,11 @@ class Runtime:
         try:
             plan = await self.planner.aplan(instruction, conversation=board.history or None)
         except StepgraphError as exc:
-            write(Event(type="plan_ready", run_id=run_id, data={"round": round, "error": str(exc)}))
+            write(PlanReady(run_id=run_id, round=round, error=str(exc)))
             return None
         renamed = _renamed(plan, f"r{round}")
         self.store.record_plan(run_id, {**renamed.model_dump(), "goal": board.task})
-        write(
-            Event(
-                type="plan_ready",
-                run_id=run_id,
-                data={"round": round, "plan": renamed.model_dump()},
-            )
-        )
+        write(PlanReady(run_id=run_id, round=round, plan=renamed.model_dump()))
         return plan.model_dump()
 
     async def _compose(self, run_id: str, results: list[dict], final_ids: list[str]) -> dict:
@@ -1070,7 +1070,7 @@ class Runtime:
         self._record_verdicts(run_id, None, verdicts, write)
         # shown plain: claims were read from the model's own markup (\boxed{}) above
         answer = readable_math(answer, board.task)
-        write(Event(type="answer", run_id=run_id, data={"answer": answer, "status": status}))
+        write(AnswerGiven(run_id=run_id, answer=answer, status=status))
         return {
             "answer": answer,
             "status": status,
@@ -1204,17 +1204,14 @@ class Runtime:
 
 def _finished(run_id: str, result: StepResult) -> Event:
     """The event a live view and the store's log get when a step ends."""
-    return Event(
-        type="step_finished",
+    return StepFinished(
         run_id=run_id,
         step_id=result.step_id,
-        data={
-            "status": result.status,
-            "output": result.output[:500],
-            "error": result.error,
-            "seconds": result.seconds,
-            "attempts": result.attempts,
-        },
+        status=result.status,
+        output=result.output[:500],
+        error=result.error,
+        seconds=result.seconds,
+        attempts=result.attempts,
     )
 
 

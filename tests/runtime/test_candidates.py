@@ -495,3 +495,31 @@ def test_plan_setting_is_checked():
 
     with pytest.raises(ConfigError, match="plan must be 'needed' or 'always'"):
         Runtime(ScriptedBackend(), store=":memory:", plan="sometimes")
+
+
+def test_every_event_of_a_run_is_typed_and_reads_back_from_its_plain_form(tmp_path):
+    from stepgraph.runtime import parse_event
+    from stepgraph.runtime.events import PlanReady, StepFinished, VerdictMade
+
+    backend = model(
+        plan(("s1", [], "calculator", "12 * 4"), ("s2", ["s1"], "llm", "eggs in {{s1}}")),
+        compose="There are 48 eggs.",
+        step="There are 48 eggs in all.",
+        direct="Answer: 46",
+        code="print(47)",
+        sample=lambda r: f"Answer: {50 + r.seed}",
+    )
+    seen = []
+    with Runtime(backend, store=tmp_path / "s.db", plan="always") as runtime:
+        result = runtime.run("How many eggs are in 12 boxes of 4?", on_event=seen.append)
+        logged = runtime.store.run(result.run_id).events
+    kinds = {type(e) for e in seen}
+    assert {PlanReady, StepFinished, VerdictMade} <= kinds and type(seen[-1]).__name__ == (
+        "RunFinished"
+    )
+    for e in seen:
+        again = parse_event({"type": e.type, "run_id": e.run_id, "step_id": e.step_id, **e.data})
+        assert again == e
+    # the store's log keeps the same fields
+    finished = [e for e in logged if e.type == "step_finished"]
+    assert {e.payload["status"] for e in finished} <= {"done", "failed", "skipped"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from stepgraph.runtime.events import Event
+from stepgraph.runtime.events import Event, parse_event
 from stepgraph.runtime.live import RunView, plain_line, preview
 
 
@@ -23,7 +23,7 @@ def shown(view: RunView) -> str:
 
 
 def event(type: str, step_id: str | None = None, **data) -> Event:
-    return Event(type=type, run_id="r1", step_id=step_id, data=data)
+    return parse_event({"type": type, "run_id": "r1", "step_id": step_id, **data})
 
 
 def test_a_run_as_a_person_watches_it() -> None:
@@ -84,7 +84,7 @@ def test_a_run_as_a_person_watches_it() -> None:
             evidence="3 sentences; exactly 2 required",
         )
     )
-    view.update(event("answer", answer="474.5"))
+    view.update(event("answer", answer="474.5", status="unverified"))
     view.update(event("run_finished", status="unverified"))
     text = shown(view)
     assert text.splitlines()[0].startswith("unverified  49 s, planning 42 s, replanned 1x")
