@@ -486,16 +486,17 @@ class Runtime:
                     futures.append(execute(run_id, step.model_dump()))
 
             async def make_plan() -> Plan:
-                """The planner's plan, or the one-step plan the direct answer answers: first,
-                where code checks the instruction's form and that answer already passes;
-                and where the planner fails, since that answer is still an answer."""
+                """The planner's plan, or a one-step plan the candidates answer: for a single
+                question asking for a number; where code checks the instruction's form and
+                the direct answer already passes; and where the planner fails, since the
+                direct answer is still an answer."""
                 settled = None
                 confirm = (
                     runtime._confirmable(board) if direct is not None and not dispatched else None
                 )
                 if confirm == "number":
                     board.made = await break_ties(run_id, await direct)
-                    settled = runtime._agreed(run_id)
+                    settled = runtime._by_candidates(run_id)
                 elif confirm == "form":
                     settled = await runtime._unplanned(run_id, await direct)
                 if settled is not None:
@@ -668,7 +669,7 @@ class Runtime:
         await self._candidates(run_id, None, direct, [], numeric=True)
         return self._boards[run_id].made
 
-    def _agreed(self, run_id: str) -> Plan | None:
+    def _by_candidates(self, run_id: str) -> Plan | None:
         """The one-step plan the candidates answer, for a single question asking for a
         number: verified when two with sound numbers agree and hold most of the vote, and
         otherwise not verified, but still no plan, since for one question a plan's answer
