@@ -429,27 +429,27 @@ class Runtime:
 
         @task
         async def execute(run_id: str, step: dict) -> dict:
-            return await runtime._execute(run_id, Step(**step))
+            return _checkpointable(await runtime._execute(run_id, Step(**step)))
 
         @task
         async def answer_directly(run_id: str) -> dict:
-            return await runtime._direct(run_id)
+            return _checkpointable(await runtime._direct(run_id))
 
         @task
         async def compose(run_id: str, results: list[dict], final_ids: list[str]) -> dict:
-            return await runtime._compose(run_id, results, final_ids)
+            return _checkpointable(await runtime._compose(run_id, results, final_ids))
 
         @task
         async def decide(run_id: str, composed: dict, direct: dict | None, results: list) -> dict:
-            return await runtime._decide(run_id, composed, direct, results)
+            return _checkpointable(await runtime._decide(run_id, composed, direct, results))
 
         @task
         async def replan(run_id: str, progress: str, round: int) -> dict | None:
-            return await runtime._replan(run_id, progress, round)
+            return _checkpointable(await runtime._replan(run_id, progress, round))
 
         @task
         async def break_ties(run_id: str, direct: dict) -> dict:
-            return await runtime._break_ties(run_id, direct)
+            return _checkpointable(await runtime._break_ties(run_id, direct))
 
         @entrypoint(checkpointer=saver)
         async def workflow(inputs: dict) -> dict:
@@ -1340,6 +1340,19 @@ def _executor_map(
             )
         wrapped[name] = executor
     return wrapped
+
+
+def _checkpointable(value: Any) -> Any:
+    """A task's result as LangGraph's checkpointer can write it: an integer past 64 bits
+    (the calculator's exact 3 ** 100) becomes its digits, which msgpack cannot hold as a
+    number; the run would otherwise end in the serializer's TypeError."""
+    if isinstance(value, dict):
+        return {k: _checkpointable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_checkpointable(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(value)
+    return value
 
 
 def _jsonable(value: Any) -> Any:

@@ -523,3 +523,17 @@ def test_every_event_of_a_run_is_typed_and_reads_back_from_its_plain_form(tmp_pa
     # the store's log keeps the same fields
     finished = [e for e in logged if e.type == "step_finished"]
     assert {e.payload["status"] for e in finished} <= {"done", "failed", "skipped"}
+
+
+def test_a_result_past_64_bits_is_kept_and_the_run_finishes(tmp_path):
+    """LangGraph's checkpointer cannot write such an integer; the run must not die of it."""
+    backend = model(
+        plan(("s1", [], "calculator", "3 ** 100")),
+        compose="It is 515377520732011331036461129765621272702107522001.",
+        direct="Answer: 515377520732011331036461129765621272702107522001",
+    )
+    with Runtime(backend, store=tmp_path / "s.db", plan="always", samples=0) as runtime:
+        result = runtime.run("What is 3 to the power 100, and how many digits has it?")
+        stored = runtime.store.run(result.run_id)
+    assert result.status in ("done", "unverified") and result.error is None
+    assert stored.step("s1").data == 3**100  # the store keeps the exact value
