@@ -152,18 +152,19 @@ def demo(backend, rounds: int) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
     from demo import INSTRUCTION
 
-    direct, runs = [], []
+    direct, runs, answers = [], [], []
     with Runtime(backend, store=Path(tempfile.mkdtemp()) / "d.db") as runtime:
         for _ in range(rounds):
             start = time.perf_counter()
             backend.complete(_request(INSTRUCTION, 512))
             direct.append(time.perf_counter() - start)
             start = time.perf_counter()
-            runtime.run(INSTRUCTION)
+            result = runtime.run(INSTRUCTION)
             runs.append(time.perf_counter() - start)
-            print("demo", round(direct[-1], 1), round(runs[-1], 1), flush=True)
+            answers.append({"status": result.status, "answer": result.answer})
+            print("demo", round(direct[-1], 1), round(runs[-1], 1), result.status, flush=True)
     ratio = statistics.median(r / d for r, d in zip(runs, direct, strict=True))
-    return {"ratio": ratio, "direct_s": direct, "run_s": runs}
+    return {"ratio": ratio, "direct_s": direct, "run_s": runs, "answers": answers}
 
 
 def batched_bench(model: Path) -> dict:

@@ -54,6 +54,19 @@ def model(
     return ScriptedBackend(responder=respond)
 
 
+def nobody_agrees(*, compose: str, code: str) -> ScriptedBackend:
+    """A two-step plan for the eggs question whose candidates all differ: the direct answer
+    46, the program's `code`, each sample 50 + its seed."""
+    return model(
+        plan(("s1", [], "calculator", "12 * 4"), ("s2", ["s1"], "llm", "eggs in {{s1}}")),
+        compose=compose,
+        step="There are 48 eggs in all.",
+        direct="Answer: 46",
+        code=code,
+        sample=lambda r: f"Answer: {50 + r.seed}",
+    )
+
+
 def roles(backend: ScriptedBackend) -> list[str]:
     return [r.messages[0].content[:30] for r in backend.requests]
 
@@ -112,14 +125,8 @@ def test_a_wrong_plan_loses_to_the_direct_answer_a_program_confirms(tmp_path):
 
 
 def test_candidates_that_never_agree_end_unverified_with_the_floor_kept(tmp_path):
-    backend = model(
-        plan(("s1", [], "calculator", "12 * 4"), ("s2", ["s1"], "llm", "eggs in {{s1}}")),
-        compose="There are 50 eggs.",
-        step="There are 48 eggs in all.",
-        direct="Answer: 46",
-        code="print('many')",  # prints no number: no vote
-        sample=lambda r: f"Answer: {50 + r.seed}",  # each sample its own number
-    )
+    # the program prints no number (no vote); each sample its own number
+    backend = nobody_agrees(compose="There are 50 eggs.", code="print('many')")
     with Runtime(backend, store=tmp_path / "s.db", samples=2) as runtime:
         result = runtime.run("How many eggs are in 12 boxes of 4?")
     assert (result.status, result.chosen, result.answer) == ("unverified", "direct", "Answer: 46")
@@ -501,14 +508,7 @@ def test_every_event_of_a_run_is_typed_and_reads_back_from_its_plain_form(tmp_pa
     from stepgraph.runtime import parse_event
     from stepgraph.runtime.events import PlanReady, StepFinished, VerdictMade
 
-    backend = model(
-        plan(("s1", [], "calculator", "12 * 4"), ("s2", ["s1"], "llm", "eggs in {{s1}}")),
-        compose="There are 48 eggs.",
-        step="There are 48 eggs in all.",
-        direct="Answer: 46",
-        code="print(47)",
-        sample=lambda r: f"Answer: {50 + r.seed}",
-    )
+    backend = nobody_agrees(compose="There are 48 eggs.", code="print(47)")
     seen = []
     with Runtime(backend, store=tmp_path / "s.db", plan="always") as runtime:
         result = runtime.run("How many eggs are in 12 boxes of 4?", on_event=seen.append)
