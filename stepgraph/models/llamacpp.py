@@ -377,6 +377,12 @@ class LlamaCppBackend(BackendBase):
                     break
                 keep += 1
         keep = min(keep, len(job.tokens) - 1)  # decode at least one token to get logits
+        if self.deterministic:
+            # the whole cache emptied, not only this sequence: in a unified cache another
+            # sequence's cells widen the attention window, and the sums round differently
+            c.llama_memory_clear(self._memory, True)
+            for other in self._slots:
+                other.tokens = []
         c.llama_memory_seq_rm(self._memory, slot.seq, keep, -1)
         slot.tokens = slot.tokens[:keep]
         slot.adapter = self._active_adapter
