@@ -51,11 +51,7 @@ def asks_for_number(task: str, history: list[Message] = ()) -> bool:
     A follow-up question ("and if 3 more join?") is one when the turn before it was.
     (IFEval's 300 dev prompts: 4 read as numeric, 3 of them rightly; GSM8K's 200 dev
     problems: all but a handful.)"""
-    from stepgraph.verifier.constraints import extract_constraints
-
-    masked = task
-    for constraint in extract_constraints(task).constraints:
-        masked = masked.replace(constraint.source, " ")
+    masked = _without_constraints(task)
     if _AMOUNT.search(masked) and _QUANTITY.search(masked):
         return True
     asked = [m.content for m in history if m.role == "user"]
@@ -88,16 +84,22 @@ def one_question(task: str) -> bool:
     constraints ("Answer in two sentences") are not asks. One number can settle such a task;
     a task of several parts is planned. (GSM8K's 200 dev problems: 193 read as one
     question; the demo's and the examples' several-part tasks do not.)"""
-    from stepgraph.verifier.constraints import extract_constraints
-
-    masked = task
-    for constraint in extract_constraints(task).constraints:
-        masked = masked.replace(constraint.source, " ")
+    masked = _without_constraints(task)
     sentences = [s.strip() for s in _SENTENCE.split(masked.strip()) if s.strip()]
     if any(_WRITE.search(s) for s in sentences):
         return False
     asking = [s for s in sentences if s.endswith("?") or _ASKS.search(s)]
     return len(asking) == 1 and not _ANOTHER.search(asking[0])
+
+
+def _without_constraints(task: str) -> str:
+    """The task with the text of its form constraints blanked out: their numbers and verbs
+    ("at least 300 words", "Answer in two sentences") are about the form, not asks."""
+    from stepgraph.verifier.constraints import extract_constraints
+
+    for constraint in extract_constraints(task).constraints:
+        task = task.replace(constraint.source, " ")
+    return task
 
 
 def direct_request(

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Literal
 
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.config import get_stream_writer
 from langgraph.func import entrypoint, task
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
@@ -157,6 +158,7 @@ class Runtime:
     ):
         from stepgraph.models.spec import load_model
 
+        settings = None
         if None in (model, store, max_steps, max_seconds, max_tokens, plan):
             # what the caller left out comes from the settings, as for the CLI
             from stepgraph.config import load_settings, store_path
@@ -177,7 +179,8 @@ class Runtime:
         if isinstance(model, str):
             from stepgraph.config import load_settings
 
-            model = load_model(model, deterministic=load_settings().deterministic)
+            settings = settings or load_settings()
+            model = load_model(model, deterministic=settings.deterministic)
         if executors is not None and (docs is not None or sql is not None):
             raise ConfigError(
                 "docs= and sql= add to the default executors; with executors=, register "
@@ -336,6 +339,7 @@ class Runtime:
                 # fsync per task write, which costs more than the rest of a step (measured)
                 await saver.conn.execute("PRAGMA journal_mode=WAL")
                 await saver.conn.execute("PRAGMA synchronous=NORMAL")
+                saver.serde = _Serializer()
                 workflow = self._workflow(saver)
                 config = {"configurable": {"thread_id": run_id}}
                 if payload is _CONTINUE:
@@ -429,27 +433,27 @@ class Runtime:
 
         @task
         async def execute(run_id: str, step: dict) -> dict:
-            return _checkpointable(await runtime._execute(run_id, Step(**step)))
+            return await runtime._execute(run_id, Step(**step))
 
         @task
         async def answer_directly(run_id: str) -> dict:
-            return _checkpointable(await runtime._direct(run_id))
+            return await runtime._direct(run_id)
 
         @task
         async def compose(run_id: str, results: list[dict], final_ids: list[str]) -> dict:
-            return _checkpointable(await runtime._compose(run_id, results, final_ids))
+            return await runtime._compose(run_id, results, final_ids)
 
         @task
         async def decide(run_id: str, composed: dict, direct: dict | None, results: list) -> dict:
-            return _checkpointable(await runtime._decide(run_id, composed, direct, results))
+            return await runtime._decide(run_id, composed, direct, results)
 
         @task
         async def replan(run_id: str, progress: str, round: int) -> dict | None:
-            return _checkpointable(await runtime._replan(run_id, progress, round))
+            return await runtime._replan(run_id, progress, round)
 
         @task
         async def break_ties(run_id: str, direct: dict) -> dict:
-            return _checkpointable(await runtime._break_ties(run_id, direct))
+            return await runtime._break_ties(run_id, direct)
 
         @entrypoint(checkpointer=saver)
         async def workflow(inputs: dict) -> dict:
@@ -1342,10 +1346,16 @@ def _executor_map(
     return wrapped
 
 
+class _Serializer(JsonPlusSerializer):
+    """LangGraph's serializer, for what msgpack cannot hold: an integer past 64 bits in a
+    task's result (the calculator's exact 3 ** 100) is written as its digits; the run
+    would otherwise end in the serializer's TypeError."""
+
+    def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+        return super().dumps_typed(_checkpointable(obj))
+
+
 def _checkpointable(value: Any) -> Any:
-    """A task's result as LangGraph's checkpointer can write it: an integer past 64 bits
-    (the calculator's exact 3 ** 100) becomes its digits, which msgpack cannot hold as a
-    number; the run would otherwise end in the serializer's TypeError."""
     if isinstance(value, dict):
         return {k: _checkpointable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
