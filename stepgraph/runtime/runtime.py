@@ -678,7 +678,7 @@ class Runtime:
         number: verified when two with sound numbers agree and hold most of the vote, and
         otherwise not verified, but still no plan, since for one question a plan's answer
         is the weaker candidate (GSM8K, 0.5B, 200 problems: right 34 times against the
-        direct answer's 55; 7 of 125 where candidates disagreed) and would double the
+        direct answer's 55; 7 of 125 where candidates disagreed, first 179) and would double the
         tokens spent (`benchmarks/gsm8k_candidates.py`)."""
         made = [Candidate(**m["candidate"]) for m in self._boards[run_id].made.values()]
         choice = choose(made, numeric=True)
