@@ -52,7 +52,7 @@ from stepgraph.runtime.events import (
     VerdictMade,
 )
 from stepgraph.verifier import Composer, Composition, Verdict, Verifier
-from stepgraph.verifier.choice import Candidate, agreed, answer_claims, choose
+from stepgraph.verifier.choice import Candidate, agreed, answer_claims, choose, states_value
 from stepgraph.verifier.composer import repaired
 from stepgraph.verifier.constraints import extract_constraints
 from stepgraph.verifier.numeric import single_number
@@ -1060,6 +1060,14 @@ class Runtime:
         # one) and it passes every check that applied, after revision; with no direct
         # candidate (plan only) nothing was cross-checked, and only the checks count
         agreed_value = choice.verified if choice.value is not None and direct else True
+        if choice.value is not None and not states_value(answer, choice.value):
+            # a rewrite for form that lost the number it was chosen for answers nothing
+            lost = Verdict(
+                check="states_choice",
+                passed=False,
+                evidence=f"the answer does not state {choice.value:g}, the number chosen",
+            )
+            verdicts = [*verdicts, lost]
         status = "done" if agreed_value and not failures(verdicts) else "unverified"
         if choice.chosen is None:
             status = "failed"
@@ -1178,6 +1186,11 @@ class Runtime:
         """The chosen answer revised for the checks it fails, keeping its number; a revision
         that fails (the model's server went away) keeps the answer it was revising."""
         board = self._boards[run_id]
+        worked = None  # the conversation a worked answer (reasoning first) was written in
+        if choice.chosen.startswith("sample-") or (
+            choice.chosen == "direct" and asks_for_number(board.task, board.history)
+        ):
+            worked = direct_request(board.task, board.history, reasoning=True).messages
         try:
             final = await self.composer.finish(
                 board.task,
@@ -1188,6 +1201,7 @@ class Runtime:
                 final_id=composed.get("final_id"),
                 can_spend=self._can_spend(board),
                 keep=choice.value,
+                worked=worked,
             )
         except Exception as exc:
             note = Verdict(check="revision", passed=None, evidence=f"{type(exc).__name__}: {exc}")

@@ -20,6 +20,7 @@ from stepgraph.executors.calculating import complete_calculating
 from stepgraph.models.base import BackendBase, Message, Request
 from stepgraph.verifier.choice import states_value
 from stepgraph.verifier.constraints import Constraints, cuts, extract_constraints
+from stepgraph.verifier.numeric import equations, stated_matches
 from stepgraph.verifier.verdict import Verdict, failures, feedback
 from stepgraph.verifier.verifier import Verifier
 
@@ -33,6 +34,14 @@ REVISE = (
     "{task}\n\nA draft answer:\n{draft}\n\nThe draft fails these checks:\n{failures}\n\n"
     "Write a corrected final answer that passes them. Keep the facts and numbers of the "
     "results. Reply with the answer only."
+)
+FINAL_FORM = (
+    "{task}\n\nWorked out and checked: {equations}.\n\nWrite only the final answer, without "
+    "the working. It must meet these requirements:\n{requirements}"
+)
+FOLLOW_UP = (
+    "Now write only the final answer to my question, without the working. It must meet "
+    "these requirements:\n{requirements}"
 )
 
 
@@ -117,14 +126,21 @@ class Composer:
         can_spend: Callable[[int], bool] = lambda spent: True,
         keep: float | None = None,
         from_results: bool = True,
+        worked: list[Message] | None = None,
     ) -> Composition:
         """Repair `draft` (checked already) mechanically, revise it while checks fail, and
         repair the revision.
 
         A revision is shown the task with `results` when the answer was written from them
         (`from_results`); the model's direct answer is revised from the task alone. With
-        `keep`, a revision that no longer states that number is not taken: the value was
-        chosen by agreement, and a rewrite for form must not change it."""
+        `keep`, a revision, a repair or a cut that no longer states that number is not taken: the
+        value was chosen by agreement, and a rewrite for form must not change it.
+
+        `worked` is the conversation a worked answer (reasoning first, then the answer) was
+        written in. Where it fails the task's form, the first revision asks for the final
+        answer alone, in the form required, from the working's equations that code checked
+        (`_final_form`): asked to revise a worked answer shown as a draft, the 0.5B model
+        copied the working back (the demo's two sentences came back as 14)."""
         constraints = extract_constraints(task)
         context = (
             _results_prompt(task, results, constraints, self.verifier.computing)
@@ -136,16 +152,22 @@ class Composer:
         # what code can fix is fixed before the model is asked, so a revision is asked
         # only for what remains
         answer, verdicts = await self._repair(
-            task, constraints, draft.answer, draft.verdicts, results, final_id, from_results
+            task, constraints, draft.answer, draft.verdicts, results, final_id, from_results, keep
         )
         revisions = 0
+        follow_up = worked is not None and bool(failures(constraints.check(answer)))
         while failures(verdicts) and revisions < self.max_revisions and can_spend(tokens[1]):
             revisions += 1
-            # one fresh request, not a reply to its own draft: the 0.5B model repeated a draft
-            # it saw as its own turn word for word; later tries sample, as greedy repeats
-            prompt = REVISE.format(task=context, draft=answer, failures=feedback(verdicts))
-            asked = [*messages, Message(role="user", content=prompt)]
-            revised = await self._complete(asked, tokens, temperature=0.4 * (revisions - 1))
+            if follow_up:  # the final answer alone, from its own checked working
+                follow_up = False
+                revised = await self._complete(_final_form(task, draft.answer, worked), tokens)
+            else:
+                # one fresh request, not a reply to its own draft: the 0.5B model repeated a
+                # draft it saw as its own turn word for word; later tries sample, as greedy
+                # repeats
+                prompt = REVISE.format(task=context, draft=answer, failures=feedback(verdicts))
+                asked = [*messages, Message(role="user", content=prompt)]
+                revised = await self._complete(asked, tokens, temperature=0.4 * (revisions - 1))
             if not revised or (keep is not None and not states_value(revised, keep)):
                 continue
             checked = await self.verifier.check_answer(
@@ -154,19 +176,20 @@ class Composer:
             # a revision is judged with code's fixes applied: the model was asked only for
             # what code cannot do
             revised, checked = await self._repair(
-                task, constraints, revised, checked, results, final_id, from_results
+                task, constraints, revised, checked, results, final_id, from_results, keep
             )
             if len(failures(checked)) < len(failures(verdicts)):
                 answer, verdicts = revised, checked
         if failures(verdicts):  # the last resort: what is too long, cut to the bound
             answer, verdicts = await self._better(
                 task,
-                trimmed(task, answer, constraints),
+                trimmed(task, answer, constraints, keep=keep),
                 answer,
                 verdicts,
                 results,
                 final_id,
                 from_results,
+                keep,
             )
         if constraints.conflicts and "contradict" not in answer.lower():
             answer += (
@@ -190,15 +213,23 @@ class Composer:
         tokens[1] += done.completion_tokens
         return done.text.strip()
 
-    async def _repair(self, task, constraints, answer, verdicts, results, final_id, from_results):
+    async def _repair(
+        self, task, constraints, answer, verdicts, results, final_id, from_results, keep=None
+    ):
         """The mechanical fixes (`repaired`), kept only if the whole answer's checks agree."""
         fixed = repaired(task, answer, constraints)
-        return await self._better(task, fixed, answer, verdicts, results, final_id, from_results)
+        return await self._better(
+            task, fixed, answer, verdicts, results, final_id, from_results, keep
+        )
 
-    async def _better(self, task, fixed, answer, verdicts, results, final_id, from_results):
+    async def _better(
+        self, task, fixed, answer, verdicts, results, final_id, from_results, keep=None
+    ):
         """`fixed` and its verdicts if it fails fewer of the whole answer's checks than
-        `answer` (with `verdicts`) does; else `answer` and `verdicts`."""
-        if fixed == answer:
+        `answer` (with `verdicts`) does and still states `keep`; else `answer` and
+        `verdicts`. (A JSON cut out of a worked answer can pass the JSON check and drop the
+        number the answer was chosen for.)"""
+        if fixed == answer or (keep is not None and not states_value(fixed, keep)):
             return answer, verdicts
         checked = await self.verifier.check_answer(
             task, fixed, results, final_id=final_id, from_results=from_results
@@ -239,11 +270,16 @@ _REPEATED_LINE = re.compile(
 )
 
 
-def trimmed(task: str, answer: str, constraints: Constraints | None = None) -> str:
+def trimmed(
+    task: str, answer: str, constraints: Constraints | None = None, *, keep: float | None = None
+) -> str:
     """`answer` cut after its last whole sentence or line that lets it, with code's repairs
     (an end phrase put back), fail fewer of the task's form constraints; applied only where
     it exceeds an upper bound on words, sentences or bullet points, and only after
-    revisions, since a cut drops what the answer said last. Unchanged where no cut helps."""
+    revisions, since a cut drops what the answer said last. A cut that no longer states
+    `keep` (the number the answer was chosen for) is not one: the demo's worked answer cut to
+    its first two sentences passed its form and answered nothing. Unchanged where no cut
+    helps."""
     constraints = constraints or extract_constraints(task)
     too_long = any(
         c.kind in ("word_count", "sentence_count", "bullet_count")
@@ -256,6 +292,8 @@ def trimmed(task: str, answer: str, constraints: Constraints | None = None) -> s
     now = len(failures(constraints.check(answer)))
     for cut in cuts(answer):
         fixed = repaired(task, cut, constraints)
+        if keep is not None and not states_value(fixed, keep):
+            continue
         if len(failures(constraints.check(fixed))) < now:
             return fixed
     return answer
@@ -267,6 +305,27 @@ def collapse_repeats(text: str) -> str:
     says nothing the first did not."""
     text = _REPEATED_SENTENCE.sub(lambda m: m.group("s"), text)
     return _REPEATED_LINE.sub(lambda m: m.group("line"), text)
+
+
+def _final_form(task: str, answer: str, worked: list[Message]) -> list[Message]:
+    """The request for a worked answer's final answer alone: the task with the equations of
+    the working that hold (recomputed by code), or, where it has none, a follow-up in the
+    conversation it was written in. From the checked equations the 0.5B model drew the
+    demo's conclusion afresh ("cookies brought in more") where its working had concluded
+    wrongly ("muffins"); following up on its own working, it repeated the wrong conclusion."""
+    requirements = extract_constraints(task).describe()
+    held = [written for written, stated, true in equations(answer) if stated_matches(stated, true)]
+    if not held:
+        ask = FOLLOW_UP.format(requirements=requirements)
+        return [
+            *worked,
+            Message(role="assistant", content=answer),
+            Message(role="user", content=ask),
+        ]
+    ask = FINAL_FORM.format(
+        task=task, equations="; ".join(dict.fromkeys(held)), requirements=requirements
+    )
+    return [Message(role="system", content=COMPOSE_SYSTEM), Message(role="user", content=ask)]
 
 
 def _results_prompt(task: str, results: list, constraints, computing: frozenset[str]) -> str:

@@ -503,9 +503,10 @@ class Constraint(BaseModel):
         marks, the answer's own paragraphs regrouped (and divided by ``***`` or marked
         "SECTION N"), its own heading made a <<title>>, highlights put on its own headings
         and first sentences, a numbered list made bullets, the JSON it holds cut out (or the
-        whole text made a JSON string). None where only a rewrite would do (word and sentence
-        counts, language, required words, a postscript or placeholders, whose content code
-        cannot invent); the caller re-checks the result against every constraint. A passing
+        whole text made a JSON string), a sentence of two clauses split where too few
+        sentences were given. None where only a rewrite would do (word counts, too many
+        sentences, language, required words, a postscript or placeholders, whose content
+        code cannot invent); the caller re-checks the result against every constraint. A passing
         answer is returned as is."""
         fixer = _REPAIRS.get(self.kind)
         if fixer is None:
@@ -807,6 +808,30 @@ def _repair_no_comma(c: Constraint, answer: str) -> str:
     return answer.replace(",", "")
 
 
+_CLAUSE_JOIN = re.compile(r"(?:,\s+and|;)\s+(?P<next>[a-z])")
+
+
+def _repair_sentences(c: Constraint, answer: str) -> str | None:
+    """Too few sentences: a sentence of two clauses joined by ", and" or ";" split in two
+    ("It took in $1020.50, and cookies brought in more." -> "... $1020.50. Cookies ..."),
+    first joins first, until there are enough. A join with fewer than four words on either
+    side is a list ("pears, and plums"), not two clauses, and stays. None where no join can
+    be split or there are too many sentences (only a rewrite can say less)."""
+    if c.low is None or count_sentences(answer) >= c.low:
+        return None
+    for _ in range(c.low - count_sentences(answer)):
+        for match in _CLAUSE_JOIN.finditer(answer):
+            before = re.split(r"[.!?]\s", answer[: match.start()])[-1]
+            after = _SENTENCE_END.split(answer[match.start("next") :], maxsplit=1)[0]
+            if len(before.split()) >= 4 and len(after.split()) >= 4:
+                rest = answer[match.start("next") :]
+                answer = answer[: match.start()] + ". " + rest[0].upper() + rest[1:]
+                break
+        else:
+            return None
+    return answer
+
+
 def _repair_quotation(c: Constraint, answer: str) -> str:
     """Adds the quotation mark missing at either end; nothing inside changes."""
     text = answer.strip()
@@ -986,6 +1011,7 @@ _REPAIRS: dict[str, Callable[[Constraint, str], str | None]] = {
     "no_comma": _repair_no_comma,
     "quotation": _repair_quotation,
     "repeat_request": _repair_repeat,
+    "sentence_count": _repair_sentences,
 }
 
 

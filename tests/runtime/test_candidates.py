@@ -537,3 +537,18 @@ def test_a_result_past_64_bits_is_kept_and_the_run_finishes(tmp_path):
         stored = runtime.store.run(result.run_id)
     assert result.status in ("done", "unverified") and result.error is None
     assert stored.step("s1").data == 3**100  # the store keeps the exact value
+
+
+def test_an_answer_that_no_longer_states_the_chosen_number_is_never_done(tmp_path, monkeypatch):
+    from stepgraph.verifier import Composer, Composition
+
+    async def lose_the_number(self, task, draft, *args, **kwargs):
+        return Composition(answer="There are many eggs.")
+
+    monkeypatch.setattr(Composer, "finish", lose_the_number)
+    backend = model("MUST NOT BE ASKED", direct="12 * 4 = 48\nAnswer: 48", code="print(12 * 4)")
+    with Runtime(backend, store=tmp_path / "s.db") as runtime:
+        result = runtime.run("How many eggs are in 12 boxes of 4?")
+    assert (result.status, result.answer) == ("unverified", "There are many eggs.")
+    lost = next(v for v in result.verdicts if v.check == "states_choice")
+    assert lost.passed is False and "48" in lost.evidence

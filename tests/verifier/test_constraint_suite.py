@@ -996,6 +996,46 @@ def test_repair_forbidden_keeps_the_rest() -> None:
     assert c.repair("Very good!") == "good!"
 
 
+@pytest.mark.parametrize(
+    ("instruction", "answer", "expected"),
+    [
+        (
+            "Answer in two sentences.",
+            "The bakery took in $1020.50 on Saturday, and cookies brought in more money.",
+            "The bakery took in $1020.50 on Saturday. Cookies brought in more money.",
+        ),
+        (
+            "Your reply must have exactly 3 sentences.",
+            "The sum is 12 in total; the larger part is 7 of them, and the smaller part is 5.",
+            "The sum is 12 in total. The larger part is 7 of them. The smaller part is 5.",
+        ),
+        (
+            "Write at least 2 sentences.",
+            "Paris is the capital of France; it sits on the river Seine.",
+            "Paris is the capital of France. It sits on the river Seine.",
+        ),
+    ],
+)
+def test_too_few_sentences_are_made_by_splitting_two_clauses(instruction, answer, expected):
+    (constraint,) = extract_constraints(instruction).constraints
+    assert constraint.kind == "sentence_count" and constraint.check(answer).passed is False
+    assert constraint.repair(answer) == expected
+    assert constraint.check(expected).passed is True
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "I bought apples, pears, and plums.",  # a list, not two clauses
+        "One. Two. Three. Four.",  # too many: only a rewrite can say less
+        "It is big; it is red.",  # too short on either side to be sure
+    ],
+)
+def test_a_join_that_is_not_two_clauses_is_not_split(answer):
+    (constraint,) = extract_constraints("Answer in exactly 2 sentences.").constraints
+    assert constraint.repair(answer) is None
+
+
 def test_repair_leaves_a_passing_answer_alone() -> None:
     c = Constraint(kind="case", source="", case="lower")
     assert c.repair("already lower") == "already lower"

@@ -5,9 +5,10 @@ import json
 
 from stepgraph import ScriptedBackend
 from stepgraph.executors.base import StepInput, StepOutput
+from stepgraph.models.base import Message
 from stepgraph.planner.plan import Step
 from stepgraph.runtime.events import StepResult
-from stepgraph.verifier import Composer, Verdict, Verifier
+from stepgraph.verifier import Composer, Composition, Verdict, Verifier
 from stepgraph.verifier.verifier import computed_results, parse_judgement
 
 
@@ -253,3 +254,82 @@ def test_an_answer_too_long_is_cut_only_after_the_model_could_not_shorten_it():
     shorter = "There are 48 eggs in boxes of 12. That is all."
     out, model = compose([long, shorter], task, TWO_STEPS)
     assert (out.answer, out.revisions) == (shorter, 1)  # a revision that fits is not cut
+
+
+# --- a worked answer's final form -------------------------------------------------------------
+
+BAKERY = (
+    "A bakery sells muffins for $3.25 and cookies for $1.75. It sold 146 muffins and 312 "
+    "cookies. How much did it take in, and which item brought in more? Answer in two sentences."
+)
+WORKED = (
+    "Muffins: 146 * 3.25 = 474.5 dollars.\nCookies: 312 * 1.75 = 564 dollars.\n"
+    "Total: 474.5 + 546 = 1020.5 dollars.\nSo 1020.5 > 546.\n"
+    "The bakery took in 1020.5 dollars, and the item that brought in more money is muffins."
+)
+ASKED = [Message(role="system", content="Work it out."), Message(role="user", content=BAKERY)]
+
+
+def finish(replies, task, draft, *, keep=None, worked=None, max_revisions=2):
+    model = ScriptedBackend(replies)
+    composer = Composer(model, Verifier(), max_revisions=max_revisions, calculate=False)
+    checked = asyncio.run(Verifier().check_answer(task, draft, [], from_results=False))
+    out = asyncio.run(
+        composer.finish(
+            task,
+            Composition(answer=draft, verdicts=checked),
+            [],
+            from_results=False,
+            keep=keep,
+            worked=worked,
+        )
+    )
+    return out, model
+
+
+def test_a_worked_answer_is_restated_from_its_checked_equations_alone():
+    short = "The bakery took in $1020.50, and cookies brought in more money than muffins did."
+    out, model = finish([short], BAKERY, WORKED, keep=1020.5, worked=ASKED)
+    asked = model.requests[0].messages[-1].content
+    # the equations that hold, not the working, its wrong line, or its wrong conclusion
+    assert "Worked out and checked: 146 * 3.25 = 474.5; 474.5 + 546 = 1020.5." in asked
+    assert "564" not in asked and "muffins." not in asked and "exactly 2 sentences" in asked
+    # one sentence of two clauses, split by code into the two asked for
+    assert (
+        out.answer == "The bakery took in $1020.50. Cookies brought in more money than muffins did."
+    )
+    assert not [v for v in out.verdicts if v.passed is False], out.verdicts
+
+
+def test_a_worked_answer_without_equations_is_asked_in_its_own_conversation():
+    task = "How many legs do 3 spiders have? Answer in one sentence."
+    draft = "A spider has eight legs.\nThree spiders have twenty-four legs.\nAnswer: 24"
+    out, model = finish(["Three spiders have 24 legs."], task, draft, keep=24, worked=ASKED)
+    sent = model.requests[0].messages
+    assert [m.role for m in sent] == ["system", "user", "assistant", "user"]
+    assert sent[2].content == draft and "without the working" in sent[3].content
+    assert out.answer == "Three spiders have 24 legs."
+
+
+def test_without_a_worked_conversation_the_draft_is_revised_as_before():
+    out, model = finish(["The bakery took in 1020.5 dollars."] * 2, BAKERY, WORKED, keep=1020.5)
+    assert "A draft answer:" in model.requests[0].messages[-1].content
+
+
+def test_a_cut_that_drops_the_chosen_number_is_not_taken():
+    task = "How much is 146 * 3.25 + 312 * 1.75? Answer in at most 2 sentences."
+    draft = "We add the two sums. Muffins give 474.5 and cookies 546. The total is 1020.5 dollars."
+    # every revision keeps the number but is no shorter, so only a cut could fit the bound
+    out, _ = finish([draft] * 2, task, draft, keep=1020.5)
+    assert out.answer == draft  # its first two sentences fit, but say nothing of 1020.5
+    out, _ = finish([draft] * 2, task, draft)
+    assert out.answer == "We add the two sums. Muffins give 474.5 and cookies 546."
+
+
+def test_a_repair_that_drops_the_chosen_number_is_not_taken():
+    task = "How many eggs are in 12 boxes of 4? Wrap your entire output in JSON format."
+    draft = 'There are 12 * 4 = 48 eggs.\n```json\n{"boxes": 12, "per_box": 4}\n```'
+    out, model = finish([draft, draft], task, draft, keep=48)
+    assert out.answer == draft  # the JSON alone would pass the form and lose the 48
+    out, model = finish([draft, draft], task, draft)
+    assert json.loads(out.answer) == {"boxes": 12, "per_box": 4}
