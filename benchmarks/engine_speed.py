@@ -14,7 +14,7 @@ in one process, and reported as the median with the raw figures beside it:
   prefix is in the KV cache (a step request decoded in between) over the same request
   from an empty cache;
 - `run_over_direct_wall`: a Runtime run of the demo instruction over the model's direct
-  answer to it, wall time.
+  answer to it (the run's own floor request), wall time; over a plain chat reply beside it.
 
 Writes results/engine_speed.json as it goes (a stopped run continues with the parts it
 has not measured; `--again` measures everything again).
@@ -146,25 +146,44 @@ def prefix(backend) -> dict:
 
 
 def demo(backend, rounds: int) -> dict:
-    """The demo instruction: a Runtime run against the model's direct answer, wall time."""
+    """The demo instruction: a Runtime run against the model's direct answer, wall time.
+    The direct answer is the one a run holds as its floor (the same request: reasoning
+    first where a number is asked for, the calculator writing results); a plain chat reply
+    with no system prompt is timed beside it."""
+    import asyncio
+
     from stepgraph import Runtime
+    from stepgraph.executors.llm import answer
+    from stepgraph.runtime.candidates import asks_for_number, direct_request
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
     from demo import INSTRUCTION
 
-    direct, runs, answers = [], [], []
+    floor = direct_request(INSTRUCTION, [], reasoning=asks_for_number(INSTRUCTION))
+    direct, plain, runs, answers = [], [], [], []
     with Runtime(backend, store=Path(tempfile.mkdtemp()) / "d.db") as runtime:
         for _ in range(rounds):
             start = time.perf_counter()
             backend.complete(_request(INSTRUCTION, 512))
+            plain.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            asyncio.run(answer(backend, floor))
             direct.append(time.perf_counter() - start)
             start = time.perf_counter()
             result = runtime.run(INSTRUCTION)
             runs.append(time.perf_counter() - start)
             answers.append({"status": result.status, "answer": result.answer})
-            print("demo", round(direct[-1], 1), round(runs[-1], 1), result.status, flush=True)
+            print("demo", *(round(x[-1], 1) for x in (plain, direct, runs)), result.status)
     ratio = statistics.median(r / d for r, d in zip(runs, direct, strict=True))
-    return {"ratio": ratio, "direct_s": direct, "run_s": runs, "answers": answers}
+    over_plain = statistics.median(r / p for r, p in zip(runs, plain, strict=True))
+    return {
+        "ratio": ratio,
+        "run_over_plain_chat": over_plain,
+        "direct_s": direct,
+        "plain_chat_s": plain,
+        "run_s": runs,
+        "answers": answers,
+    }
 
 
 def batched_bench(model: Path) -> dict:

@@ -81,15 +81,27 @@ def one_question(task: str) -> bool:
     """Whether the task asks one thing: a single question or "calculate ..." sentence, with
     no second question joined to it ("..., and which brought in more?") and no sentence
     asking for something written ("Suggest an activity ...", "Explain ..."). Form
-    constraints ("Answer in two sentences") are not asks. One number can settle such a task;
-    a task of several parts is planned. (GSM8K's 200 dev problems: 193 read as one
-    question; the demo's and the examples' several-part tasks do not.)"""
+    constraints ("Answer in two sentences") are not asks. One number can settle such a task.
+    (GSM8K's 200 dev problems: 193 read as one question; the demo's does not.)"""
+    asking = _questions(task)
+    return asking is not None and len(asking) == 1 and not _ANOTHER.search(asking[0])
+
+
+def only_questions(task: str) -> bool:
+    """Whether every ask of the task is a question (or "calculate ..."), however many, and
+    nothing is asked to be written: the demo's "How much money did it take in, and which
+    item brought in more? Answer in two sentences." is; "... Suggest a recipe." is not."""
+    return bool(_questions(task))
+
+
+def _questions(task: str) -> list[str] | None:
+    """The task's asking sentences, form constraints left out; None where a sentence asks
+    for something written."""
     masked = _without_constraints(task)
     sentences = [s.strip() for s in _SENTENCE.split(masked.strip()) if s.strip()]
     if any(_WRITE.search(s) for s in sentences):
-        return False
-    asking = [s for s in sentences if s.endswith("?") or _ASKS.search(s)]
-    return len(asking) == 1 and not _ANOTHER.search(asking[0])
+        return None
+    return [s for s in sentences if s.endswith("?") or _ASKS.search(s)]
 
 
 def _without_constraints(task: str) -> str:

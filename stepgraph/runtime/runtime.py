@@ -36,6 +36,7 @@ from stepgraph.runtime.candidates import (
     asks_for_number,
     direct_request,
     one_question,
+    only_questions,
     program_answer,
 )
 from stepgraph.runtime.events import (
@@ -651,11 +652,12 @@ class Runtime:
 
     def _confirmable(self, board: Board) -> Literal["number", "form"] | None:
         """How code can confirm the model's own answer before any plan is made, so that a
-        plan is made only where it is needed: by candidates that agree on the number a
-        single question asks for ("number"), or by the form constraints the instruction
-        states, words, sections, JSON, ... ("form"). None (plan) for a task of several
-        parts, with `plan="always"`, or where an executor could bring in facts the model
-        cannot see. Measured with the 0.5B model: on IFEval (112 prompts) a plan's answer
+        plan is made only where it is needed: by candidates that agree on the number the
+        task's questions ask for ("number"; several questions that do not agree are then
+        planned), or by the form constraints the instruction states, words, sections,
+        JSON, ... ("form"). None (plan) for a task that asks for something written beside
+        a number, with `plan="always"`, or where an executor could bring in facts the
+        model cannot see. Measured with the 0.5B model: on IFEval (112 prompts) a plan's answer
         was chosen over the direct one 4 times and passed Google's checks where the direct
         one failed once, for about half of a run's tokens; on GSM8K (200 problems) the
         composed answer was right 34 times, the direct one 55."""
@@ -664,24 +666,31 @@ class Runtime:
         ):
             return None
         if asks_for_number(board.task, board.history):
-            return "number" if one_question(board.task) else None
+            return "number" if only_questions(board.task) else None
         return "form" if extract_constraints(board.task).constraints else None
 
     async def _break_ties(self, run_id: str, direct: dict) -> dict:
         """The candidates made before any plan: the direct answer, then tie-breakers while
-        no two agree. Returned (plain data) so that a resumed run gets them back."""
+        no two agree. Returned (plain data) so that a resumed run gets them back. The program
+        is not decoded beside the direct answer, though it is always needed: the 0.5B
+        model's answer to the demo changed when decoded in a batch with it, and went wrong
+        (2 of 2 runs; alone, right 7 of 7)."""
         await self._candidates(run_id, None, direct, [], numeric=True)
         return self._boards[run_id].made
 
     def _by_candidates(self, run_id: str) -> Plan | None:
-        """The one-step plan the candidates answer, for a single question asking for a
-        number: verified when two with sound numbers agree and hold most of the vote, and
-        otherwise not verified, but still no plan, since for one question a plan's answer
-        is the weaker candidate (GSM8K, 0.5B, 200 problems: right 34 times against the
-        direct answer's 55; 7 of 125 where candidates disagreed, first 179) and would double the
-        tokens spent (`benchmarks/gsm8k_candidates.py`)."""
+        """The one-step plan the candidates answer, for questions asking for numbers: where
+        two with sound numbers agree and hold most of the vote (verified), and for a single
+        question also where none agree (not verified), since for one question a plan's
+        answer is the weaker candidate (GSM8K, 0.5B, 200 problems: right 34 times against
+        the direct answer's 55; 7 of 125 where candidates disagreed, first 179) and would
+        double the tokens spent (`benchmarks/gsm8k_candidates.py`). None (so: plan) for
+        several questions whose candidates do not agree: the plan's computed steps are
+        then the evidence, and its answer a candidate beside the ones made here."""
         made = [Candidate(**m["candidate"]) for m in self._boards[run_id].made.values()]
         choice = choose(made, numeric=True)
+        if not (choice.verified or one_question(self._boards[run_id].task)):
+            return None
         return self._one_step_plan(run_id, f"no plan made: {choice.reason}")
 
     async def _unplanned(self, run_id: str, direct: dict) -> Plan | None:

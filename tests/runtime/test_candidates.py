@@ -110,7 +110,7 @@ def test_a_wrong_plan_loses_to_the_direct_answer_a_program_confirms(tmp_path):
         direct="12% of 850 is 102. 850 - 102 = 748.\nAnswer: 748",
         code="print(850 - 850 * 0.12)",
     )
-    with Runtime(backend, store=tmp_path / "s.db") as runtime:
+    with Runtime(backend, store=tmp_path / "s.db", plan="always") as runtime:
         result = runtime.run(LEFT)
         stored = runtime.store.run(result.run_id)
     assert result.status == "done" and result.chosen == "direct"
@@ -373,14 +373,37 @@ def test_a_direct_answer_that_fails_a_form_check_after_repair_gets_a_plan(tmp_pa
     assert not any(v.check == "planning" for v in result.verdicts)
 
 
-def test_several_parts_and_outside_facts_are_always_planned(tmp_path):
-    """A task of several parts needs more than one agreed number, and documents hold facts
-    the model's own answer cannot: both are planned even when the direct answer's form
-    passes and its number is confirmed."""
+def test_several_questions_are_planned_only_where_their_candidates_disagree(tmp_path):
+    task = "How many eggs are in 12 boxes of 4, and which box is heaviest? Answer in lowercase."
+    for code, planned in [("print(48)", False), ("print(47)", True)]:
+        backend = model(
+            plan(("s1", [], "calculator", "12 * 4")),
+            compose="there are 48 eggs.",
+            direct="answer: 48",
+            code=code,
+            sample="MUST NOT BE ASKED" if not planned else "answer: 50",
+        )
+        with Runtime(backend, store=tmp_path / "s.db", samples=1) as runtime:
+            result = runtime.run(task)
+        assert any(r.startswith("You are a planner.") for r in roles(backend)) is planned
+        names = [c.name for c in result.candidates]
+        if planned:  # the plan's answer joins the candidates made before it, not made again
+            assert names == ["composed", "direct", "program", "sample-1"]
+            assert roles(backend).count(CODE_SYSTEM[:30]) == 1
+            # composed and direct agree on 48, but two of four are not most of the vote
+            assert (result.status, result.chosen) == ("unverified", "composed")
+        else:
+            assert names == ["direct", "program"] and result.status == "done"
+            assert planning_notes(result) == ["no plan made: direct, program agree on 48"]
+
+
+def test_writing_beside_a_number_and_outside_facts_are_always_planned(tmp_path):
+    """A number does not settle what is to be written, and documents hold facts the model's
+    own answer cannot: both are planned even when the direct answer's form passes and its
+    number is confirmed."""
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "shop.md").write_text("The shop opens at nine.")
     for kwargs, task in [
-        ({}, "How many eggs are in 12 boxes of 4, and which box is heaviest? Answer in lowercase."),
         ({}, "How many eggs are in 12 boxes of 4? Suggest a recipe for them."),
         ({"docs": tmp_path / "docs"}, LOWERCASE),
         ({"plan": "always"}, "How many eggs are in 12 boxes of 4?"),

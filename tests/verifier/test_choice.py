@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from stepgraph.runtime.candidates import asks_for_number, one_question
+from stepgraph.runtime.candidates import asks_for_number, one_question, only_questions
 from stepgraph.verifier.choice import Candidate, agreed, answer_claims, choose, states_value
 
 
@@ -100,6 +100,25 @@ def test_a_single_question_is_one_question(task):
 )
 def test_a_task_of_several_parts_is_not_one_question(task):
     assert not one_question(task)
+
+
+@pytest.mark.parametrize(
+    ("task", "questions_only"),
+    [
+        ("What is 12% of 850, and what is left when it is taken off?", True),
+        (
+            "It sold 146 muffins and 312 cookies. How much did it take in, and which item "
+            "brought in more money? Answer in two sentences.",
+            True,
+        ),
+        ("How much does the discount save? How much does the school pay?", True),
+        ("How many eggs are in 12 boxes of 4? Explain your reasoning to a child.", False),
+        ("Plan a trip for 6 people. Suggest one activity, work out the total cost.", False),
+        ("How many eggs are in 12 boxes of 4? Suggest a recipe for them.", False),
+    ],
+)
+def test_several_questions_are_questions_only_where_nothing_is_to_be_written(task, questions_only):
+    assert only_questions(task) is questions_only
 
 
 def test_a_follow_up_to_a_numeric_question_asks_for_a_number():
