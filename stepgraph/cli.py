@@ -94,7 +94,7 @@ def _backend(spec: str | None):
     from stepgraph.models.spec import load_model
 
     settings = _settings()
-    return load_model(spec or settings.model, deterministic=settings.deterministic)
+    return load_model(spec or settings.model, **settings.engine_options())
 
 
 def _store(db: Path | None, *, create: bool = True):

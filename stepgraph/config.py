@@ -24,14 +24,20 @@ class Settings(BaseModel):
     model: str = Field(
         default="qwen2.5-coder-0.5b", description="model spec (see `stepgraph model --help`)"
     )
-    planner_model: str | None = Field(default=None, description="a separate model for planning")
     planner_adapter: str | None = Field(
         default="auto",
         description='planner LoRA: "auto" (the one shipped for the model, if any), "none", or a path',
     )
     home: str | None = Field(default=None, description="directory of the memory store")
-    threads: int | None = Field(default=None, gt=0, description="CPU threads for llama.cpp")
-    context: int = Field(default=8192, gt=0, description="context length for local models")
+    threads: int | None = Field(
+        default=None, gt=0, description="CPU threads for llama.cpp (default: every core)"
+    )
+    context: int | None = Field(
+        default=None,
+        gt=0,
+        description="context length for llama.cpp, shared by the requests decoded together "
+        "(default 32768)",
+    )
     max_steps: int = Field(default=12, gt=0, description="most steps a plan may have")
     max_seconds: float = Field(default=600.0, gt=0, description="budget of one run in seconds")
     max_tokens: int = Field(
@@ -47,6 +53,15 @@ class Settings(BaseModel):
         description="'needed': plan only where code does not confirm the model's own answer "
         "(a single question's agreed number, a form that passes its checks); 'always'",
     )
+
+    def engine_options(self) -> dict:
+        """What `load_model` takes from the settings: deterministic decoding, context and
+        threads, for whichever model the spec names."""
+        return {
+            "deterministic": self.deterministic,
+            "context": self.context,
+            "threads": self.threads,
+        }
 
 
 def store_path(settings: Settings) -> Path | None:

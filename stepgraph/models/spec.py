@@ -27,12 +27,16 @@ def load_model(
     *,
     adapters: dict[str, str] | None = None,
     deterministic: bool = False,
+    context: int | None = None,
+    threads: int | None = None,
     **options: Any,
 ) -> BackendBase:
     """Build the backend a spec names. Options go to the backend's constructor.
     `deterministic` (llama.cpp only): each request decoded alone from an empty cache, so
     the same instruction gives the same plan and answer; a server or transformers decides
-    its own batching, so it is refused there rather than silently ignored."""
+    its own batching, so it is refused there rather than silently ignored. `context` and
+    `threads` (llama.cpp only; None: the engine's defaults) are ignored elsewhere, since
+    the settings that give them apply to whichever model is chosen."""
     spec = spec.strip()
     if not spec:
         raise ConfigError(f"empty model spec; {SPEC_HELP}")
@@ -45,6 +49,7 @@ def load_model(
         )
     if local:
         options["deterministic"] = deterministic
+        options.update({k: v for k, v in (("n_ctx", context), ("threads", threads)) if v})
     if spec.startswith("openai:"):
         from stepgraph.models.openai import OpenAIBackend
 

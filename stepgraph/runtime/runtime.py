@@ -181,7 +181,7 @@ class Runtime:
             from stepgraph.config import load_settings
 
             settings = settings or load_settings()
-            model = load_model(model, deterministic=settings.deterministic)
+            model = load_model(model, **settings.engine_options())
         if executors is not None and (docs is not None or sql is not None):
             raise ConfigError(
                 "docs= and sql= add to the default executors; with executors=, register "

@@ -182,3 +182,25 @@ def test_deterministic_decoding_is_refused_where_it_cannot_hold(tmp_path: Path) 
         env={"STEPGRAPH_DETERMINISTIC": "1"},
     )
     one_line_error(out, "deterministic decoding is for the llama.cpp engine")
+
+
+def test_context_and_threads_reach_the_local_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stepgraph.config import Settings
+    from stepgraph.models import spec
+
+    seen = {}
+
+    class Engine:
+        def __init__(self, path, **options):
+            seen.update(options)
+
+    monkeypatch.setattr("stepgraph.models.llamacpp.LlamaCppBackend", Engine)
+    monkeypatch.setattr(spec.embedded, "model_path", lambda name: "model.gguf")
+    options = Settings(context=4096, threads=2).engine_options()
+    spec.load_model("qwen2.5-coder-0.5b", **options)
+    assert (seen["n_ctx"], seen["threads"], seen["deterministic"]) == (4096, 2, False)
+    seen.clear()
+    spec.load_model("qwen2.5-coder-0.5b", **Settings().engine_options())
+    assert "n_ctx" not in seen and "threads" not in seen  # the engine's own defaults
+    # a server's context is its own: the settings do not reach it
+    assert spec.load_model("openai:http://localhost:9/v1#m", **options).name
