@@ -442,7 +442,8 @@ class Constraint(BaseModel):
     def describe(self) -> str:
         """The constraint in plain words, for a composer prompt and for verdict evidence."""
         if self.kind in _COUNT_UNITS:
-            text = f"{self._bounds_text()} {_COUNT_UNITS[self.kind][1]}"
+            one = (self.high if self.low is None else self.low) == 1 and self.high in (1, None)
+            text = f"{self._bounds_text()} {_counted(_COUNT_UNITS[self.kind][1], 1 if one else 2)}"
             if self.kind == "section_count" and self.marker:
                 text += f", each starting with '{self.marker} N'"
             if self.kind == "bullet_count" and self.element == "bullet":
@@ -540,7 +541,17 @@ def _check_count(c: Constraint, answer: str) -> tuple[bool | None, str]:
     else:
         n = _COUNTERS[c.kind](answer)
     ok = _in_bounds(c, n)
-    return ok, f"{n} {unit}; {c._bounds_text()} {'required' if c.low is not None else 'allowed'}"
+    bound = f"{c._bounds_text()} {'required' if c.low is not None else 'allowed'}"
+    return ok, f"{n} {_counted(unit, n)}; {bound}"
+
+
+def _counted(unit: str, n: int) -> str:
+    """`unit` (plural, "sentences", "words in all capital letters") for a count of `n`:
+    "1 sentence", not "1 sentences", which the model reads in its feedback."""
+    if n != 1:
+        return unit
+    first, _, rest = unit.partition(" ")
+    return (first[:-1] if first.endswith("s") else first) + (f" {rest}" if rest else "")
 
 
 def _in_bounds(c: Constraint, n: int) -> bool:
