@@ -63,7 +63,9 @@ class Executor(Protocol):
 
     And `planner_hint`, when set, is what the planner reads instead of `description`: a
     plan step carries only its instruction (the plan grammar has no args), so the hint
-    says what that instruction must be."""
+    says what that instruction must be. `model_writes = "code"` (or `"expression"`): the
+    argument of that name is written by the model from the step's text when a step does
+    not carry it (python, calculator); the runtime wraps such an executor to do so."""
 
     name: str
     description: str

@@ -292,6 +292,7 @@ class CalculatorExecutor:
 
     name = "calculator"
     computes = True  # see Executor
+    model_writes = "expression"  # see Executor
     planner_hint = (
         "exact arithmetic; the instruction is one expression only, like 146 * 3.25 or "
         "{{s1}} + {{s2}}."

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from stepgraph.errors import ConfigError
 from stepgraph.executors.base import DECLARATIONS, StepInput, StepOutput, declares
 from stepgraph.executors.calculating import complete_calculating
 from stepgraph.models.base import BackendBase, Message, Request
@@ -103,6 +104,28 @@ async def answer(model: BackendBase, request: Request, *, calculate: bool = True
 def extract_code(text: str) -> str:
     match = _CODE_BLOCK.search(text)
     return (match.group(1) if match else text.replace("```", "")).strip()
+
+
+# how the model writes each argument an executor can declare it writes (`model_writes`)
+WRITERS: dict[str, dict] = {
+    "code": {"system": CODE_SYSTEM},
+    # a calculator step is usually an expression already: its own text is tried first
+    "expression": {"system": EXPRESSION_SYSTEM, "direct": True, "max_tokens": 80},
+}
+
+
+def writing_for(executor, model: BackendBase):
+    """`executor` wrapped so that the model writes the argument it declares the model
+    writes (`model_writes`), or `executor` itself when it declares none."""
+    arg = getattr(executor, "model_writes", None)
+    if arg is None:
+        return executor
+    if arg not in WRITERS:
+        raise ConfigError(
+            f"executor {executor.name!r} declares model_writes={arg!r}; use one of "
+            + ", ".join(WRITERS)
+        )
+    return CodeWritingExecutor(executor, model, arg=arg, **WRITERS[arg])
 
 
 class CodeWritingExecutor:

@@ -109,6 +109,7 @@ class PythonExecutor:
 
     name = "python"
     computes = True  # see Executor
+    model_writes = "code"  # see Executor
     planner_hint = (
         "writes and runs a short Python program for the instruction; use for counting, lists, "
         "dates, loops, or math one expression cannot do."

@@ -1349,24 +1349,11 @@ def _executor_map(
         executors = {e.name: e for e in executors}
     if not isinstance(executors, dict):  # an ExecutorRegistry
         executors = {name: executors.get(name) for name in executors.names()}
-    from stepgraph.executors import CalculatorExecutor, PythonExecutor
-    from stepgraph.executors.llm import EXPRESSION_SYSTEM, CodeWritingExecutor
+    from stepgraph.executors.llm import writing_for
 
-    wrapped: dict[str, Executor] = {}
-    for name, executor in executors.items():
-        if isinstance(executor, PythonExecutor):  # the model writes the code a step needs
-            executor = CodeWritingExecutor(executor, model)
-        elif isinstance(executor, CalculatorExecutor):
-            executor = CodeWritingExecutor(
-                executor,
-                model,
-                arg="expression",
-                system=EXPRESSION_SYSTEM,
-                direct=True,
-                max_tokens=80,
-            )
-        wrapped[name] = executor
-    return wrapped
+    # an executor that declares the model writes its code (python) or expression
+    # (calculator) gets it written when a step does not carry it
+    return {name: writing_for(executor, model) for name, executor in executors.items()}
 
 
 class _Serializer(JsonPlusSerializer):

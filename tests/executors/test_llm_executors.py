@@ -2,8 +2,11 @@
 
 import asyncio
 
+import pytest
+
+from stepgraph.errors import ConfigError
 from stepgraph.executors import CalculatorExecutor, PythonExecutor
-from stepgraph.executors.base import StepInput
+from stepgraph.executors.base import StepInput, StepOutput
 from stepgraph.executors.llm import (
     EXPRESSION_SYSTEM,
     CodeWritingExecutor,
@@ -74,3 +77,34 @@ def test_calculator_tries_the_text_first_then_asks_for_an_expression():
 def test_extract_code_takes_the_fenced_block():
     assert extract_code("Here:\n```python\nx = 1\nprint(x)\n```\nDone") == "x = 1\nprint(x)"
     assert extract_code("print(3)") == "print(3)"
+
+
+def test_a_plugin_that_declares_the_model_writes_its_code_gets_it_written(tmp_path):
+    """Nothing checks the executor's class or name: its declaration is what counts."""
+    from stepgraph import Runtime
+
+    class Shell:  # a plugin: runs the "code" argument it is given
+        name = "shell"
+        description = "runs a shell line"
+        model_writes = "code"
+        seen: list[str] = []
+
+        async def run(self, step):
+            self.seen.append(step.args["code"])
+            return StepOutput(output="ran")
+
+    class Undeclared(Shell):
+        name = "other"
+        model_writes = None
+
+    backend = ScriptedBackend(["```python\necho hi\n```"])
+    with Runtime(backend, store=tmp_path / "s.db", executors=[Shell(), Undeclared()]) as rt:
+        done = asyncio.run(rt.executors["shell"].run(step("say hi")))
+        assert (done.output, Shell.seen) == ("ran", ["echo hi"])
+        assert rt.executors["other"].__class__ is Undeclared  # left as it is
+
+    class Wrong(Shell):
+        model_writes = "poem"
+
+    with pytest.raises(ConfigError, match="model_writes='poem'; use one of code, expression"):
+        Runtime(backend, store=tmp_path / "t.db", executors=[Wrong()])
