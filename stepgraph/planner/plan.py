@@ -65,6 +65,26 @@ class Plan(BaseModel):
                 graph.add_edge(dep, step.id)
         return graph
 
+    def renamed(self, prefix: str) -> Plan:
+        """The plan with its step ids prefixed (a replanned round's r1s1, ...), the
+        references and dependencies between them included."""
+        names = {s.id: f"{prefix}{s.id}" for s in self.steps}
+
+        def rename(text: str) -> str:
+            return REFERENCE.sub(lambda m: "{{" + names.get(m.group(1), m.group(1)) + "}}", text)
+
+        steps = [
+            s.model_copy(
+                update={
+                    "id": names[s.id],
+                    "instruction": rename(s.instruction),
+                    "depends_on": [names[d] for d in s.depends_on],
+                }
+            )
+            for s in self.steps
+        ]
+        return Plan(goal=self.goal, steps=steps)
+
     def validate_for(self, executors: Iterable[str] | None = None) -> Plan:
         validate_plan(self, executors)
         return self

@@ -22,7 +22,7 @@ from langgraph.config import get_stream_writer
 from langgraph.func import entrypoint, task
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from stepgraph.errors import ConfigError, PlanError, StepgraphError
+from stepgraph.errors import ConfigError, StepgraphError
 from stepgraph.executors.base import Executor, StepInput, StepOutput, declares
 from stepgraph.executors.latex import readable_math
 from stepgraph.executors.llm import answer as answer_directly
@@ -52,6 +52,7 @@ from stepgraph.runtime.events import (
     StepStarted,
     VerdictMade,
 )
+from stepgraph.runtime.orchestration import Orchestration, Tasks
 from stepgraph.verifier import Composer, Composition, Verdict, Verifier
 from stepgraph.verifier.choice import Candidate, agreed, answer_claims, choose, states_value
 from stepgraph.verifier.composer import repaired
@@ -456,142 +457,18 @@ class Runtime:
         async def break_ties(run_id: str, direct: dict) -> dict:
             return await runtime._break_ties(run_id, direct)
 
+        tasks = Tasks(
+            execute=execute,
+            answer_directly=answer_directly,
+            compose=compose,
+            decide=decide,
+            replan=replan,
+            break_ties=break_ties,
+        )
+
         @entrypoint(checkpointer=saver)
         async def workflow(inputs: dict) -> dict:
-            run_id = inputs["run_id"]
-            board = runtime._boards[run_id]
-            write = get_stream_writer()
-            record = runtime.store.run(run_id)
-            board.task = record.instruction
-            board.history = runtime._conversation(record)
-            # the floor: the model's own answer, decoded beside the planner from the start
-            direct = answer_directly(run_id) if runtime.direct else None
-            # Every dispatch is logged before its task is called, so a resumed run calls the
-            # same tasks in the same order and gets each cached result back for its own step.
-            dispatched: list[dict] = []
-            futures = []
-
-            logged = {
-                (e.payload.get("round", 0), e.payload["id"])
-                for e in record.events
-                if e.type == "dispatch"
-            }
-
-            def dispatch(*steps: Step, round: int = 0) -> None:
-                """Log the steps' dispatches (one transaction), then call their tasks."""
-                new = [s for s in steps if (round, s.id) not in logged]
-                if new:
-                    runtime.store.record_events(
-                        run_id, [("dispatch", {"round": round, **s.model_dump()}) for s in new]
-                    )
-                    logged.update((round, s.id) for s in new)
-                for step in steps:
-                    dispatched.append(step.model_dump())
-                    board.current[step.id] = step.model_dump()
-                    futures.append(execute(run_id, step.model_dump()))
-
-            async def make_plan() -> Plan:
-                """The planner's plan, or a one-step plan the candidates answer: for a single
-                question asking for a number; where code checks the instruction's form and
-                the direct answer already passes; and where the planner fails, since the
-                direct answer is still an answer."""
-                settled = None
-                confirm = (
-                    runtime._confirmable(board) if direct is not None and not dispatched else None
-                )
-                if confirm == "number":
-                    board.made = await break_ties(run_id, await direct)
-                    settled = runtime._by_candidates(run_id)
-                elif confirm == "form":
-                    settled = await runtime._unplanned(run_id, await direct)
-                if settled is not None:
-                    return settled
-                known_ids = {d["id"] for d in dispatched}
-                try:
-                    return await runtime._plan(
-                        run_id,
-                        record.instruction,
-                        board.history,
-                        write,
-                        (lambda step: None if step.id in known_ids else dispatch(step))
-                        if runtime.eager
-                        else None,
-                        hold_lone_llm=runtime.direct,
-                    )
-                except PlanError as exc:
-                    floor = direct is not None and not dispatched  # nothing of the plan ran
-                    plan = runtime._one_step_plan(run_id, f"no plan: {exc}") if floor else None
-                    if plan is None:
-                        raise
-                    return plan
-
-            # first-round dispatches in their logged order; later rounds follow their replan
-            for event in record.events:
-                if event.type == "dispatch" and event.payload.get("round", 0) == 0:
-                    fields = {k: v for k, v in event.payload.items() if k != "round"}
-                    dispatch(Step(**fields))
-            if record.plan is not None:
-                plan = Plan(goal=record.plan.get("goal", ""), steps=record.plan["steps"])
-            else:
-                plan = await make_plan()
-                runtime.store.record_plan(run_id, plan.model_dump())
-            if runtime.approve_plan and not dispatched:
-                from langgraph.types import interrupt
-
-                answer = interrupt({"run_id": run_id, "plan": plan.model_dump()})
-                if isinstance(answer, dict) and "steps" in answer:
-                    plan = Plan(**answer).validate_for(runtime.executors)
-                    runtime.store.record_plan(run_id, plan.model_dump())
-            latest_of = {d["id"]: d for d in dispatched}
-            results: dict[str, dict] = {}
-            relayed = 0
-            if (
-                direct is not None
-                and _lone_llm_step(plan, runtime.verifier.writing)
-                and not dispatched
-            ):
-                # a one-step llm plan is the direct answer: the same call, not a second one
-                step = plan.steps[0]
-                results[step.id] = runtime._as_step(run_id, step, await direct)
-                board.publish(step.id, results[step.id])
-            else:
-                dispatch(*(s for s in plan.steps if latest_of.get(s.id) != s.model_dump()))
-
-            async def relay(index: int, future) -> None:
-                value = await future
-                step_id = dispatched[index]["id"]
-                if max(i for i, d in enumerate(dispatched) if d["id"] == step_id) == index:
-                    board.publish(step_id, value)
-                    results[step_id] = value
-
-            everything = list(plan.steps)
-            current = plan
-            for round in range(1, runtime.max_replans + 2):
-                pending = list(enumerate(futures))[relayed:]
-                relayed = len(futures)
-                await asyncio.gather(*(relay(i, f) for i, f in pending))
-                failed = [s.id for s in current.steps if results[s.id]["status"] == "failed"]
-                if not failed or round > runtime.max_replans:
-                    break
-                # a step failed even after its retry: plan the rest of the work again
-                progress = _progress(everything, results)
-                new = await replan(run_id, progress, round)
-                if new is None:
-                    break
-                current = _renamed(Plan(**new), f"r{round}")
-                for step in current.steps:
-                    board.notes[step.id] = progress
-                dispatch(*current.steps, round=round)
-                everything += current.steps
-            final_ids = [s.id for s in current.steps]
-            ordered = [results[s.id] for s in everything if results[s.id]["status"] != "skipped"]
-            ordered += [
-                results[s.id] for s in current.steps if results[s.id]["status"] == "skipped"
-            ]
-            composed = await compose(run_id, ordered, final_ids)
-            return await decide(
-                run_id, composed, await direct if direct is not None else None, ordered
-            )
+            return await Orchestration(runtime, tasks, inputs["run_id"]).run()
 
         return workflow
 
@@ -1006,7 +883,7 @@ class Runtime:
         except StepgraphError as exc:
             write(PlanReady(run_id=run_id, round=round, error=str(exc)))
             return None
-        renamed = _renamed(plan, f"r{round}")
+        renamed = plan.renamed(f"r{round}")
         self.store.record_plan(run_id, {**renamed.model_dump(), "goal": board.task})
         write(PlanReady(run_id=run_id, round=round, plan=renamed.model_dump()))
         return plan.model_dump()
@@ -1249,49 +1126,6 @@ def _failed(verdicts: list[dict]) -> int:
 
 def _failures(verdicts: list[Verdict]) -> list[str]:
     return [f"{v.check}: {v.evidence}" for v in failures(verdicts)]
-
-
-def _lone_llm_step(plan: Plan, writing: frozenset[str]) -> bool:
-    """A plan that is one prose step on its own (`writing`: the executors that declare
-    `writes_text`): the model answering the task itself."""
-    return (
-        len(plan.steps) == 1 and plan.steps[0].executor in writing and not plan.steps[0].depends_on
-    )
-
-
-def _renamed(plan: Plan, prefix: str) -> Plan:
-    """A replanned round's steps get ids of their own (r1s1, ...), references included."""
-    names = {s.id: f"{prefix}{s.id}" for s in plan.steps}
-
-    def rename(text: str) -> str:
-        return REFERENCE.sub(lambda m: "{{" + names.get(m.group(1), m.group(1)) + "}}", text)
-
-    return Plan(
-        goal=plan.goal,
-        steps=[
-            s.model_copy(
-                update={
-                    "id": names[s.id],
-                    "instruction": rename(s.instruction),
-                    "depends_on": [names[d] for d in s.depends_on],
-                }
-            )
-            for s in plan.steps
-        ],
-    )
-
-
-def _progress(steps: list[Step], results: dict[str, dict]) -> str:
-    lines = ["Progress so far:"]
-    for step in steps:
-        r = results.get(step.id)
-        if r is None:
-            continue
-        if r["status"] == "done":
-            lines.append(f"- done: {r['instruction'][:200]} -> {r['output'].strip()[:300]}")
-        elif r["status"] == "failed":
-            lines.append(f"- FAILED: {r['instruction'][:200]} ({(r['error'] or '')[:200]})")
-    return "\n".join(lines)
 
 
 async def _collect(stream: AsyncIterator, on_event: Callable[[Event], None] | None) -> RunResult:
