@@ -1,8 +1,12 @@
-"""Math word problems, solved by a plan of calculator and python steps.
+"""Math word problems, answered by the model and cross-checked by a program, and planned
+into exact calculations where the two do not agree.
 
-A small model gets arithmetic wrong in its head, so the planner hands every calculation to
-the calculator (exact, no `eval`) or to a short program run in the python sandbox; the
-composer must then state the numbers those steps computed, and the verifier checks it does.
+A small model gets arithmetic wrong in its head. The model's own worked answer (with the
+calculator writing the result of each sum it writes out) and a whole-problem program run in
+the python sandbox answer first; where they agree, that is the answer, verified. Where they
+do not, the planner hands every calculation to the calculator (exact, no `eval`) or to a
+short program; the composer must then state the numbers those steps computed, the verifier
+checks it does, and the plan's answer joins the others in the final choice.
 
     .venv/bin/python examples/math_agent.py                  # the built-in problem
     .venv/bin/python examples/math_agent.py "A train ..."    # your own problem

@@ -94,7 +94,36 @@ def answer_verdicts(record) -> dict[str, bool | None]:
 # -- math_agent ----------------------------------------------------------------------------
 
 
-def test_math_agent_computes_with_calculator_and_python_and_states_the_results(tmp_path, capsys):
+def test_math_agent_answers_directly_where_a_program_agrees(tmp_path):
+    model = scripted(
+        code=lambda _: "```python\nprint(round((28 * 4.35 + 15 * 7.80) * 0.88, 2))\n```",
+        direct=lambda _: "The order is 238.80 dollars less 12 %.\nAnswer: 210.14",
+    )
+    rc = example("math_agent").main([], model=model, store=tmp_path / "s.db")
+    record = only_run(tmp_path / "s.db")
+    assert (rc, record.status) == (0, "done")
+    assert {s.step_id: s.executor for s in record.steps} == {
+        "direct": "llm",
+        "program": "python",
+        "s1": "llm",  # the one-step plan the direct answer is
+    }
+    assert record.step("program").output.strip() == "210.14"  # the sandbox ran it
+    assert "210.14" in record.answer
+    assert "direct, program agree on 210.14" in str(answer_verdicts_evidence(record))
+
+
+def answer_verdicts_evidence(record) -> list[str]:
+    return [v.evidence for v in record.verdicts if v.step_id is None]
+
+
+def test_math_agent_plans_exact_calculations_where_the_answers_disagree(tmp_path, capsys):
+    worked = iter(
+        [
+            "The order is 238.80 dollars less 12 %.\nAnswer: 210.14",  # the direct answer
+            "Answer: 200",  # then two samples, that agree with nothing
+            "Answer: 190",
+        ]
+    )
     model = scripted(
         plan(
             ("s1", [], "calculator", "28 * 4.35"),
@@ -107,18 +136,24 @@ def test_math_agent_computes_with_calculator_and_python_and_states_the_results(t
             "\n```"
         ),
         compose=lambda prompt: "Computed: " + ", ".join(COMPUTED.findall(prompt)) + ".",
-        direct=lambda _: "The order is 238.80 dollars less 12 %.\nAnswer: 210.14",
+        direct=lambda _: next(worked),
     )
     math_agent = example("math_agent")
     rc = math_agent.main([], model=model, store=tmp_path / "s.db")
 
     discount = (28 * 4.35 + 15 * 7.80) * 0.12
     paid = round(28 * 4.35 + 15 * 7.80 - discount, 2)
-    assert rc == 0
     record = only_run(tmp_path / "s.db")
-    assert record.status == "done"
+    # the plan's answer agrees with the direct one, but two of four are not most of the
+    # vote: the answer is given, unverified, and the example exits 1
+    assert (rc, record.status) == (1, "unverified")
+    out = capsys.readouterr().out
+    assert "composed chosen: composed, direct agree on 210.14" in out
     assert record.instruction == math_agent.PROBLEM
     assert {s.step_id: (s.executor, s.status) for s in record.steps} == {
+        "program": ("python", "failed"),  # its code read deps it does not have
+        "sample-1": ("llm", "done"),
+        "sample-2": ("llm", "done"),
         "direct": ("llm", "done"),
         "s1": ("calculator", "done"),
         "s2": ("calculator", "done"),
@@ -128,14 +163,13 @@ def test_math_agent_computes_with_calculator_and_python_and_states_the_results(t
     assert float(record.step("s3").output) == pytest.approx(discount)
     assert record.step("s4").output.strip() == f"{paid:.2f}"  # the sandbox ran the code
     assert 'deps["s3"]' in record.step("s4").data["code"]
-    # calculator steps ran their expressions directly; only the python step asked for code
+    # calculator steps ran their expressions directly; only the python step asked for
+    # code, besides the whole-problem program (written, and rewritten once after its error)
     prompts = system_prompts(model)
-    assert prompts.count(CODE_SYSTEM) == 1 and EXPRESSION_SYSTEM not in prompts
+    assert prompts.count(CODE_SYSTEM) == 3 and EXPRESSION_SYSTEM not in prompts
     assert "28.656" in record.answer and f"{paid:.2f}" in record.answer
     assert answer_verdicts(record)["computed_results_stated"] is True
-    # the model's own answer agrees on what the school pays: verified, no tie-breaker ran
-    assert answer_verdicts(record)["cross_check"] is True
-    out = capsys.readouterr().out
+    assert answer_verdicts(record)["cross_check"] is False
     assert "s4 [python]" in out and f"Answer: {record.answer}" in out and record.id in out
 
 
