@@ -70,8 +70,9 @@ _WRITE = re.compile(
     r"mention|justify)\b",
     re.I,
 )
-_ANOTHER = re.compile(
-    r"(;|\band\b)\s+(also\s+)?(how|what|which|whether|who|why)\b|"
+_ANOTHER_QUESTION = re.compile(r"(;|\band\b)\s+(also\s+)?(how|what|which|whether|who|why)\b", re.I)
+# a second ask joined to the first that asks for something said, not a number
+_ANOTHER_WRITE = re.compile(
     r"\b(and|then)\s+(then\s+)?(also\s+)?(say|tell|state|explain|decide|compare|list|write)\b",
     re.I,
 )
@@ -84,14 +85,21 @@ def one_question(task: str) -> bool:
     constraints ("Answer in two sentences") are not asks. One number can settle such a task.
     (GSM8K's 200 dev problems: 193 read as one question; the demo's does not.)"""
     asking = _questions(task)
-    return asking is not None and len(asking) == 1 and not _ANOTHER.search(asking[0])
+    return (
+        asking is not None
+        and len(asking) == 1
+        and not _ANOTHER_QUESTION.search(asking[0])
+        and not _ANOTHER_WRITE.search(asking[0])
+    )
 
 
 def only_questions(task: str) -> bool:
     """Whether every ask of the task is a question (or "calculate ..."), however many, and
     nothing is asked to be written: the demo's "How much money did it take in, and which
-    item brought in more? Answer in two sentences." is; "... Suggest a recipe." is not."""
-    return bool(_questions(task))
+    item brought in more? Answer in two sentences." is; "... Suggest a recipe." and
+    "Compute 23 * 47 and then say whether ..." are not."""
+    asking = _questions(task)
+    return bool(asking) and not any(_ANOTHER_WRITE.search(s) for s in asking)
 
 
 def _questions(task: str) -> list[str] | None:

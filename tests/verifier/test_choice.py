@@ -115,6 +115,7 @@ def test_a_task_of_several_parts_is_not_one_question(task):
         ("How many eggs are in 12 boxes of 4? Explain your reasoning to a child.", False),
         ("Plan a trip for 6 people. Suggest one activity, work out the total cost.", False),
         ("How many eggs are in 12 boxes of 4? Suggest a recipe for them.", False),
+        ("Compute 23 * 47 and then say whether the result is an even number.", False),
     ],
 )
 def test_several_questions_are_questions_only_where_nothing_is_to_be_written(task, questions_only):
