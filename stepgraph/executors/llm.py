@@ -167,6 +167,7 @@ class CodeWritingExecutor:
                 return first
         messages = [
             Message(role="system", content=self.system),
+            *_conversation(step),  # a follow-up question's numbers are in the turns before
             Message(role="user", content=context_block(step)),
         ]
         prompt_tokens = completion_tokens = 0

@@ -145,16 +145,24 @@ def direct_request(
 
 
 async def program_answer(
-    python: Executor, task: str, *, run_id: str = "", timeout: float = 60.0
+    python: Executor,
+    task: str,
+    *,
+    run_id: str = "",
+    timeout: float = 60.0,
+    history: list[Message] = (),
 ) -> StepOutput:
     """A whole-problem program's answer, run by the python executor (which writes the code
-    with the model when the step carries none, and runs it in its sandbox)."""
+    with the model when the step carries none, and runs it in its sandbox). `history`: the
+    conversation so far, where a follow-up ("And if 3 more people join?") has its numbers
+    (without it the 0.5B's program printed 13 for that question)."""
     return await python.run(
         StepInput(
             run_id=run_id,
             task=task,
             step_id="program",
             instruction=PROGRAM_STEP,
+            conversation=list(history),
             timeout=timeout,
         )
     )

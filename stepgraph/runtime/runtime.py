@@ -1032,7 +1032,11 @@ class Runtime:
         if name == "program":
             board = self._boards[run_id]
             work = program_answer(
-                self.executors["python"], board.task, run_id=run_id, timeout=self.step_timeout
+                self.executors["python"],
+                board.task,
+                run_id=run_id,
+                timeout=self.step_timeout,
+                history=board.history,
             )
             return await self._candidate(run_id, "program", "python", PROGRAM_STEP, work)
         return await self._sample(run_id, int(name.rsplit("-", 1)[1]))

@@ -575,3 +575,16 @@ def test_an_answer_that_no_longer_states_the_chosen_number_is_never_done(tmp_pat
     assert (result.status, result.answer) == ("unverified", "There are many eggs.")
     lost = next(v for v in result.verdicts if v.check == "states_choice")
     assert lost.passed is False and "48" in lost.evidence
+
+
+def test_a_follow_up_s_program_is_shown_the_conversation(tmp_path):
+    first = "We are 14 people with a budget of $3,500. How much is that per person?"
+    backend = model("MUST NOT BE ASKED", direct="3500 / 14 = 250\nAnswer: 250", code="print(250)")
+    with Runtime(backend, store=tmp_path / "s.db") as runtime:
+        conversation = runtime.store.new_conversation("budget")
+        runtime.run(first, conversation_id=conversation)
+        backend.requests.clear()
+        runtime.run("And if 3 more people join?", conversation_id=conversation)
+    (program,) = [r for r in backend.requests if r.messages[0].content == CODE_SYSTEM]
+    shown = [m.content for m in program.messages[1:-1]]
+    assert first in shown and any("250" in m for m in shown)  # the turn before, both sides
