@@ -395,6 +395,19 @@ class Store:
             )
             return int(table.last_pk)
 
+    def record_turn(self, run_id: str, answer: str) -> None:
+        """Append a finished run's instruction and answer to its conversation, when it was
+        asked in one: the memory the next run of that conversation reads."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT conversation_id, instruction FROM runs WHERE id = ?", [run_id]
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"no run {run_id} in {self.path}")
+            if row[0] is not None:
+                self.add_message(row[0], "user", row[1], run_id=run_id)
+                self.add_message(row[0], "assistant", answer, run_id=run_id)
+
     def messages(self, conversation_id: str) -> list[MessageRecord]:
         """Every message of the conversation, oldest first."""
         with self._read() as db:

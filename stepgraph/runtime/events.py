@@ -68,6 +68,8 @@ class StepStarted(Event):
     type: Literal["step_started"] = "step_started"
     executor: str
     instruction: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    depends_on: list[str] = Field(default_factory=list)
     candidate: bool = False  # an answer to the whole instruction, not a step of the plan
 
 
@@ -82,6 +84,9 @@ class StepAttempt(Event):
 
 
 class StepFinished(Event):
+    """A step as it ended, with everything the store keeps of it (`StepResult`'s fields;
+    the step's verdicts came before it, as their own events)."""
+
     type: Literal["step_finished"] = "step_finished"
     status: str
     output: str = ""
@@ -89,6 +94,14 @@ class StepFinished(Event):
     seconds: float | None = None
     attempts: int | None = None
     candidate: bool = False
+    executor: str = ""
+    instruction: str = ""
+    args: dict[str, Any] = Field(default_factory=dict)
+    depends_on: list[str] = Field(default_factory=list)
+    result_data: Any = None  # StepResult.data (`data` is every event's field dict)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model: str = ""
 
 
 class VerdictMade(Event):
@@ -107,9 +120,15 @@ class AnswerGiven(Event):
 
 
 class RunFinished(Event):
+    """The run's end: its status, answer and totals (what `RunResult` reports)."""
+
     type: Literal["run_finished"] = "run_finished"
     status: str
     error: str | None = None
+    answer: str = ""
+    seconds: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 AnyEvent = Annotated[

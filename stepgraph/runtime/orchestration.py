@@ -5,7 +5,7 @@ only decides what runs when: the direct answer from the start, the plan (or none
 step as soon as it is dispatched, a replan while steps fail, then the composed answer and
 the choice. Every dispatch is logged in the store before its task is called, so that a
 resumed run calls the same tasks in the same order and gets each cached result back for
-its own step.
+its own step. Everything else it records goes to the store as events (the recorder).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from langgraph.config import get_stream_writer
 
 from stepgraph.errors import PlanError
 from stepgraph.planner.plan import Plan, Step
+from stepgraph.runtime.events import PlanReady
 
 if TYPE_CHECKING:
     from stepgraph.runtime.runtime import Runtime
@@ -64,7 +65,9 @@ class Orchestration:
         # first-round dispatches in their logged order; later rounds follow their replan
         for event in self.record.events:
             if event.type == "dispatch" and event.payload.get("round", 0) == 0:
-                self.dispatch(Step(**{k: v for k, v in event.payload.items() if k != "round"}))
+                await self.dispatch(
+                    Step(**{k: v for k, v in event.payload.items() if k != "round"})
+                )
         plan = await self.the_plan()
         await self.start(plan)
         everything, current = await self.rounds(plan)
@@ -76,13 +79,14 @@ class Orchestration:
         direct = await self.direct if self.direct is not None else None
         return await self.tasks.decide(self.run_id, composed, direct, ordered)
 
-    def dispatch(self, *steps: Step, round: int = 0) -> None:
-        """Log the steps' dispatches (one transaction), then call their tasks."""
+    async def dispatch(self, *steps: Step, round: int = 0) -> None:
+        """Log the steps' dispatches (written before their tasks are called), then call
+        their tasks."""
         new = [s for s in steps if (round, s.id) not in self.logged]
         if new:
-            self.runtime.store.record_events(
-                self.run_id, [("dispatch", {"round": round, **s.model_dump()}) for s in new]
-            )
+            recorder = self.runtime.recorder
+            recorder.dispatched(self.run_id, [{"round": round, **s.model_dump()} for s in new])
+            await recorder.flush()
             self.logged.update((round, s.id) for s in new)
         for step in steps:
             self.dispatched.append(step.model_dump())
@@ -96,15 +100,14 @@ class Orchestration:
         if record.plan is not None:
             plan = Plan(goal=record.plan.get("goal", ""), steps=record.plan["steps"])
         else:
-            plan = await self.make_plan()
-            runtime.store.record_plan(self.run_id, plan.model_dump())
+            plan = await self.make_plan()  # recorded from the PlanReady it tells
         if runtime.approve_plan and not self.dispatched:
             from langgraph.types import interrupt
 
             answer = interrupt({"run_id": self.run_id, "plan": plan.model_dump()})
             if isinstance(answer, dict) and "steps" in answer:
                 plan = Plan(**answer).validate_for(runtime.executors)
-                runtime.store.record_plan(self.run_id, plan.model_dump())
+                self.write(PlanReady(run_id=self.run_id, plan=plan.model_dump()))
         return plan
 
     async def make_plan(self) -> Plan:
@@ -126,9 +129,9 @@ class Orchestration:
             return settled
         known_ids = {d["id"] for d in self.dispatched}
 
-        def eagerly(step: Step) -> None:
+        async def eagerly(step: Step) -> None:
             if step.id not in known_ids:
-                self.dispatch(step)
+                await self.dispatch(step)
 
         try:
             return await runtime._plan(
@@ -156,7 +159,7 @@ class Orchestration:
             self.results[step.id] = self.runtime._as_step(self.run_id, step, await self.direct)
             self.board.publish(step.id, self.results[step.id])
         else:
-            self.dispatch(*(s for s in plan.steps if latest_of.get(s.id) != s.model_dump()))
+            await self.dispatch(*(s for s in plan.steps if latest_of.get(s.id) != s.model_dump()))
 
     async def rounds(self, plan: Plan) -> tuple[list[Step], Plan]:
         """Wait for the steps; while some failed even after their retry, plan the rest of
@@ -178,7 +181,7 @@ class Orchestration:
             current = Plan(**new).renamed(f"r{round}")
             for step in current.steps:
                 self.board.notes[step.id] = progress
-            self.dispatch(*current.steps, round=round)
+            await self.dispatch(*current.steps, round=round)
             everything += current.steps
         return everything, current
 

@@ -5,6 +5,7 @@ SQLite checkpointer, one `@task` per step. Measured on random graphs, tasks that
 their own dependencies finish cost 1.04x the critical path, against 1.3-1.4x for StateGraph
 supersteps. LangGraph returns cached task results by call order on resume, so steps are
 *called* in the plan's order and each waits for its dependencies inside the task (`Board`).
+The tasks never write the store: they emit typed events, which the recorder stores.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import copy
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,6 +54,7 @@ from stepgraph.runtime.events import (
     VerdictMade,
 )
 from stepgraph.runtime.orchestration import Orchestration, Tasks
+from stepgraph.runtime.recorder import Recorder
 from stepgraph.verifier import Composer, Composition, Verdict, Verifier
 from stepgraph.verifier.choice import Candidate, agreed, answer_claims, choose, states_value
 from stepgraph.verifier.composer import repaired
@@ -191,6 +193,7 @@ class Runtime:
         self.model = model
         self._owns_store = not isinstance(store, Store)  # close only a store we opened
         self.store = store if isinstance(store, Store) else Store(store)
+        self.recorder = Recorder(self.store)  # every store write of a run, off the event loop
         self.executors = _executor_map(
             executors, model, docs=docs, sql=sql, calculate=calculate, sandbox=python_sandbox
         )
@@ -269,14 +272,14 @@ class Runtime:
         text = check_instruction(instruction)
         if plan is not None:
             plan = Plan(goal=plan.goal or text, steps=plan.steps).validate_for(self.executors)
-        run_id = self.store.start_run(
+        run_id = await self.recorder.start(
             text,
             conversation_id=conversation_id,
             model=self.model.name,
             planner=getattr(self.planner.model, "name", ""),
         )
         if plan is not None:
-            self.store.record_plan(run_id, plan.model_dump())
+            self.recorder(PlanReady(run_id=run_id, plan=plan.model_dump()))
         async for item in self._drive(run_id, {"run_id": run_id}):
             yield item
 
@@ -314,6 +317,7 @@ class Runtime:
 
     def close(self) -> None:
         """Close the store if this runtime opened it; a Store you passed in stays yours."""
+        self.recorder.close()
         if self._owns_store:
             self.store.close()
 
@@ -334,7 +338,6 @@ class Runtime:
         status, error, answer = "failed", None, ""
         composed_tokens = [0, 0]
         candidates, chosen = [], None
-        log = _EventLog(self.store, run_id)
         try:
             async with AsyncSqliteSaver.from_conn_string(str(self._checkpoints)) as saver:
                 # WAL + NORMAL survives a killed process (what resume needs) without an
@@ -361,7 +364,7 @@ class Runtime:
                     except StopAsyncIteration:
                         break
                     if mode == "custom" and isinstance(chunk, Event):
-                        log.add(chunk)
+                        self.recorder(chunk)
                         yield chunk
                     elif mode == "updates" and "__interrupt__" in chunk:
                         status = "interrupted"
@@ -381,7 +384,7 @@ class Runtime:
             status, error = "failed", str(exc)
         finally:
             self._boards.pop(run_id, None)
-            log.flush()
+        await self.recorder.flush()
         record = self.store.run(run_id)
         steps = [_step_result(s, record) for s in record.steps]
         if status == "budget_exceeded" and not answer:
@@ -394,25 +397,19 @@ class Runtime:
         prompt = sum(s.prompt_tokens for s in steps) + composed_tokens[0]
         completion = sum(s.completion_tokens for s in steps) + composed_tokens[1]
         seconds = time.perf_counter() - started
-        if status == "interrupted":
-            self.store.finish_run(run_id, status="interrupted")
-        else:
-            self.store.finish_run(
-                run_id,
+        event = RunFinished(run_id=run_id, status=status, error=error)
+        if status != "interrupted":
+            event = RunFinished(
+                run_id=run_id,
                 status=status,
-                answer=answer,
                 error=error,
+                answer=answer,
                 seconds=seconds,
                 prompt_tokens=prompt,
                 completion_tokens=completion,
             )
-            if record.conversation_id and answer:
-                self.store.add_message(
-                    record.conversation_id, "user", record.instruction, run_id=run_id
-                )
-                self.store.add_message(record.conversation_id, "assistant", answer, run_id=run_id)
-        event = RunFinished(run_id=run_id, status=status, error=error)
-        self.store.record_event(run_id, event.type, event.data)
+        self.recorder(event)
+        await self.recorder.flush()  # the next run of the conversation reads this turn
         yield event
         yield RunResult(
             run_id=run_id,
@@ -489,7 +486,7 @@ class Runtime:
         instruction: str,
         history: list[Message],
         write,
-        dispatch: Callable[[Step], None] | None,
+        dispatch: Callable[[Step], Awaitable[None]] | None,
         *,
         hold_lone_llm: bool = False,
     ) -> Plan:
@@ -516,9 +513,9 @@ class Runtime:
                     held.append(step)
                 else:
                     for early in held:
-                        dispatch(early)
+                        await dispatch(early)
                     held = []
-                    dispatch(step)
+                    await dispatch(step)
             streamed.append(step)
         plan = planning.plan
         stats = {k: v for k, v in planning.stats.items() if k != "raw"}
@@ -598,7 +595,7 @@ class Runtime:
         plan = Plan(goal=board.task, steps=[Step(id="s1", executor=writer, instruction=board.task)])
         write = get_stream_writer()
         note = Verdict(check="planning", passed=None, evidence=why)
-        self._record_verdicts(run_id, None, [note], write)
+        self._stream_verdicts(run_id, None, [note], write)
         write(PlanReady(run_id=run_id, plan=plan.model_dump(), unplanned=why))
         return plan
 
@@ -632,14 +629,6 @@ class Runtime:
                 candidate=True,
             )
         )
-        self.store.record_step(
-            run_id,
-            name,
-            executor=executor,
-            instruction=instruction,
-            status="running",
-            started=time.time(),
-        )
         started = time.perf_counter()
         try:
             output = await asyncio.wait_for(work, self.step_timeout)
@@ -662,18 +651,7 @@ class Runtime:
             completion_tokens=output.completion_tokens,
             model=output.model,
         )
-        self._record_step(run_id, result)
-        write(
-            StepFinished(
-                run_id=run_id,
-                step_id=name,
-                status=result.status,
-                output=result.output[:500],
-                error=result.error,
-                seconds=result.seconds,
-                candidate=True,
-            )
-        )
+        write(_finished(run_id, result, candidate=True))
         return result.model_dump()
 
     def _as_step(self, run_id: str, step: Step, direct: dict) -> dict:
@@ -688,7 +666,6 @@ class Runtime:
                 "data": _ANSWERED_BY_DIRECT,
             }
         )
-        self._record_step(run_id, result)
         get_stream_writer()(_finished(run_id, result))
         return result.model_dump()
 
@@ -713,26 +690,21 @@ class Runtime:
                     "error": f"skipped: {', '.join(blocked)} did not finish",
                 }
             )
-            self._record_step(run_id, result, step.args)
+            write(_finished(run_id, result, args=step.args))
             return result.model_dump()
         if board.tokens >= self.max_tokens:
             result = base.model_copy(update={"status": "skipped", "error": "token budget spent"})
-            self._record_step(run_id, result, step.args)
+            write(_finished(run_id, result, args=step.args))
             return result.model_dump()
         write(
             StepStarted(
-                run_id=run_id, step_id=step.id, executor=step.executor, instruction=instruction
+                run_id=run_id,
+                step_id=step.id,
+                executor=step.executor,
+                instruction=instruction,
+                args=step.args,
+                depends_on=step.depends_on,
             )
-        )
-        self.store.record_step(
-            run_id,
-            step.id,
-            executor=step.executor,
-            instruction=instruction,
-            args=step.args,
-            depends_on=step.depends_on,
-            status="running",
-            started=time.time(),
         )
         history = board.history if self._writes_text(step.executor) else []
         task = board.task
@@ -759,7 +731,7 @@ class Runtime:
             tokens[0] += output.prompt_tokens
             tokens[1] += output.completion_tokens
             checked = await self.verifier.check_step(step, inp, output)
-            verdicts = self._stream_verdicts(run_id, step.id, checked, write)
+            verdicts = [v.as_dict() for v in checked]  # told when the step ends (or never)
             every_verdict += verdicts
             tried.append(
                 {
@@ -802,13 +774,12 @@ class Runtime:
         )
         if board.current.get(step.id) != step.model_dump():
             return result.model_dump()  # superseded by a repaired plan: leave no trace
-        with self.store.transaction():  # one commit for the step and all its verdicts
-            self._store_verdicts(run_id, step.id, every_verdict)
-            self._record_step(run_id, result, step.args)
+        for verdict in every_verdict:
+            write(VerdictMade(run_id=run_id, step_id=step.id, **verdict))
         if len(tried) > 1:  # a retried step keeps each attempt, not only the one kept
             for data in tried:
                 write(StepAttempt(run_id=run_id, step_id=step.id, **data))
-        write(_finished(run_id, result))
+        write(_finished(run_id, result, args=step.args))
         return result.model_dump()
 
     def _writes_text(self, executor: str) -> bool:
@@ -833,42 +804,11 @@ class Runtime:
             return StepOutput(error=f"{type(exc).__name__}: {exc}")
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _record_verdicts(self, run_id: str, step_id: str | None, verdicts, write) -> list[dict]:
-        """Stream and store verdicts (step_id None: the final answer's); their plain dicts."""
-        plain = self._stream_verdicts(run_id, step_id, verdicts, write)
-        self._store_verdicts(run_id, step_id, plain)
-        return plain
-
     @staticmethod
-    def _stream_verdicts(run_id: str, step_id: str | None, verdicts, write) -> list[dict]:
-        plain = [v.as_dict() for v in verdicts]
-        for verdict in plain:
-            write(VerdictMade(run_id=run_id, step_id=step_id, **verdict))
-        return plain
-
-    def _store_verdicts(self, run_id: str, step_id: str | None, plain: list[dict]) -> None:
-        for v in plain:
-            self.store.record_verdict(run_id, step_id, v["check"], v["passed"], v.get("evidence"))
-
-    def _record_step(self, run_id: str, result: StepResult, args: dict | None = None) -> None:
-        self.store.record_step(
-            run_id,
-            result.step_id,
-            executor=result.executor,
-            instruction=result.instruction,
-            args=args or {},
-            depends_on=result.depends_on,
-            output=result.output,
-            data=_jsonable(result.data),
-            status=result.status,
-            attempts=result.attempts,
-            error=result.error,
-            seconds=result.seconds,
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-            model=result.model,
-            finished=time.time(),
-        )
+    def _stream_verdicts(run_id: str, step_id: str | None, verdicts, write) -> None:
+        """Tell verdicts (step_id None: the final answer's); the recorder stores them."""
+        for verdict in verdicts:
+            write(VerdictMade(run_id=run_id, step_id=step_id, **verdict.as_dict()))
 
     async def _replan(self, run_id: str, progress: str, round: int) -> dict | None:
         """A new plan for what is left, given what was done and what failed; None when the
@@ -883,9 +823,8 @@ class Runtime:
         except StepgraphError as exc:
             write(PlanReady(run_id=run_id, round=round, error=str(exc)))
             return None
-        renamed = plan.renamed(f"r{round}")
-        self.store.record_plan(run_id, {**renamed.model_dump(), "goal": board.task})
-        write(PlanReady(run_id=run_id, round=round, plan=renamed.model_dump()))
+        renamed = {**plan.renamed(f"r{round}").model_dump(), "goal": board.task}
+        write(PlanReady(run_id=run_id, round=round, plan=renamed))
         return plan.model_dump()
 
     async def _compose(self, run_id: str, results: list[dict], final_ids: list[str]) -> dict:
@@ -966,7 +905,7 @@ class Runtime:
                 evidence=f"{choice.chosen or 'none'} chosen: {choice.reason}",
             )
             verdicts = [*verdicts, cross]
-        self._record_verdicts(run_id, None, verdicts, write)
+        self._stream_verdicts(run_id, None, verdicts, write)
         # shown plain: claims were read from the model's own markup (\boxed{}) above
         answer = readable_math(answer, board.task)
         write(AnswerGiven(run_id=run_id, answer=answer, status=status))
@@ -1052,7 +991,7 @@ class Runtime:
         if name != "program":
             if text:
                 checked = await self.verifier.check_answer(task, text, steps, from_results=False)
-            self._record_verdicts(run_id, name, checked, get_stream_writer())
+            self._stream_verdicts(run_id, name, checked, get_stream_writer())
             draft = Composition(answer=text, verdicts=checked).model_dump()
             claims = answer_claims(text, task) if numeric else []
         else:  # a program votes with the one number it printed, or not at all
@@ -1111,16 +1050,27 @@ class Runtime:
         )
 
 
-def _finished(run_id: str, result: StepResult) -> Event:
-    """The event a live view and the store's log get when a step ends."""
+def _finished(
+    run_id: str, result: StepResult, *, args: dict | None = None, candidate: bool = False
+) -> Event:
+    """The event that ends a step: what a live view shows and the recorder stores."""
     return StepFinished(
         run_id=run_id,
         step_id=result.step_id,
         status=result.status,
-        output=result.output[:500],
+        output=result.output,
         error=result.error,
         seconds=result.seconds,
         attempts=result.attempts,
+        candidate=candidate,
+        executor=result.executor,
+        instruction=result.instruction,
+        args=args or {},
+        depends_on=result.depends_on,
+        result_data=_jsonable(result.data),
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        model=result.model,
     )
 
 
@@ -1142,28 +1092,6 @@ async def _collect(stream: AsyncIterator, on_event: Callable[[Event], None] | No
             on_event(item)
     assert result is not None, "a run stream always ends with its RunResult"
     return result
-
-
-class _EventLog:
-    """Writes streamed events to the store in batches: one transaction per event cost more
-    than the rest of a no-op step (measured). At most `seconds` of the log is at risk in a
-    crash; step results themselves are written as each step ends."""
-
-    def __init__(self, store: Store, run_id: str, *, size: int = 32, seconds: float = 0.2):
-        self.store, self.run_id, self.size, self.seconds = store, run_id, size, seconds
-        self.pending: list[tuple[str, dict]] = []
-        self.last = time.perf_counter()
-
-    def add(self, event: Event) -> None:
-        self.pending.append((event.type, {"step_id": event.step_id, **event.data}))
-        if len(self.pending) >= self.size or time.perf_counter() - self.last > self.seconds:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.pending:
-            self.store.record_events(self.run_id, self.pending)
-            self.pending = []
-        self.last = time.perf_counter()
 
 
 def _check_budgets(**budgets: float) -> None:

@@ -303,3 +303,18 @@ def test_a_failed_write_caught_inside_a_transaction_leaves_the_others(store: Sto
     record = store.run(run_id)
     assert [s.status for s in record.steps] == ["done"]
     assert len(record.verdicts) == 1
+
+
+def test_a_runs_turn_joins_its_conversation_and_only_its_own(store: Store):
+    conversation = store.new_conversation()
+    asked = store.start_run("How much is 2 + 2?", conversation_id=conversation)
+    alone = store.start_run("no conversation")
+    store.record_turn(asked, "4")
+    store.record_turn(alone, "nothing to join")
+    messages = store.messages(conversation)
+    assert [(m.role, m.content, m.run_id) for m in messages] == [
+        ("user", "How much is 2 + 2?", asked),
+        ("assistant", "4", asked),
+    ]
+    with pytest.raises(StoreError, match="no run"):
+        store.record_turn("r-missing", "x")
