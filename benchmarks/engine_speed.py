@@ -154,6 +154,7 @@ def demo(backend, rounds: int) -> dict:
 
     from stepgraph import Runtime
     from stepgraph.executors.llm import answer
+    from stepgraph.memory.timeline import phases
     from stepgraph.runtime.candidates import asks_for_number, direct_request
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
@@ -172,8 +173,9 @@ def demo(backend, rounds: int) -> dict:
             start = time.perf_counter()
             result = runtime.run(INSTRUCTION)
             runs.append(time.perf_counter() - start)
-            answers.append({"status": result.status, "answer": result.answer})
-            print("demo", *(round(x[-1], 1) for x in (plain, direct, runs)), result.status)
+            spent = dict(phases(runtime.store.run(result.run_id)))
+            answers.append({"status": result.status, "answer": result.answer, "phases": spent})
+            print("demo", *(round(x[-1], 1) for x in (plain, direct, runs)), result.status, spent)
     ratio = statistics.median(r / d for r, d in zip(runs, direct, strict=True))
     over_plain = statistics.median(r / p for r, p in zip(runs, plain, strict=True))
     return {
@@ -271,6 +273,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--again", action="store_true", help="measure every part again")
     parser.add_argument("--build-only", action="store_true", help="only build the anchor")
+    parser.add_argument("--only", help="measure this one part again (a key of the JSON)")
     args = parser.parse_args()
     if args.build_only:
         print(_build_batched_bench())
@@ -289,7 +292,9 @@ def main() -> None:
         "bench_agg4_over_1": lambda: batched_bench(backend.path),
     }
     for name, measure in parts.items():
-        if name in data and not args.again:
+        if args.only and name != args.only:
+            continue
+        if name in data and not (args.again or args.only):
             continue
         raw = measure()
         data[name] = raw.pop("ratio")

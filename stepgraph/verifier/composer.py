@@ -19,7 +19,12 @@ from pydantic import BaseModel, Field
 from stepgraph.executors.calculating import complete_calculating
 from stepgraph.models.base import BackendBase, Message, Request
 from stepgraph.verifier.choice import states_value
-from stepgraph.verifier.constraints import Constraints, cuts, extract_constraints
+from stepgraph.verifier.constraints import (
+    SEPARATOR,
+    Constraints,
+    cuts,
+    extract_constraints,
+)
 from stepgraph.verifier.numeric import equations, stated_matches
 from stepgraph.verifier.verdict import Verdict, failures, feedback
 from stepgraph.verifier.verifier import Verifier
@@ -38,6 +43,10 @@ REVISE = (
 FINAL_FORM = (
     "{task}\n\nWorked out and checked: {equations}.\n\nWrite only the final answer, without "
     "the working. It must meet these requirements:\n{requirements}"
+)
+ONE_OF_TWO = (
+    "{task}\n\nWrite only the {which} of the two responses the task asks for: one response, "
+    "with no separator, heading or label.{requirements}"
 )
 FOLLOW_UP = (
     "Now write only the final answer to my question, without the working. It must meet "
@@ -156,9 +165,13 @@ class Composer:
         )
         revisions = 0
         follow_up = worked is not None and bool(failures(constraints.check(answer)))
+        apart = _fails_kind(constraints, "two_responses", answer)
         while failures(verdicts) and revisions < self.max_revisions and can_spend(tokens[1]):
             revisions += 1
-            if follow_up:  # the final answer alone, from its own checked working
+            if apart:  # two responses, each written on its own, joined by code
+                apart = False
+                revised = await self._two_responses(task, constraints, messages, tokens)
+            elif follow_up:  # the final answer alone, from its own checked working
                 follow_up = False
                 revised = await self._complete(_final_form(task, draft.answer, worked), tokens)
             else:
@@ -203,6 +216,31 @@ class Composer:
             prompt_tokens=tokens[0],
             completion_tokens=tokens[1],
         )
+
+    async def _two_responses(
+        self, task: str, constraints: Constraints, messages: list[Message], tokens: list[int]
+    ) -> str:
+        """Two responses asked for one at a time and joined by the separator the task asks
+        for: the 0.5B model, asked for both at once, wrote one, an empty one, or no
+        separator (IFEval, 0 of 11). The second is sampled and shown the first, so that the
+        two differ; each is asked to meet the task's other requirements."""
+        others = Constraints(
+            constraints=[c for c in constraints.constraints if c.kind != "two_responses"]
+        )
+        rules = (
+            f"\nIt must meet these requirements:\n{others.describe()}" if others.constraints else ""
+        )
+
+        def ask(which: str, extra: str = "") -> list[Message]:
+            prompt = ONE_OF_TWO.format(task=task, which=which, requirements=rules + extra)
+            return [*messages, Message(role="user", content=prompt)]
+
+        first = _unseparated(await self._complete(ask("first"), tokens))
+        if not first:
+            return ""
+        shown = f"\nIt must differ from the first response, which was:\n{first}"
+        second = _unseparated(await self._complete(ask("second", shown), tokens, temperature=0.7))
+        return f"{first}\n{SEPARATOR}\n{second}" if second else ""
 
     async def _complete(
         self, messages: list[Message], tokens: list[int], temperature: float = 0.0
@@ -326,6 +364,15 @@ def _final_form(task: str, answer: str, worked: list[Message]) -> list[Message]:
         task=task, equations="; ".join(dict.fromkeys(held)), requirements=requirements
     )
     return [Message(role="system", content=COMPOSE_SYSTEM), Message(role="user", content=ask)]
+
+
+def _fails_kind(constraints: Constraints, kind: str, answer: str) -> bool:
+    return any(c.kind == kind and c.check(answer).passed is False for c in constraints.constraints)
+
+
+def _unseparated(text: str) -> str:
+    """One response: the separator and any stray asterisks around it taken out."""
+    return re.sub(r"\*{6,}", "", text).strip()
 
 
 def _results_prompt(task: str, results: list, constraints, computing: frozenset[str]) -> str:

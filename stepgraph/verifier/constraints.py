@@ -713,10 +713,13 @@ def _check_quotation(c: Constraint, answer: str) -> tuple[bool | None, str]:
     return ok, f"answer starts with {text[:1]!r} and ends with {text[-1:]!r}; '\"' required"
 
 
+SEPARATOR = "******"  # between two responses (IFEval's combination:two_responses)
+
+
 def _check_two_responses(c: Constraint, answer: str) -> tuple[bool | None, str]:
     """IFEval's rule: split at ``******``; exactly two non-empty, different parts (an empty
     part may only stand at either end)."""
-    parts = answer.split("******")
+    parts = answer.split(SEPARATOR)
     kept = []
     for i, part in enumerate(parts):
         if part.strip():

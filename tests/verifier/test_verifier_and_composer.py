@@ -333,3 +333,32 @@ def test_a_repair_that_drops_the_chosen_number_is_not_taken():
     assert out.answer == draft  # the JSON alone would pass the form and lose the 48
     out, model = finish([draft, draft], task, draft)
     assert json.loads(out.answer) == {"boxes": 12, "per_box": 4}
+
+
+# --- two responses ---------------------------------------------------------------------------
+
+JOKES = (
+    "Write two jokes about rockets. Do not contain commas in your response. "
+    "Separate the two jokes with 6 asterisk symbols: ******."
+)
+
+
+def test_two_responses_are_written_one_at_a_time_and_joined_by_code():
+    draft = "******\n*Rocket launches into space*"  # one response, as the 0.5B model wrote
+    first = "Why did the rocket stay home? It was grounded."
+    second = "******\nRockets never lie because they always launch the truth."
+    out, model = finish([first, second], JOKES, draft)
+    assert out.answer == f"{first}\n******\nRockets never lie because they always launch the truth."
+    assert not [v for v in out.verdicts if v.passed is False], out.verdicts
+    asked_first, asked_second = (r.messages[-1].content for r in model.requests)
+    assert "only the first of the two responses" in asked_first
+    assert asked_first.endswith("requirements:\n- do not use any commas")  # not the separator
+    assert first in asked_second and model.requests[1].temperature > 0  # differ from the first
+
+
+def test_two_responses_that_come_back_the_same_are_not_taken():
+    draft = "Why did the rocket stay home? It was grounded."
+    same = "Rockets are fun."
+    out, model = finish([same, same, same], JOKES, draft, max_revisions=1)
+    assert out.answer == draft  # joined, the two are the same: no better than the draft
+    assert any(v.check == "two_responses" and v.passed is False for v in out.verdicts)
