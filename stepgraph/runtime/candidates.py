@@ -13,6 +13,7 @@ import re
 
 from stepgraph.executors.base import Executor, StepInput, StepOutput
 from stepgraph.models.base import Message, Request
+from stepgraph.verifier.constraints import extract_constraints
 
 REASON_SYSTEM = (
     "Answer the user's question. Work it out step by step first, writing each calculation "
@@ -115,8 +116,6 @@ def _questions(task: str) -> list[str] | None:
 def _without_constraints(task: str) -> str:
     """The task with the text of its form constraints blanked out: their numbers and verbs
     ("at least 300 words", "Answer in two sentences") are about the form, not asks."""
-    from stepgraph.verifier.constraints import extract_constraints
-
     for constraint in extract_constraints(task).constraints:
         task = task.replace(constraint.source, " ")
     return task
@@ -129,8 +128,8 @@ def direct_request(
     reasoning: bool,
     temperature: float = 0.0,
     seed: int | None = 0,
-    max_tokens: int = 768,
 ) -> Request:
+    """The model asked for the whole task itself, given room for the length it asks for."""
     system = REASON_SYSTEM if reasoning else ANSWER_SYSTEM
     return Request(
         messages=[
@@ -138,7 +137,7 @@ def direct_request(
             *[m for m in history if m.role in ("user", "assistant")][-6:],
             Message(role="user", content=task),
         ],
-        max_tokens=max_tokens,
+        max_tokens=extract_constraints(task).room(),
         temperature=temperature,
         seed=seed,
     )

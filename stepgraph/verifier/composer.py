@@ -108,7 +108,10 @@ class Composer:
         if len(results) == 1 and results[0].executor in self.verifier.writing:
             answer = done[0].output.strip()  # one llm step answered the whole task itself
         else:
-            answer = await self._complete(messages, tokens) or done[-1].output.strip()
+            answer = (
+                await self._complete(messages, tokens, room=constraints.room())
+                or done[-1].output.strip()
+            )
         verdicts = await self.verifier.check_answer(task, answer, results, final_id=final_id)
         composed = Composition(
             answer=answer, verdicts=verdicts, prompt_tokens=tokens[0], completion_tokens=tokens[1]
@@ -180,7 +183,9 @@ class Composer:
                 # repeats
                 prompt = REVISE.format(task=context, draft=answer, failures=feedback(verdicts))
                 asked = [*messages, Message(role="user", content=prompt)]
-                revised = await self._complete(asked, tokens, temperature=0.4 * (revisions - 1))
+                revised = await self._complete(
+                    asked, tokens, temperature=0.4 * (revisions - 1), room=constraints.room()
+                )
             if not revised or (keep is not None and not states_value(revised, keep)):
                 continue
             checked = await self.verifier.check_answer(
@@ -235,17 +240,23 @@ class Composer:
             prompt = ONE_OF_TWO.format(task=task, which=which, requirements=rules + extra)
             return [*messages, Message(role="user", content=prompt)]
 
-        first = _unseparated(await self._complete(ask("first"), tokens))
+        room = constraints.room()
+        first = _unseparated(await self._complete(ask("first"), tokens, room=room))
         if not first:
             return ""
         shown = f"\nIt must differ from the first response, which was:\n{first}"
-        second = _unseparated(await self._complete(ask("second", shown), tokens, temperature=0.7))
+        second = await self._complete(ask("second", shown), tokens, temperature=0.7, room=room)
+        second = _unseparated(second)
         return f"{first}\n{SEPARATOR}\n{second}" if second else ""
 
     async def _complete(
-        self, messages: list[Message], tokens: list[int], temperature: float = 0.0
+        self,
+        messages: list[Message],
+        tokens: list[int],
+        temperature: float = 0.0,
+        room: int = 768,
     ) -> str:
-        request = Request(messages=messages, max_tokens=768, temperature=temperature, seed=0)
+        request = Request(messages=messages, max_tokens=room, temperature=temperature, seed=0)
         done, _ = await complete_calculating(self.model, request, enabled=self.calculate)
         tokens[0] += done.prompt_tokens
         tokens[1] += done.completion_tokens

@@ -1052,6 +1052,21 @@ class Constraints(BaseModel):
     def describe(self) -> str:
         return "\n".join(f"- {c.describe()}" for c in self.constraints)
 
+    def room(self, default: int = 768, most: int = 3072) -> int:
+        """Tokens to let an answer run to: `default`, or what the length asked for needs
+        ("at least 50 sentences"), up to `most`. With the 768 that suits most answers the
+        0.5B model stopped at 16 of 50 sentences and 25 of 31 (IFEval), where its answer
+        with 1024 tokens had met them."""
+        needed = 0
+        for c in self.constraints:
+            if c.low is not None and c.kind in _TOKENS_PER:
+                needed = max(needed, int(c.low * _TOKENS_PER[c.kind] * 1.3))
+        return min(max(default, needed), most)
+
+
+# about how many tokens one unit of a length takes in the model's prose
+_TOKENS_PER = {"word_count": 1.5, "sentence_count": 30, "paragraph_count": 90, "bullet_count": 25}
+
 
 # ---------------------------------------------------------------------------------------------
 # Extraction: the rule table

@@ -1240,3 +1240,20 @@ def test_a_count_about_what_the_instruction_asks_for_is_about_the_answer(
 def test_a_count_about_a_part_of_the_answer_is_not_read_as_the_answer_s(instruction) -> None:
     found = extract_constraints(instruction)
     assert found.constraints == [] and len(found.unparsed) == 1
+
+
+@pytest.mark.parametrize(
+    ("task", "room"),
+    [
+        ("Write a poem about the sea.", 768),
+        ("Write a poem about the sea in at most 50 words.", 768),
+        ("Write an essay to investors. The essay should be at least 50 sentences long.", 1950),
+        ("Write a blog post of at least 800 words.", 1560),
+        ("Write a story with at least 300 sentences.", 3072),
+    ],
+)
+def test_an_answer_gets_room_for_the_length_asked_for(task, room):
+    from stepgraph.runtime.candidates import direct_request
+
+    assert extract_constraints(task).room() == room
+    assert direct_request(task, [], reasoning=False).max_tokens == room
