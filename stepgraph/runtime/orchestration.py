@@ -14,8 +14,6 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from langgraph.config import get_stream_writer
-
 from stepgraph.errors import PlanError
 from stepgraph.planner.plan import Plan, Step
 from stepgraph.runtime.events import PlanReady
@@ -43,7 +41,7 @@ class Orchestration:
     def __init__(self, runtime: Runtime, tasks: Tasks, run_id: str):
         self.runtime, self.tasks, self.run_id = runtime, tasks, run_id
         self.board = runtime._boards[run_id]
-        self.write = get_stream_writer()
+        self.write = runtime._teller()
         self.record = runtime.store.run(run_id)
         self.board.task = self.record.instruction
         self.board.history = runtime._conversation(self.record)

@@ -27,7 +27,7 @@ from stepgraph.errors import ConfigError, StepgraphError
 from stepgraph.executors.base import Executor, StepInput, StepOutput, declares
 from stepgraph.executors.latex import readable_math
 from stepgraph.executors.llm import answer as answer_directly
-from stepgraph.memory import Store
+from stepgraph.memory import MemoryStore, Store, default_path, open_store
 from stepgraph.models.base import BackendBase, Message
 from stepgraph.planner.plan import REFERENCE, Plan, Step
 from stepgraph.planner.planner import Planner, check_instruction
@@ -138,7 +138,7 @@ class Runtime:
         self,
         model: BackendBase | str | None = None,
         *,
-        store: Store | str | Path | None = None,
+        store: MemoryStore | str | Path | None = None,
         executors: list[Executor] | dict[str, Executor] | None = None,
         docs: str | Path | None = None,
         sql: str | Path | None = None,
@@ -191,8 +191,9 @@ class Runtime:
                 "DocsExecutor or SqlExecutor in it instead"
             )
         self.model = model
-        self._owns_store = not isinstance(store, Store)  # close only a store we opened
-        self.store = store if isinstance(store, Store) else Store(store)
+        self._owns_store = not isinstance(store, MemoryStore)  # close only a store we opened
+        # a path (SQLite) or a postgresql:// URL; None: the default file
+        self.store = store if isinstance(store, MemoryStore) else open_store(store)
         self.recorder = Recorder(self.store)  # every store write of a run, off the event loop
         self.executors = _executor_map(
             executors, model, docs=docs, sql=sql, calculate=calculate, sandbox=python_sandbox
@@ -234,9 +235,17 @@ class Runtime:
         self.planning = plan
         self.calculate = calculate
         self._boards: dict[str, Board] = {}
-        self._checkpoints = Path(self.store.path).with_name(
-            Path(self.store.path).stem + "-checkpoints.db"
-        )
+        # LangGraph's checkpoints stay in SQLite: beside a SQLite store; for a PostgreSQL
+        # store, in this machine's home folder (a run resumes on the machine that ran it)
+        if isinstance(self.store, Store):
+            beside = Path(self.store.path)
+        else:
+            from stepgraph.config import load_settings
+
+            home = (settings or load_settings()).home
+            beside = Path(home).expanduser() / "stepgraph.db" if home else default_path()
+            beside.parent.mkdir(parents=True, exist_ok=True)
+        self._checkpoints = beside.with_name(beside.stem + "-checkpoints.db")
 
     # -- public API ----------------------------------------------------------------------
 
@@ -364,8 +373,7 @@ class Runtime:
                     except StopAsyncIteration:
                         break
                     if mode == "custom" and isinstance(chunk, Event):
-                        self.recorder(chunk)
-                        yield chunk
+                        yield chunk  # recorded when it was told (`_teller`)
                     elif mode == "updates" and "__interrupt__" in chunk:
                         status = "interrupted"
                     elif mode == "updates":
@@ -471,6 +479,18 @@ class Runtime:
 
     # -- the pieces ----------------------------------------------------------------------
 
+    def _teller(self) -> Callable[[Event], None]:
+        """How a task tells what happened: the recorder stores the event as it is told (so
+        a task that flushes the recorder before it returns is in the store before LangGraph
+        checkpoints it), and the run's stream shows it."""
+        stream = get_stream_writer()
+
+        def tell(event: Event) -> None:
+            self.recorder(event)
+            stream(event)
+
+        return tell
+
     def _conversation(self, record) -> list[Message]:
         if not record.conversation_id:
             return []
@@ -550,6 +570,7 @@ class Runtime:
         model's answer to the demo changed when decoded in a batch with it, and went wrong
         (2 of 2 runs; alone, right 7 of 7)."""
         await self._candidates(run_id, None, direct, [], numeric=True)
+        await self.recorder.flush()
         return self._boards[run_id].made
 
     def _by_candidates(self, run_id: str) -> Plan | None:
@@ -593,7 +614,7 @@ class Runtime:
         if writer is None:
             return None
         plan = Plan(goal=board.task, steps=[Step(id="s1", executor=writer, instruction=board.task)])
-        write = get_stream_writer()
+        write = self._teller()
         note = Verdict(check="planning", passed=None, evidence=why)
         self._stream_verdicts(run_id, None, [note], write)
         write(PlanReady(run_id=run_id, plan=plan.model_dump(), unplanned=why))
@@ -619,7 +640,7 @@ class Runtime:
     ) -> dict:
         """Run one candidate's work (a coroutine giving a StepOutput) as a recorded node."""
         board = self._boards[run_id]
-        write = get_stream_writer()
+        write = self._teller()
         write(
             StepStarted(
                 run_id=run_id,
@@ -652,6 +673,7 @@ class Runtime:
             model=output.model,
         )
         write(_finished(run_id, result, candidate=True))
+        await self.recorder.flush()  # stored before LangGraph keeps the task's result
         return result.model_dump()
 
     def _as_step(self, run_id: str, step: Step, direct: dict) -> dict:
@@ -666,12 +688,12 @@ class Runtime:
                 "data": _ANSWERED_BY_DIRECT,
             }
         )
-        get_stream_writer()(_finished(run_id, result))
+        self._teller()(_finished(run_id, result))
         return result.model_dump()
 
     async def _execute(self, run_id: str, step: Step) -> dict:
         board = self._boards[run_id]
-        write = get_stream_writer()
+        write = self._teller()
         deps = await board.wait(step.depends_on)
         blocked = [d for d, r in deps.items() if r["status"] != "done"]
         outputs = {d: r["output"] for d, r in deps.items()}
@@ -780,6 +802,7 @@ class Runtime:
             for data in tried:
                 write(StepAttempt(run_id=run_id, step_id=step.id, **data))
         write(_finished(run_id, result, args=step.args))
+        await self.recorder.flush()  # stored before LangGraph keeps the task's result
         return result.model_dump()
 
     def _writes_text(self, executor: str) -> bool:
@@ -813,7 +836,7 @@ class Runtime:
     async def _replan(self, run_id: str, progress: str, round: int) -> dict | None:
         """A new plan for what is left, given what was done and what failed; None when the
         planner cannot make one (the run then ends with what it has)."""
-        write = get_stream_writer()
+        write = self._teller()
         board = self._boards[run_id]
         instruction = (
             f"{board.task}\n\n{progress}\nPlan only the work still needed to finish the task."
@@ -825,6 +848,7 @@ class Runtime:
             return None
         renamed = {**plan.renamed(f"r{round}").model_dump(), "goal": board.task}
         write(PlanReady(run_id=run_id, round=round, plan=renamed))
+        await self.recorder.flush()
         return plan.model_dump()
 
     async def _compose(self, run_id: str, results: list[dict], final_ids: list[str]) -> dict:
@@ -862,7 +886,7 @@ class Runtime:
         """Cross-check the candidates, choose, and revise the chosen answer for the checks it
         fails. The answer is never dropped for a failed check: a run whose checks fail or
         whose candidates disagree on a number ends "unverified"."""
-        write = get_stream_writer()
+        write = self._teller()
         board = self._boards[run_id]
         steps = [StepResult(**r) for r in results]
         numeric = asks_for_number(board.task, board.history)
@@ -909,6 +933,7 @@ class Runtime:
         # shown plain: claims were read from the model's own markup (\boxed{}) above
         answer = readable_math(answer, board.task)
         write(AnswerGiven(run_id=run_id, answer=answer, status=status))
+        await self.recorder.flush()
         return {
             "answer": answer,
             "status": status,
@@ -991,7 +1016,7 @@ class Runtime:
         if name != "program":
             if text:
                 checked = await self.verifier.check_answer(task, text, steps, from_results=False)
-            self._stream_verdicts(run_id, name, checked, get_stream_writer())
+            self._stream_verdicts(run_id, name, checked, self._teller())
             draft = Composition(answer=text, verdicts=checked).model_dump()
             claims = answer_claims(text, task) if numeric else []
         else:  # a program votes with the one number it printed, or not at all

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -133,3 +134,36 @@ def test_a_failed_write_is_raised_at_the_next_flush(tmp_path):
         asyncio.run(recorder.flush())
     asyncio.run(recorder.flush())  # raised once; the recorder goes on
     recorder.close()
+
+
+class SlowStore(Store):
+    """A store whose step writes take a while (a slow disk)."""
+
+    def record_step(self, *args, **kwargs):
+        import time
+
+        time.sleep(0.3)
+        return super().record_step(*args, **kwargs)
+
+
+def test_a_finished_step_is_stored_before_its_task_returns(tmp_path):
+    """LangGraph keeps a task's result when the task returns, and a resumed run does not run
+    it again: its row must be in the store by then, however slow the store."""
+    store = SlowStore(tmp_path / "s.db")
+    seen = {}
+
+    class Looking(Echo):
+        async def run(self, step):
+            if step.step_id == "s3":  # s1 and s2 have returned: both are stored
+                # what is committed, as a kill would leave it (a plain reader never waits)
+                reader = sqlite3.connect(f"file:{tmp_path / 's.db'}?mode=ro", uri=True)
+                seen.update(reader.execute("SELECT step_id, status FROM steps").fetchall())
+                reader.close()
+            return await super().run(step)
+
+    backend = ScriptedBackend([DIAMOND], responder=lambda r: "composed answer")
+    python = Looking()
+    python.name, python.writes_text, python.computes = "python", False, True
+    with Runtime(backend, store=store, executors=[Echo(), python], direct=False) as runtime:
+        assert runtime.run("do a and b, then join").status == "done"
+    assert seen.get("s1") == "done" and seen.get("s2") == "done", seen
