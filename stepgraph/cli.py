@@ -71,7 +71,9 @@ AdapterOpt = Annotated[
     Path | None,
     typer.Option(help="planner LoRA from `stepgraph train planner` (a .gguf or its folder)"),
 ]
-HomeOpt = Annotated[Path | None, typer.Option("--db", help="memory store file")]
+HomeOpt = Annotated[
+    str | None, typer.Option("--db", help="memory store: a file, or a postgresql:// URL")
+]
 PlanOpt = Annotated[
     str | None,
     typer.Option(
@@ -97,11 +99,11 @@ def _backend(spec: str | None):
     return load_model(spec or settings.model, **settings.engine_options())
 
 
-def _store(db: Path | None, *, create: bool = True):
+def _store(db: str | None, *, create: bool = True):
     from stepgraph.config import store_path
-    from stepgraph.memory import Store
+    from stepgraph.memory import open_store
 
-    return Store(db if db is not None else store_path(_settings()), create=create)
+    return open_store(db if db is not None else store_path(_settings()), create=create)
 
 
 # -- model ---------------------------------------------------------------------------------

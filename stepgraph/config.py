@@ -29,6 +29,11 @@ class Settings(BaseModel):
         description='planner LoRA: "auto" (the one shipped for the model, if any), "none", or a path',
     )
     home: str | None = Field(default=None, description="directory of the memory store")
+    store: str | None = Field(
+        default=None,
+        description="the memory store: a file, or a postgresql:// URL for a store shared by "
+        "many machines (default: stepgraph.db in home)",
+    )
     threads: int | None = Field(
         default=None, gt=0, description="CPU threads for llama.cpp (default: every core)"
     )
@@ -64,9 +69,12 @@ class Settings(BaseModel):
         }
 
 
-def store_path(settings: Settings) -> Path | None:
-    """The memory store the settings name (`home`, or STEPGRAPH_HOME), else None: the
-    store's own default."""
+def store_path(settings: Settings) -> str | Path | None:
+    """The memory store the settings name: `store` (a path or a postgresql:// URL, also
+    STEPGRAPH_STORE), else stepgraph.db in `home` (or STEPGRAPH_HOME), else None: the
+    store's own default. `stepgraph.memory.open_store` opens any of them."""
+    if settings.store:
+        return settings.store
     return Path(settings.home).expanduser() / "stepgraph.db" if settings.home else None
 
 
@@ -97,8 +105,14 @@ def load_settings(path: Path | None = None, **overrides: object) -> Settings:
                 "every setting goes under a [stepgraph] table"
             )
         table = dict(parsed.get("stepgraph", {}))
-        if isinstance(home := table.get("home"), str) and not Path(home).expanduser().is_absolute():
-            table["home"] = str(path.resolve().parent / home)  # relative to the file, not cwd
+        for key in ("home", "store"):  # a relative folder or file: relative to the file
+            value = table.get(key)
+            if (
+                isinstance(value, str)
+                and "://" not in value
+                and not Path(value).expanduser().is_absolute()
+            ):
+                table[key] = str(path.resolve().parent / value)  # not to the cwd
         data.update(table)
     for name in Settings.model_fields:
         if (value := os.environ.get(ENV_PREFIX + name.upper())) is not None:

@@ -1,6 +1,10 @@
-"""The SQLite memory store: conversations, runs, plans, steps, verdicts and events."""
+"""The memory store: conversations, runs, plans, steps, verdicts and events, in one SQLite
+file (`Store`) or a PostgreSQL database (`stepgraph.memory.postgres.PostgresStore`, with the
+`postgres` extra); `open_store` picks one from what a user types."""
 
+from stepgraph.memory.base import MemoryStore
 from stepgraph.memory.migrations import MIGRATIONS, migrate
+from stepgraph.memory.opening import is_postgres_url, open_store
 from stepgraph.memory.records import (
     ConversationRecord,
     EventRecord,
@@ -18,6 +22,7 @@ __all__ = [
     "MIGRATIONS",
     "ConversationRecord",
     "EventRecord",
+    "MemoryStore",
     "MessageRecord",
     "PlanRecord",
     "RunRecord",
@@ -29,6 +34,8 @@ __all__ = [
     "default_path",
     "estimate_tokens",
     "fts_query",
+    "is_postgres_url",
     "migrate",
     "new_id",
+    "open_store",
 ]

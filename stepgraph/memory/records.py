@@ -135,5 +135,6 @@ class SearchHit(_Record):
     snippet: str
     """The matching text, matched words marked «like this»."""
     score: float
-    """bm25 rank from SQLite FTS5: lower is a better match."""
+    """Lower is a better match: FTS5's bm25 rank on SQLite, minus `ts_rank` on PostgreSQL
+    (so scores compare within one store, not across the two)."""
     created: str | None

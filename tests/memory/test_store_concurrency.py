@@ -1,21 +1,21 @@
-"""Eight processes writing one store at once: no "database is locked", no lost row."""
+"""Eight processes writing one store at once: no "database is locked", no lost row, on
+SQLite (one file) and on PostgreSQL (one schema)."""
 
 from __future__ import annotations
 
 import multiprocessing
 import traceback
-from pathlib import Path
 
-from stepgraph.memory import Store
+from stepgraph.memory import open_store
 
 PROCESSES = 8
 RUNS_EACH = 25
 
 
-def _writer(path: str, worker: int, start, results) -> None:
+def _writer(target: str, worker: int, start, results) -> None:
     """Open the (possibly brand-new) store, wait for all, then write RUNS_EACH runs."""
     try:
-        store = Store(path)  # eight opens of a new file race through the migrations too
+        store = open_store(target)  # eight opens of a new store race through the migrations
         start.wait(timeout=120)
         conversation = store.new_conversation(f"worker {worker}")
         run_ids = []
@@ -36,13 +36,13 @@ def _writer(path: str, worker: int, start, results) -> None:
         results.put((worker, [], traceback.format_exc()))
 
 
-def test_eight_processes_write_one_store(tmp_path: Path):
-    path = tmp_path / "shared.db"
+def test_eight_processes_write_one_store(store_target: str):
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Barrier(PROCESSES)
     results = ctx.Queue()
     workers = [
-        ctx.Process(target=_writer, args=(str(path), n, start, results)) for n in range(PROCESSES)
+        ctx.Process(target=_writer, args=(store_target, n, start, results))
+        for n in range(PROCESSES)
     ]
     for w in workers:
         w.start()
@@ -56,12 +56,12 @@ def test_eight_processes_write_one_store(tmp_path: Path):
     written = {run_id for _, run_ids, _ in reports for run_id in run_ids}
     assert len(written) == PROCESSES * RUNS_EACH
 
-    with Store(path) as store:
+    with open_store(store_target) as store:
         runs = store.runs(limit=10_000)
         assert {r.id for r in runs} == written
         assert all(r.status == "done" and r.step_count == 2 for r in runs)
         counts = {
-            table: store.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            table: store.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             for table in ("conversations", "messages", "plans", "steps", "verdicts", "events")
         }
         total = PROCESSES * RUNS_EACH

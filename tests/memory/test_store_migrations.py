@@ -1,4 +1,7 @@
-"""Opening the store: migrations, and the files it must refuse without changing them."""
+"""Opening the store: migrations, and the files it must refuse without changing them.
+
+SQLite only: file headers, permissions, WAL and the FTS5 tables are SQLite's own; the
+PostgreSQL store's migrations and refusals are tested in test_store_postgres.py."""
 
 from __future__ import annotations
 

@@ -266,7 +266,7 @@ def test_one_store_shared_by_threads(store: Store):
 
 def test_conversations_active_in_the_same_millisecond_keep_their_order(store: Store, monkeypatch):
     """Ties on the clock (milliseconds) must not order conversations at random."""
-    import stepgraph.memory.store as module
+    import stepgraph.memory.base as module
 
     monkeypatch.setattr(module, "_now", lambda: "2026-11-25T12:00:00.000+00:00")
     first = store.new_conversation("first")
