@@ -13,16 +13,17 @@ ROOT = Path(stepgraph.__file__).parent
 # lowest first; a package imports only from lower layers
 LAYERS = {
     "errors": 0,
-    "config": 1,
-    "models": 1,
-    "memory": 1,
-    "executors": 2,
-    "planner": 2,
-    "verifier": 2,
-    "runtime": 3,
-    "evolve": 3,
-    "__init__": 4,  # the public API
-    "cli": 5,
+    "telemetry": 1,  # spans (OpenTelemetry API); models and the runtime report to it
+    "config": 2,
+    "models": 2,
+    "memory": 2,
+    "executors": 3,
+    "planner": 3,
+    "verifier": 3,
+    "runtime": 4,
+    "evolve": 4,
+    "__init__": 5,  # the public API
+    "cli": 6,
 }
 # the only imports between packages of one layer: each one way, never back
 SIDEWAYS = {

@@ -7,10 +7,13 @@ efficient when it sees their requests together, so the primitive is a list in, a
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from stepgraph.telemetry import model_call
 
 T = TypeVar("T")
 
@@ -91,7 +94,8 @@ async def aiter_in_thread(make: Callable[[], Iterable[T]]) -> AsyncIterator[T]:
         except BaseException as exc:  # handed to the consumer, raised there
             loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
 
-    worker = loop.run_in_executor(None, pump)
+    context = contextvars.copy_context()  # the caller's (a trace span's) in the thread too
+    worker = loop.run_in_executor(None, context.run, pump)
     while True:
         kind, value = await queue.get()
         if kind == "item":
@@ -124,13 +128,21 @@ class BackendBase:
         return 32768
 
     def complete(self, request: Request) -> Completion:
-        return self.generate([request])[0]
+        with model_call(self.name, request) as traced:
+            done = self.generate([request])[0]
+            traced(done)
+            return done
 
     async def agenerate(self, requests: list[Request]) -> list[Completion]:
         return await asyncio.to_thread(self.generate, requests)
 
     async def acomplete(self, request: Request) -> Completion:
-        return (await self.agenerate([request]))[0]
+        """One request, decoded beside whatever else is running; a span of its own when
+        traces are on (stepgraph.telemetry)."""
+        with model_call(self.name, request) as traced:
+            done = (await self.agenerate([request]))[0]
+            traced(done)
+            return done
 
     async def astream(self, request: Request) -> AsyncIterator[str]:
         async for piece in aiter_in_thread(lambda: self.stream(request)):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +24,7 @@ from langgraph.config import get_stream_writer
 from langgraph.func import entrypoint, task
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+import stepgraph.telemetry as telemetry
 from stepgraph.errors import ConfigError, StepgraphError
 from stepgraph.executors.base import Executor, StepInput, StepOutput, declares
 from stepgraph.executors.latex import readable_math
@@ -63,6 +65,51 @@ from stepgraph.verifier.numeric import single_number
 from stepgraph.verifier.verdict import failures
 
 _CONTINUE = object()
+
+
+def _traced(describe: Callable[..., tuple[str, dict]]):
+    """The method's work as a span under its run's span (`stepgraph.telemetry`):
+    `describe(*args)` names it and gives its attributes from the method's arguments after
+    `run_id`. Current while the work runs, so model calls and checks nest under it."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        async def traced(self, run_id: str, *args, **kwargs):
+            name, attributes = describe(*args, **kwargs)
+            board = self._boards.get(run_id)
+            parent = board.trace if board else None
+            with telemetry.span(name, parent, run_id=run_id, **attributes) as span:
+                result = await method(self, run_id, *args, **kwargs)
+                if isinstance(result, dict) and span.is_recording():
+                    span.set_attributes(_result_attributes(result))
+                return result
+
+        return traced
+
+    return decorate
+
+
+def _result_attributes(result: dict) -> dict:
+    """A task's outcome on its span: status, and a step's tokens as the store keeps them."""
+    attributes = {"stepgraph.status": result.get("status")}
+    if "step_id" in result:
+        attributes["gen_ai.usage.input_tokens"] = result.get("prompt_tokens", 0)
+        attributes["gen_ai.usage.output_tokens"] = result.get("completion_tokens", 0)
+    return {k: v for k, v in attributes.items() if v is not None}
+
+
+def _end_run_span(span, event: RunFinished) -> None:
+    if span.is_recording():
+        span.set_attributes(
+            {
+                "stepgraph.status": event.status,
+                "gen_ai.usage.input_tokens": event.prompt_tokens,
+                "gen_ai.usage.output_tokens": event.completion_tokens,
+            }
+        )
+    span.end()
+
+
 # the data of a lone llm step that the direct candidate answered
 _ANSWERED_BY_DIRECT = {"answered_by": "direct"}
 
@@ -162,6 +209,7 @@ class Runtime:
     ):
         from stepgraph.models.spec import load_model
 
+        telemetry.configure()  # traces exported when the environment asks for them
         settings = None
         if None in (model, store, max_steps, max_seconds, max_tokens, plan):
             # what the caller left out comes from the settings, as for the CLI
@@ -344,6 +392,7 @@ class Runtime:
         started = time.perf_counter()
         self._boards[run_id] = Board()
         self._boards[run_id].deadline = started + self.max_seconds
+        run_span, self._boards[run_id].trace = telemetry.run_span(run_id, self.model.name)
         status, error, answer = "failed", None, ""
         composed_tokens = [0, 0]
         candidates, chosen = [], None
@@ -418,6 +467,7 @@ class Runtime:
             )
         self.recorder(event)
         await self.recorder.flush()  # the next run of the conversation reads this turn
+        _end_run_span(run_span, event)
         yield event
         yield RunResult(
             run_id=run_id,
@@ -488,6 +538,16 @@ class Runtime:
         def tell(event: Event) -> None:
             self.recorder(event)
             stream(event)
+            if isinstance(event, VerdictMade):
+                board = self._boards.get(event.run_id)
+                telemetry.check(
+                    event.run_id,
+                    event.step_id,
+                    event.check,
+                    event.passed,
+                    event.evidence,
+                    board.trace if board else None,
+                )
 
         return tell
 
@@ -500,6 +560,7 @@ class Runtime:
             if m.role in ("user", "assistant")
         ]
 
+    @_traced(lambda *a, **k: ("stepgraph.plan", {}))
     async def _plan(
         self,
         run_id: str,
@@ -539,6 +600,14 @@ class Runtime:
             streamed.append(step)
         plan = planning.plan
         stats = {k: v for k, v in planning.stats.items() if k != "raw"}
+        telemetry.annotate(
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": getattr(self.planner.model, "name", ""),
+                "gen_ai.usage.output_tokens": stats.get("completion_tokens"),
+                "stepgraph.steps": len(plan.steps),
+            }
+        )
         self._boards[run_id].plan_tokens = stats.get("completion_tokens", 0)
         self._boards[run_id].tokens += self._boards[run_id].plan_tokens
         write(PlanReady(run_id=run_id, plan=plan.model_dump(), **stats))
@@ -563,6 +632,7 @@ class Runtime:
             return "number" if only_questions(board.task) else None
         return "form" if extract_constraints(board.task).constraints else None
 
+    @_traced(lambda *a: ("stepgraph.candidates", {}))
     async def _break_ties(self, run_id: str, direct: dict) -> dict:
         """The candidates made before any plan: the direct answer, then tie-breakers while
         no two agree. Returned (plain data) so that a resumed run gets them back. The program
@@ -635,6 +705,12 @@ class Runtime:
             answer_directly(self.model, request, calculate=self.calculate),
         )
 
+    @_traced(
+        lambda name, executor, *a: (
+            f"stepgraph.step {name}",
+            {"step_id": name, "executor": executor, "candidate": True},
+        )
+    )
     async def _candidate(
         self, run_id: str, name: str, executor: str, instruction: str, work
     ) -> dict:
@@ -691,6 +767,9 @@ class Runtime:
         self._teller()(_finished(run_id, result))
         return result.model_dump()
 
+    @_traced(
+        lambda step: (f"stepgraph.step {step.id}", {"step_id": step.id, "executor": step.executor})
+    )
     async def _execute(self, run_id: str, step: Step) -> dict:
         board = self._boards[run_id]
         write = self._teller()
@@ -851,6 +930,7 @@ class Runtime:
         await self.recorder.flush()
         return plan.model_dump()
 
+    @_traced(lambda *a: ("stepgraph.compose", {}))
     async def _compose(self, run_id: str, results: list[dict], final_ids: list[str]) -> dict:
         """The composed candidate: the final answer written from every step's result and the
         instruction (a last step sees only its own dependencies, and small models drop facts
@@ -880,6 +960,7 @@ class Runtime:
             board.tokens + spent < self.max_tokens and time.perf_counter() < board.deadline
         )
 
+    @_traced(lambda *a: ("stepgraph.choose", {}))
     async def _decide(
         self, run_id: str, composed: dict, direct: dict | None, results: list[dict]
     ) -> dict:
