@@ -97,6 +97,13 @@ class MemoryStore(ABC):
     processes number one run's events and plan versions in turn (SQLite locks the file)."""
     _CONVERSATION_ORDER = "c.rowid"
     """What orders conversations created in the same millisecond: the order of insertion."""
+    _NOW_S = "((julianday('now') - 2440587.5) * 86400.0)"
+    """The database's clock in epoch seconds. Leases are set and compared on this one clock,
+    so workers on machines whose clocks differ agree on when a lease ends."""
+    _SKIP_LOCKED = ""
+    """Ends a claim's read of the runs to claim. PostgreSQL: ` FOR UPDATE SKIP LOCKED`, so
+    workers claiming at the same moment take different runs instead of waiting on each
+    other; SQLite's file lock already makes them take turns."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -356,6 +363,27 @@ class MemoryStore(ABC):
         meta: dict[str, Any] | None = None,
     ) -> str:
         """Record a new run (status "running") and return its id."""
+        return self._new_run(
+            instruction,
+            "running",
+            conversation_id=conversation_id,
+            model=model,
+            planner=planner,
+            run_id=run_id,
+            meta=meta,
+        )
+
+    def _new_run(
+        self,
+        instruction: str,
+        status: str,
+        *,
+        conversation_id: str | None,
+        model: str,
+        planner: str,
+        run_id: str | None,
+        meta: dict[str, Any] | None,
+    ) -> str:
         run_id = run_id or new_id("r")
         with self._write():
             if conversation_id is not None:
@@ -369,7 +397,7 @@ class MemoryStore(ABC):
                     run_id,
                     conversation_id,
                     instruction,
-                    "running",
+                    status,
                     model,
                     planner,
                     _now(),
@@ -552,6 +580,109 @@ class MemoryStore(ABC):
                 ],
             )
 
+    # -- submitted runs and the workers' claims ------------------------------------------
+
+    def submit_run(
+        self,
+        instruction: str,
+        *,
+        conversation_id: str | None = None,
+        model: str = "",
+        planner: str = "",
+        meta: dict[str, Any] | None = None,
+    ) -> str:
+        """Record a run for a worker to run (status "submitted"); its id. Nothing runs it
+        until a worker claims it (`claim_runs`)."""
+        return self._new_run(
+            instruction,
+            "submitted",
+            conversation_id=conversation_id,
+            model=model,
+            planner=planner,
+            run_id=None,
+            meta=meta,
+        )
+
+    def claim_runs(
+        self,
+        worker: str,
+        limit: int,
+        *,
+        lease_s: float,
+        model: str = "",
+        planner: str = "",
+        max_claims: int | None = None,
+    ) -> list[str]:
+        """Claim up to `limit` runs for `worker`, oldest first, and return their ids: runs
+        submitted, and runs whose worker's lease lapsed (a worker that died, or lost the
+        database). Each becomes "running", leased to `worker` for `lease_s` seconds of the
+        database's clock. `model` and `planner` fill those fields where the submitter left
+        them empty.
+
+        A lapsed run already claimed `max_claims` times is failed instead: a run that takes
+        down every worker that runs it must not take down all of them in turn.
+        """
+        now = self._NOW_S
+        with self._write():
+            if max_claims is not None:
+                self._execute(
+                    f"""UPDATE runs SET status = 'failed', finished = ?, error = ?
+                    WHERE status = 'running' AND lease_until < {now} AND claims >= ?""",
+                    [
+                        _now(),
+                        f"given up after {max_claims} claims: each worker that ran it stopped "
+                        "before it finished (see the workers' logs)",
+                        max_claims,
+                    ],
+                )
+            rows = self._execute(
+                f"""UPDATE runs SET status = 'running', claimed_by = ?,
+                    lease_until = {now} + ?, claims = claims + 1,
+                    model = coalesce(nullif(model, ''), ?),
+                    planner = coalesce(nullif(planner, ''), ?)
+                WHERE num IN (
+                    SELECT num FROM runs
+                    WHERE status = 'submitted' OR (status = 'running' AND lease_until < {now})
+                    ORDER BY num LIMIT ?{self._SKIP_LOCKED})
+                RETURNING id, num""",
+                [worker, lease_s, model, planner, limit],
+            ).fetchall()
+        return [row[0] for row in sorted(rows, key=lambda row: row[1])]
+
+    def renew_claims(self, worker: str, run_ids: list[str], *, lease_s: float) -> list[str]:
+        """Extend `worker`'s lease on `run_ids` to `lease_s` seconds from now; the ids it
+        still holds. A run missing from the answer is no longer the worker's: its lease
+        lapsed and another worker claimed it."""
+        if not run_ids:
+            return []
+        marks = ", ".join("?" * len(run_ids))
+        with self._write():
+            rows = self._execute(
+                f"""UPDATE runs SET lease_until = {self._NOW_S} + ?
+                WHERE claimed_by = ? AND id IN ({marks}) RETURNING id""",
+                [lease_s, worker, *run_ids],
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def release_runs(self, worker: str, run_ids: list[str]) -> list[str]:
+        """End `worker`'s lease on those of `run_ids` it holds and has not finished, so any
+        worker may claim them at once (and resume them); the ids released."""
+        if not run_ids:
+            return []
+        marks = ", ".join("?" * len(run_ids))
+        with self._write():
+            rows = self._execute(
+                f"""UPDATE runs SET lease_until = 0
+                WHERE claimed_by = ? AND status = 'running' AND id IN ({marks}) RETURNING id""",
+                [worker, *run_ids],
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def reconnect(self) -> None:
+        """Open a new connection in place of one the server dropped (PostgreSQL; a SQLite
+        file needs none). Call it with no write in progress."""
+        return None
+
     # -- reading -------------------------------------------------------------------------
 
     def runs(self, limit: int = 20, status: str | None = None) -> list[RunSummary]:
@@ -671,7 +802,7 @@ def _column_value(name: str, value: Any) -> Any:
 
 
 def _run_summary(row: dict[str, Any]) -> RunSummary:
-    row = {key: value for key, value in row.items() if key != "num"}
+    row = {key: value for key, value in row.items() if key not in ("num", "lease_until")}
     return RunSummary(**{**row, "meta": _loads(row["meta"]) or {}})
 
 

@@ -131,6 +131,20 @@ def m002_full_text_search(db: Database) -> None:
     db["runs"].enable_fts(["instruction", "answer"], create_triggers=True, tokenize="porter")
 
 
+@migration
+def m003_run_claims(db: Database) -> None:
+    # Submitted runs wait (status "submitted") until a worker claims one: `claimed_by` names
+    # the worker, `lease_until` (epoch seconds on the database's clock) is when its claim
+    # lapses unless renewed, and `claims` counts the claims, so a run that takes down every
+    # worker that runs it is given up instead of claimed forever.
+    for sql in (
+        "ALTER TABLE runs ADD COLUMN claimed_by TEXT",
+        "ALTER TABLE runs ADD COLUMN lease_until REAL",
+        "ALTER TABLE runs ADD COLUMN claims INTEGER NOT NULL DEFAULT 0",
+    ):
+        db.execute(sql)
+
+
 def applied_migrations(db: Database) -> list[str]:
     """Names of the migrations recorded in this database, in the order they were applied."""
     if not db["_migrations"].exists():

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from contextlib import suppress
 from functools import lru_cache
 from typing import Any
 
@@ -112,6 +113,8 @@ class PostgresStore(MemoryStore):
     _BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
     _LOCK_RUN = " FOR UPDATE"
     _CONVERSATION_ORDER = "c.num"
+    _NOW_S = "extract(epoch FROM clock_timestamp())::double precision"
+    _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, url: str, *, create: bool = True) -> None:
         super().__init__()
@@ -126,6 +129,21 @@ class PostgresStore(MemoryStore):
         except psycopg.Error as e:
             self.conn.close()
             raise self._open_error(e) from e
+
+    @property
+    def url(self) -> str:
+        """The URL the store connects with, password included (for the checkpointer, which
+        keeps LangGraph's checkpoints in the same database): never show it; `location` is
+        the same URL without its password."""
+        return self._url
+
+    def reconnect(self) -> None:
+        """Open a new connection in place of one the server dropped (tried a few times, as
+        when opening); a StoreError that says why when the server still does not answer."""
+        with self._lock:
+            with suppress(psycopg.Error):  # it is already gone; that is why we are here
+                self.conn.close()
+            self.conn = self._connect()
 
     # -- opening -----------------------------------------------------------------------
 

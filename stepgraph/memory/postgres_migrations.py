@@ -135,6 +135,14 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             for table in DOCUMENTS
         ],
     ),
+    (
+        "m003_run_claims",
+        [
+            "ALTER TABLE runs ADD COLUMN claimed_by TEXT",
+            "ALTER TABLE runs ADD COLUMN lease_until DOUBLE PRECISION",
+            "ALTER TABLE runs ADD COLUMN claims INTEGER NOT NULL DEFAULT 0",
+        ],
+    ),
 ]
 
 

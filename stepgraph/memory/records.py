@@ -101,6 +101,12 @@ class RunSummary(_Record):
     error: str | None
     meta: dict[str, Any]
     step_count: int = 0
+    claimed_by: str | None = None
+    """The worker that claimed the run last (`stepgraph worker`); None for a run that was
+    not submitted to workers."""
+    claims: int = 0
+    """How many times workers claimed it: more than 1 when a worker died or lost the
+    database while running it, and another resumed it."""
 
 
 class RunRecord(RunSummary):

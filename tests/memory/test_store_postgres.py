@@ -214,7 +214,11 @@ def test_a_scripted_run_is_recorded_in_postgres(postgres_url: str, tmp_path: Pat
         assert type(runtime.store) is PostgresStore
         result = runtime.run("How many eggs are in 12 boxes of 4?")
     assert runtime.store.conn.closed  # the runtime opened it, so it closed it
-    assert (home / "stepgraph-checkpoints.db").exists()  # checkpoints stay in SQLite
+    # LangGraph's checkpoints are in the same database, none on this machine
+    assert not (home / "stepgraph-checkpoints.db").exists()
+    with psycopg.connect(postgres_url) as conn:
+        query = "SELECT count(*) FROM checkpoints WHERE thread_id = %s"
+        assert conn.execute(query, [result.run_id]).fetchone()[0] > 0
 
     with PostgresStore(postgres_url) as store:
         record = store.run(result.run_id)

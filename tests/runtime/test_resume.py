@@ -5,24 +5,27 @@ executors that sleep and log "start <id>" and "done <id>" lines to a file. The t
 child after some steps are done and while others are still sleeping, then resumes the run in
 a second child with `Runtime.resume(run_id)`, and checks that the answer comes, that every step
 finished exactly once, that no step finished before the kill ran again, and that every
-recorded output belongs to its own step.
+recorded output belongs to its own step. On a SQLite store and on a PostgreSQL one, where
+the checkpoints are kept in the same database.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import selectors
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from stepgraph.memory import Store
+from stepgraph.memory import is_postgres_url, open_store
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
 
@@ -101,6 +104,24 @@ print(json.dumps({"result": result.model_dump(mode="json")}), flush=True)
 """
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The run's store: a SQLite file (checkpoints in a file beside it), or a schema of a
+    real PostgreSQL (checkpoints in the same schema, so any machine can resume the run)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "store" / "stepgraph.db")
+        return
+    import psycopg
+
+    server = request.getfixturevalue("postgres_server")
+    schema = f"resume_{secrets.token_hex(4)}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield f"{server}&options=-csearch_path%3D{schema}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 def _child(tmp_path: Path, mode: str, *extra: str) -> list[str]:
     script = tmp_path / "child.py"
     script.write_text(CHILD)
@@ -108,7 +129,7 @@ def _child(tmp_path: Path, mode: str, *extra: str) -> list[str]:
         sys.executable,
         str(script),
         mode,
-        str(tmp_path / "store" / "stepgraph.db"),
+        (tmp_path / "target").read_text(),
         str(tmp_path / "steps.log"),
         json.dumps(PLAN),
         ANSWER,
@@ -172,7 +193,10 @@ def _start_and_kill(tmp_path: Path) -> tuple[str, list[str]]:
         proc.stderr.close()
 
 
-def test_killed_run_resumes_without_rerunning_finished_steps(tmp_path: Path) -> None:
+def test_killed_run_resumes_without_rerunning_finished_steps(
+    tmp_path: Path, store_target: str
+) -> None:
+    (tmp_path / "target").write_text(store_target)
     run_id, at_kill = _start_and_kill(tmp_path)
     done_at_kill = {line.split()[1] for line in at_kill if line.startswith("done")}
     started_at_kill = {line.split()[1] for line in at_kill if line.startswith("start")}
@@ -213,8 +237,17 @@ def test_killed_run_resumes_without_rerunning_finished_steps(tmp_path: Path) -> 
         assert step["status"] == "done", step
         inputs = ",".join(f"{d}={d}" for d in sorted(deps[step_id]))
         assert step["output"] == f"result of {step_id} from {inputs}", step
-    with Store(tmp_path / "store" / "stepgraph.db") as store:
+    with open_store(store_target) as store:
         record = store.run(run_id)
+    if is_postgres_url(store_target):  # the checkpoints are in the store's database
+        import psycopg
+
+        with psycopg.connect(store_target) as conn:
+            (count,) = conn.execute(
+                "SELECT count(*) FROM checkpoints WHERE thread_id = %s", [run_id]
+            ).fetchone()
+        assert count > 0
+        assert not (Path(os.environ["STEPGRAPH_HOME"]) / "stepgraph-checkpoints.db").exists()
     assert record.status == "done"
     assert record.answer == ANSWER
     recorded = {s.step_id: s.output for s in record.steps}
