@@ -67,6 +67,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 StrictOpt = Annotated[
     bool, typer.Option("--strict", help="exit 3 when the answer is unverified (default: 0)")
 ]
+McpOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--mcp",
+        help="an MCP server whose tools become executors: a command ('python srv.py'), a "
+        "URL, or NAME=either; repeat for more",
+    ),
+]
 AdapterOpt = Annotated[
     Path | None,
     typer.Option(help="planner LoRA from `stepgraph train planner` (a .gguf or its folder)"),
@@ -287,6 +295,7 @@ def run(
     plan: PlanOpt = None,
     as_json: JsonOpt = False,
     strict: StrictOpt = False,
+    mcp: McpOpt = None,
 ) -> None:
     """Plan and run an instruction, showing each step live.
 
@@ -294,7 +303,7 @@ def run(
     followed by a line with the checks it failed); 1 when the run gave no answer; with
     --strict, 3 for an unverified answer."""
     text = sys.stdin.read() if instruction == "-" else instruction
-    runtime = _runtime(model, db, docs, sql, planner_adapter, plan)
+    runtime = _runtime(model, db, docs, sql, planner_adapter, plan, mcp)
     _show_run(
         runtime,
         lambda on_event: runtime.run(text, conversation_id=conversation, on_event=on_event),
@@ -314,6 +323,73 @@ def resume(
     """Continue a run that was killed or interrupted; finished steps are not run again."""
     runtime = _runtime(model, db, None, None, planner_adapter)
     _show_run(runtime, lambda on_event: runtime.resume(run_id, on_event=on_event), as_json)
+
+
+@app.command()
+def submit(
+    instruction: Annotated[
+        str, typer.Argument(help="the instruction; '-' reads standard input", metavar="INSTRUCTION")
+    ],
+    db: HomeOpt = None,
+    conversation: Annotated[
+        str | None, typer.Option("--conversation", "-c", help="continue this conversation")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record an instruction for a worker to run (`stepgraph worker`), and print its run id.
+
+    Nothing runs here and no model is loaded; `stepgraph runs show RUN_ID` shows how far
+    the run got."""
+    from stepgraph.planner.planner import check_instruction
+
+    text = check_instruction(sys.stdin.read() if instruction == "-" else instruction)
+    with _store(db) as store:
+        run_id = store.submit_run(text, conversation_id=conversation)
+    print(json.dumps({"run_id": run_id}) if as_json else run_id)
+
+
+@app.command()
+def worker(
+    db: HomeOpt = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-n", help="runs at once in this process")
+    ] = 1,
+    model: ModelOpt = None,
+    docs: DocsOpt = None,
+    sql: SqlOpt = None,
+    planner_adapter: AdapterOpt = None,
+    plan: PlanOpt = None,
+    lease: Annotated[
+        float | None,
+        typer.Option(help="seconds a claim lasts unless renewed (default 30)"),
+    ] = None,
+) -> None:
+    """Run the runs submitted to the store (`stepgraph submit`), N at once, and resume those
+    whose worker died, without running their finished steps again.
+
+    Start one on each machine, all with the same postgresql:// store (docs/deploy.md).
+    SIGTERM or Ctrl-C: claim nothing more and stop once the running runs end; a second
+    one stops them too and hands them back to the other workers."""
+    from stepgraph.runtime.workers import LEASE_S, Worker
+
+    if concurrency < 1:
+        raise StepgraphError(f"--concurrency must be 1 or more, not {concurrency}")
+    if lease is not None and not lease > 0:
+        raise StepgraphError(f"--lease must be more than 0 seconds, not {lease:g}")
+    store = _store(db)  # an unreachable database fails here, before a model loads
+    try:
+        runtime = _runtime(model, store, docs, sql, planner_adapter, plan)
+        try:
+            Worker(
+                runtime,
+                concurrency=concurrency,
+                lease_s=lease or LEASE_S,
+                log=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True),
+            ).run()
+        finally:
+            runtime.close()
+    finally:
+        store.close()
 
 
 CHAT_HELP = "/new starts a new conversation, /id shows this one, /exit (or end of input) leaves"
@@ -375,7 +451,7 @@ def chat(
         err.print(f"[dim]continue later: stepgraph chat -c {conversation}[/dim]")
 
 
-def _runtime(model, db, docs, sql, planner_adapter=None, plan=None):
+def _runtime(model, db, docs, sql, planner_adapter=None, plan=None, mcp=None):
     from stepgraph.runtime import Runtime
 
     settings = _settings(plan=plan)
@@ -391,6 +467,7 @@ def _runtime(model, db, docs, sql, planner_adapter=None, plan=None):
         max_seconds=settings.max_seconds,
         max_tokens=settings.max_tokens,
         plan=settings.plan,
+        mcp=[*settings.mcp, *(mcp or [])],
     )
 
 

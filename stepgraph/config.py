@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,6 +33,11 @@ class Settings(BaseModel):
         default=None,
         description="the memory store: a file, or a postgresql:// URL for a store shared by "
         "many machines (default: stepgraph.db in home)",
+    )
+    mcp: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="MCP servers whose tools become executors: [[stepgraph.mcp]] tables "
+        "with name and command (a list) or url",
     )
     threads: int | None = Field(
         default=None, gt=0, description="CPU threads for llama.cpp (default: every core)"

@@ -65,7 +65,9 @@ class Executor(Protocol):
     plan step carries only its instruction (the plan grammar has no args), so the hint
     says what that instruction must be. `model_writes = "code"` (or `"expression"`): the
     argument of that name is written by the model from the step's text when a step does
-    not carry it (python, calculator); the runtime wraps such an executor to do so."""
+    not carry it (python, calculator); the runtime wraps such an executor to do so.
+    `model_writes = "arguments"` with an `input_schema`: a JSON object decoded under that
+    schema (an MCP tool's)."""
 
     name: str
     description: str

@@ -29,6 +29,11 @@ EXPRESSION_SYSTEM = (
     "Use only numbers, + - * / ** ( ) and functions like sqrt, round, min, max. Take the "
     "numbers from the task and the earlier results. Reply with the expression only."
 )
+ARGUMENTS_SYSTEM = (
+    "You call a tool for one step of a larger task. Write the tool's arguments as one JSON "
+    "object that fits its input schema, taking every value from the task and the earlier "
+    "results. Reply with the JSON object only."
+)
 _CODE_BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.S)
 
 
@@ -106,11 +111,25 @@ def extract_code(text: str) -> str:
     return (match.group(1) if match else text.replace("```", "")).strip()
 
 
+def parse_arguments(text: str) -> dict | str:
+    """A tool's arguments from the model's reply: the JSON object, else the text itself
+    (which the tool's schema check then refuses, with why)."""
+    import json
+
+    try:
+        value = json.loads(extract_code(text))
+    except ValueError:
+        return text
+    return value if isinstance(value, dict) else text
+
+
 # how the model writes each argument an executor can declare it writes (`model_writes`)
 WRITERS: dict[str, dict] = {
     "code": {"system": CODE_SYSTEM},
     # a calculator step is usually an expression already: its own text is tried first
     "expression": {"system": EXPRESSION_SYSTEM, "direct": True, "max_tokens": 80},
+    # an MCP tool's arguments, decoded under the tool's own input schema
+    "arguments": {"system": ARGUMENTS_SYSTEM, "parse": parse_arguments, "schema": True},
 }
 
 
@@ -144,6 +163,8 @@ class CodeWritingExecutor:
         direct: bool = False,
         max_tokens: int = 400,
         attempts: int = 2,
+        parse=None,
+        schema: bool = False,
     ):
         self.inner = inner
         self.model = model
@@ -152,11 +173,21 @@ class CodeWritingExecutor:
         self.direct = direct
         self.max_tokens = max_tokens
         self.attempts = attempts
+        self.parse = parse or extract_code
+        # decode under the executor's `input_schema` (an MCP tool's), where it has one
+        self.schema = getattr(inner, "input_schema", None) if schema else None
         self.name = inner.name
         self.description = inner.description
         for what in DECLARATIONS:  # it is what it wraps
             setattr(self, what, declares(inner, what))
         self.planner_hint = getattr(inner, "planner_hint", None)
+
+    def _schema_note(self) -> str:
+        if self.schema is None:
+            return ""
+        import json
+
+        return f"\n\nThe tool's input schema: {json.dumps(self.schema)}"
 
     async def run(self, step: StepInput) -> StepOutput:
         if step.args.get(self.arg):
@@ -168,17 +199,17 @@ class CodeWritingExecutor:
         messages = [
             Message(role="system", content=self.system),
             *_conversation(step),  # a follow-up question's numbers are in the turns before
-            Message(role="user", content=context_block(step)),
+            Message(role="user", content=context_block(step) + self._schema_note()),
         ]
         prompt_tokens = completion_tokens = 0
         result = StepOutput(error="no attempt")
         for _ in range(self.attempts):
             done = await self.model.acomplete(
-                Request(messages=messages, max_tokens=self.max_tokens)
+                Request(messages=messages, max_tokens=self.max_tokens, json_schema=self.schema)
             )
             prompt_tokens += done.prompt_tokens
             completion_tokens += done.completion_tokens
-            code = extract_code(done.text)
+            code = self.parse(done.text)
             result = await self.inner.run(
                 step.model_copy(update={"args": {**step.args, self.arg: code}})
             )
@@ -189,7 +220,7 @@ class CodeWritingExecutor:
                 Message(role="assistant", content=done.text),
                 Message(
                     role="user",
-                    content=f"Running it failed: {problem[-600:]}\nWrite the fixed program.",
+                    content=f"Running it failed: {problem[-600:]}\nWrite it again, fixed.",
                 ),
             ]
         data = result.data if isinstance(result.data, dict) else {"result": result.data}

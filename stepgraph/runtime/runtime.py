@@ -1,7 +1,7 @@
 """The run: plan, execute each step the moment its dependencies are done, verify, compose.
 
 Built on LangGraph's functional API. One `@entrypoint` per run (thread id = run id) with a
-SQLite checkpointer, one `@task` per step. Measured on random graphs, tasks that start when
+checkpointer in the store's database (`checkpoints.py`), one `@task` per step. Measured on random graphs, tasks that start when
 their own dependencies finish cost 1.04x the critical path, against 1.3-1.4x for StateGraph
 supersteps. LangGraph returns cached task results by call order on resume, so steps are
 *called* in the plan's order and each waits for its dependencies inside the task (`Board`).
@@ -29,7 +29,7 @@ from stepgraph.errors import ConfigError, StepgraphError
 from stepgraph.executors.base import Executor, StepInput, StepOutput, declares
 from stepgraph.executors.latex import readable_math
 from stepgraph.executors.llm import answer as answer_directly
-from stepgraph.memory import MemoryStore, Store, default_path, open_store
+from stepgraph.memory import MemoryStore, Store, open_store
 from stepgraph.models.base import BackendBase, Message
 from stepgraph.planner.plan import REFERENCE, Plan, Step
 from stepgraph.planner.planner import Planner, check_instruction
@@ -42,6 +42,7 @@ from stepgraph.runtime.candidates import (
     only_questions,
     program_answer,
 )
+from stepgraph.runtime.checkpoints import open_checkpointer
 from stepgraph.runtime.events import (
     AnswerGiven,
     Event,
@@ -206,6 +207,7 @@ class Runtime:
         samples: int = 2,
         plan: Literal["needed", "always"] | None = None,
         python_sandbox: Literal["kernel", "none"] = "kernel",
+        mcp: list | None = None,
     ):
         from stepgraph.models.spec import load_model
 
@@ -246,6 +248,11 @@ class Runtime:
         self.executors = _executor_map(
             executors, model, docs=docs, sql=sql, calculate=calculate, sandbox=python_sandbox
         )
+        if mcp is None:  # the servers of the settings' [[stepgraph.mcp]] tables
+            from stepgraph.config import load_settings
+
+            mcp = (settings or load_settings()).mcp
+        self._mcp = self._connect_mcp(mcp, model)
         descriptions = {  # what the planner reads: an executor's own hint, or its description
             n: getattr(e, "planner_hint", None) or e.description for n, e in self.executors.items()
         }
@@ -283,17 +290,13 @@ class Runtime:
         self.planning = plan
         self.calculate = calculate
         self._boards: dict[str, Board] = {}
-        # LangGraph's checkpoints stay in SQLite: beside a SQLite store; for a PostgreSQL
-        # store, in this machine's home folder (a run resumes on the machine that ran it)
-        if isinstance(self.store, Store):
-            beside = Path(self.store.path)
-        else:
-            from stepgraph.config import load_settings
-
-            home = (settings or load_settings()).home
-            beside = Path(home).expanduser() / "stepgraph.db" if home else default_path()
-            beside.parent.mkdir(parents=True, exist_ok=True)
-        self._checkpoints = beside.with_name(beside.stem + "-checkpoints.db")
+        # LangGraph's checkpoints: a SQLite file beside a SQLite store; in the same
+        # database for a PostgreSQL store (`runtime/checkpoints.py`), where no file is used
+        self._checkpoints = (
+            Path(self.store.path).with_name(Path(self.store.path).stem + "-checkpoints.db")
+            if isinstance(self.store, Store)
+            else None
+        )
 
     # -- public API ----------------------------------------------------------------------
 
@@ -340,6 +343,18 @@ class Runtime:
         async for item in self._drive(run_id, {"run_id": run_id}):
             yield item
 
+    def submit(self, instruction: str, *, conversation_id: str | None = None) -> str:
+        """Record `instruction` as a run for a worker to run (`stepgraph worker`), without
+        running it here; its run id. Workers on any machine that share this runtime's
+        PostgreSQL store pick it up (docs/deploy.md); `store.run(run_id)` shows how far it
+        got."""
+        return self.store.submit_run(
+            check_instruction(instruction),
+            conversation_id=conversation_id,
+            model=self.model.name,
+            planner=getattr(self.planner.model, "name", ""),
+        )
+
     def resume(
         self,
         run_id: str,
@@ -372,8 +387,34 @@ class Runtime:
             payload = _CONTINUE  # killed, failed or out of budget: continue from the checkpoint
         return await _collect(self._drive(run_id, payload), on_event)
 
+    def _connect_mcp(self, servers: list, model: BackendBase) -> list:
+        """Each tool of each MCP server as an executor (`stepgraph.executors.mcp`); a server
+        that does not start is left out with a warning that names it."""
+        if not servers:
+            return []
+        from pydantic import ValidationError
+
+        from stepgraph.executors.llm import writing_for
+        from stepgraph.executors.mcp import connect
+
+        try:
+            connections, tools = connect(servers)
+        except ValidationError as exc:  # a malformed server entry
+            raise ConfigError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+        for tool in tools:
+            if tool.name in self.executors:
+                raise ConfigError(
+                    f"MCP tool {tool.tool!r} of server {tool.server!r} would be executor "
+                    f"{tool.name!r}, which exists already: give the server another name"
+                )
+            self.executors[tool.name] = writing_for(tool, model)
+        return connections
+
     def close(self) -> None:
-        """Close the store if this runtime opened it; a Store you passed in stays yours."""
+        """Close the store if this runtime opened it; a Store you passed in stays yours.
+        MCP servers this runtime started are stopped."""
+        for connection in self._mcp:
+            connection.close()
         self.recorder.close()
         if self._owns_store:
             self.store.close()
@@ -387,8 +428,6 @@ class Runtime:
     # -- driving the LangGraph run -------------------------------------------------------
 
     async def _drive(self, run_id: str, payload: Any) -> AsyncIterator[Event | RunResult]:
-        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
         started = time.perf_counter()
         self._boards[run_id] = Board()
         self._boards[run_id].deadline = started + self.max_seconds
@@ -397,12 +436,8 @@ class Runtime:
         composed_tokens = [0, 0]
         candidates, chosen = [], None
         try:
-            async with AsyncSqliteSaver.from_conn_string(str(self._checkpoints)) as saver:
-                # WAL + NORMAL survives a killed process (what resume needs) without an
-                # fsync per task write, which costs more than the rest of a step (measured)
-                await saver.conn.execute("PRAGMA journal_mode=WAL")
-                await saver.conn.execute("PRAGMA synchronous=NORMAL")
-                saver.serde = _Serializer()
+            # the store's PostgreSQL database, or the SQLite file beside a SQLite store
+            async with open_checkpointer(self.store, self._checkpoints, _Serializer()) as saver:
                 workflow = self._workflow(saver)
                 config = {"configurable": {"thread_id": run_id}}
                 if payload is _CONTINUE:

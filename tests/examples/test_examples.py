@@ -22,7 +22,7 @@ from types import ModuleType
 import pytest
 
 from stepgraph import ScriptedBackend, Store
-from stepgraph.executors.llm import ANSWER_SYSTEM, CODE_SYSTEM, EXPRESSION_SYSTEM
+from stepgraph.executors.llm import ANSWER_SYSTEM, ARGUMENTS_SYSTEM, CODE_SYSTEM, EXPRESSION_SYSTEM
 from stepgraph.models import Request
 from stepgraph.runtime import candidates
 from stepgraph.verifier.composer import COMPOSE_SYSTEM
@@ -53,6 +53,7 @@ def scripted(
     code: Callable[[str], str] | None = None,
     compose: Callable[[str], str] | None = None,
     direct: Callable[[str], str] | None = None,
+    arguments: Callable[[str], str] | None = None,
 ) -> ScriptedBackend:
     """A model whose reply depends on who asks: plans in order, then the given functions of
     the request's last message. `direct` answers the whole task as the model itself (the
@@ -64,6 +65,7 @@ def scripted(
         COMPOSE_SYSTEM: compose,
         candidates.REASON_SYSTEM: direct,
         candidates.ANSWER_SYSTEM: direct,
+        ARGUMENTS_SYSTEM: arguments,
     }
 
     def respond(request: Request) -> str:
@@ -448,3 +450,33 @@ def test_trip_planner_runs_steps_in_parallel_and_checks_budget_and_word_limit(
     assert order.index(("step_started", "s7")) > s1_done
     peak = int(re.search(r"up to (\d+) steps ran", capsys.readouterr().out).group(1))
     assert peak >= 2
+
+
+# -- mcp_agent -----------------------------------------------------------------------------
+
+
+def test_mcp_agent_calls_the_servers_tools_at_once_and_answers_from_them(tmp_path, capsys):
+    """The real example server over stdio; the scripted model plans two forecast calls and
+    writes each call's arguments from its step."""
+    model = scripted(
+        plan(
+            ("s1", [], "weather_forecast", "Get tomorrow's forecast for Lisbon."),
+            ("s2", [], "weather_forecast", "Get tomorrow's forecast for Oslo."),
+            ("s3", ["s1", "s2"], "llm", "Say which is warmer: {{s1}} or {{s2}}."),
+        ),
+        arguments=lambda p: json.dumps({"city": "Lisbon" if "Lisbon." in p else "Oslo"}),
+        llm=lambda p: "Lisbon, with a high of 19 C against 4 C in Oslo, will be warmer.",
+        compose=lambda p: (
+            "Tomorrow's high is 19 C in Lisbon and 4 C in Oslo. Lisbon will be warmer."
+        ),
+        direct=lambda p: "Lisbon will be warmer than Oslo. Highs are about 20 C and 5 C.",
+    )
+    code = example("mcp_agent").main([], model=model, store=tmp_path / "s.db")
+    out, err = capsys.readouterr()
+    assert "left out" not in err, err
+    assert "Tools from the MCP server: weather_forecast, weather_sunrise" in out
+    record = only_run(tmp_path / "s.db")
+    steps = {s.step_id: s for s in record.steps}
+    assert steps["s1"].output == "Lisbon: high 19 C, low 12 C, sunny"
+    assert steps["s2"].output == "Oslo: high 4 C, low -1 C, rain"
+    assert record.answer.startswith("Tomorrow's high is 19 C in Lisbon") and code in (0, 1)
