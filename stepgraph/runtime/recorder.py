@@ -60,6 +60,12 @@ class Recorder:
             self._writer.submit(lambda: self.store.start_run(instruction, **fields))
         )
 
+    def submit(self, instruction: str, **fields: Any) -> str:
+        """Record a run for a worker to run (`Store.submit_run`'s fields), after everything
+        queued (the writer takes jobs in order); its id. Called outside any run, so it
+        waits here."""
+        return self._writer.submit(lambda: self.store.submit_run(instruction, **fields)).result()
+
     async def flush(self) -> None:
         """Wait until everything recorded so far is written; a write that failed is raised
         here (the store's own StoreError, which says what to do)."""

@@ -348,7 +348,7 @@ class Runtime:
         running it here; its run id. Workers on any machine that share this runtime's
         PostgreSQL store pick it up (docs/deploy.md); `store.run(run_id)` shows how far it
         got."""
-        return self.store.submit_run(
+        return self.recorder.submit(
             check_instruction(instruction),
             conversation_id=conversation_id,
             model=self.model.name,

@@ -20,6 +20,7 @@ from stepgraph.runtime.recorder import Recorder
 
 WRITES = {
     "start_run",
+    "submit_run",
     "record_plan",
     "record_step",
     "record_verdict",
