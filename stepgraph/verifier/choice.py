@@ -25,7 +25,14 @@ from stepgraph.verifier.numeric import numbers, plain_math, stated_matches
 FLOOR = "direct"
 # checks whose failure says the candidate's numbers are wrong, not only its form
 NUMERIC_CHECKS = frozenset(
-    {"arithmetic", "comparison_claims", "total_claims", "restated_results", "executor_ok"}
+    {
+        "arithmetic",
+        "comparison_claims",
+        "total_claims",
+        "restated_results",
+        "supported_numbers",
+        "executor_ok",
+    }
 )
 _ANSWER_LINE = re.compile(r"(?im)^\W*(?:final\s+)?answer\s*(?:is)?\s*[:=]\s*(?P<rest>.+)$")
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
@@ -130,6 +137,11 @@ def choose(candidates: list[Candidate], *, numeric: bool, grounded: bool = False
     first = "composed" if grounded else FLOOR
     if numeric and any(c.claims for c in presentable):
         return _by_value(usable, candidates, first)
+    from_facts = [c for c in presentable if c.name == "composed"]
+    if grounded and from_facts:
+        # the model's own answers never saw what the steps brought in: an MCP tool's 19 C
+        # came back as the direct answer's made-up 25 C, which passed every form check
+        presentable = from_facts
     return _by_checks(presentable, candidates, first)
 
 

@@ -112,6 +112,52 @@ def single_number(text: str) -> float | None:
     return _value(found[0])
 
 
+def check_supported(answer: str, sources: Iterable[str]) -> Verdict | None:
+    """Where steps brought in facts (a tool, documents, a database), each number the answer
+    states must come from them, the task, or one sum, difference, product or quotient of
+    two of theirs: a small model fills in figures it never saw (an MCP tool's "high 19 C"
+    came back as "20 C"). Integers below 10 are left out: they count things and list
+    items far more often than they report a fact. None when the answer states none."""
+    given: list[float] = []
+    for text in sources:
+        for token in numbers(plain_math(text)):
+            value = _safe_value(token)
+            if value is not None and not any(abs(value - g) < 1e-9 for g in given):
+                given.append(value)
+    derived = list(given)
+    for i, a in enumerate(given[:60]):
+        for b in given[i + 1 : 60]:
+            derived += [a + b, abs(a - b), a * b] + ([a / b] if b else []) + ([b / a] if a else [])
+    stated = []
+    for token in numbers(plain_math(answer)):
+        value = _safe_value(token)
+        if value is None or (value == int(value) and abs(value) < 10):
+            continue
+        stated.append((token, value))
+    if not stated:
+        return None
+    unsupported = [t for t, v in stated if not any(stated_matches(t, d) for d in derived)]
+    if unsupported:
+        return Verdict(
+            check="supported_numbers",
+            passed=False,
+            evidence=f"states {', '.join(dict.fromkeys(unsupported))}, which neither the "
+            "steps' results nor the task give",
+        )
+    return Verdict(
+        check="supported_numbers",
+        passed=True,
+        evidence=f"{len(stated)} number(s) found in the steps' results or the task",
+    )
+
+
+def _safe_value(token: str) -> float | None:
+    try:
+        return _value(token)
+    except ValueError:
+        return None
+
+
 def check_results_stated(answer: str, results: Iterable[tuple[str, float]]) -> Verdict | None:
     """Every (label, computed value) must appear in the answer; None when there are none. The
     label names the step and what it computed, so a revision knows what the number is."""

@@ -24,6 +24,7 @@ from stepgraph.verifier.numeric import (
     check_arithmetic,
     check_comparisons,
     check_results_stated,
+    check_supported,
     check_totals,
     restated_results,
     single_number,
@@ -92,12 +93,16 @@ class Verifier:
         # prose for: the built-in ones, until `know` is told what a run's executors declare
         self.computing = _declaring("computes")
         self.writing = _declaring("writes_text")
+        self.fact_bringing = _declaring("brings_facts")
 
     def know(self, executors: Mapping[str, object]) -> None:
         """Learn what each executor declares itself (`stepgraph.executors.base.declares`),
         so that a plugin executor is checked for what it is, not for its name."""
         self.computing = frozenset(n for n, e in executors.items() if declares(e, "computes"))
         self.writing = frozenset(n for n, e in executors.items() if declares(e, "writes_text"))
+        self.fact_bringing = frozenset(
+            n for n, e in executors.items() if declares(e, "brings_facts")
+        )
 
     async def check_step(self, step: Step, inp: StepInput, out: StepOutput) -> list[Verdict]:
         if out.error:
@@ -171,6 +176,14 @@ class Verifier:
                 )
             )
         computed = computed_results(results, final_id, self.computing) if from_results else []
+        rows = [r if isinstance(r, dict) else r.model_dump() for r in results]
+        done = [r for r in rows if r["status"] == "done"]
+        if any(r["executor"] in self.fact_bringing for r in done):
+            # facts came from outside the task: the answer's numbers must come from them
+            # (or from what was computed), not from prose a step wrote around them
+            grounds = self.fact_bringing | self.computing
+            sources = [instruction, *(r["output"] for r in done if r["executor"] in grounds)]
+            verdicts += _present(check_supported(answer, sources))
         verdicts += _present(
             check_arithmetic(answer),
             check_comparisons(answer),

@@ -262,3 +262,18 @@ def test_two_of_five_agreeing_is_the_answer_but_not_verified():
     # three of five: most of the vote
     votes[4] = cand("sample-2", "Answer: 48", [48])
     assert choose(votes, numeric=True).verified
+
+
+def test_with_facts_from_steps_the_answer_is_the_one_written_from_them():
+    """The direct answer never saw what a tool brought in: it is not chosen over the
+    answer written from the facts, however many form checks it passes."""
+    made_up = Candidate(name="direct", answer="Lisbon will be 25 C and Oslo 28 C.")
+    from_facts = Candidate(
+        name="composed",
+        answer="Lisbon will reach 19 C and Oslo 4 C. Lisbon will be warmer than Oslo today.",
+        failed=["exact_sentences: 3 sentences; exactly 2 required"],
+    )
+    grounded = choose([from_facts, made_up], numeric=False, grounded=True)
+    assert grounded.chosen == "composed" and not grounded.verified
+    alone = choose([from_facts, made_up], numeric=False)  # no facts: fewest failed checks
+    assert alone.chosen == "direct" and alone.verified

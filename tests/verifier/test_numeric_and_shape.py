@@ -122,3 +122,16 @@ def test_python_blocks_must_compile():
     assert check_code("```python\nprint(1)\n```").passed is True
     bad = check_code("```python\ndef f(:\n    pass\n```")
     assert bad.passed is False and "line 1" in bad.evidence
+
+
+def test_numbers_an_answer_states_must_come_from_the_facts_the_steps_brought():
+    from stepgraph.verifier.numeric import check_supported
+
+    facts = ["Lisbon: high 19 C, low 12 C, sunny", "Oslo: high 4 C, low -1 C, rain"]
+    task = "What will tomorrow's high be in Lisbon and in Oslo? Answer in 2 sentences."
+    held = check_supported("Lisbon reaches 19 C and Oslo 4 C, 15 degrees colder.", [task, *facts])
+    assert held.passed is True  # 15 is one difference of two given numbers
+    made_up = check_supported("Lisbon will be 25 C and Oslo 28 C.", [task, *facts])
+    assert made_up.passed is False and "25, 28" in made_up.evidence
+    assert check_supported("Oslo will be colder than Lisbon.", [task, *facts]) is None
+    assert check_supported("It has 2 parts: 1 and 3.", [task]) is None  # small counts
