@@ -35,7 +35,9 @@ _QUANTITY = re.compile(
     r"quotient|final|regular|new|original)\b|what percent|what number|calculate|compute|"
     r"work out|in total|altogether|combined|(maximum|minimum|total|largest|smallest) number|"
     r"total (cost|price|amount|revenue|income|time|distance|weight)|"
-    r"next number|(what|how) .{0,40}\b(left|remain(s|ed|ing)?)\b)",
+    r"next number|(what|how) .{0,40}\b(left|remain(s|ed|ing)?)\b|"
+    # "What is 23 * 47?": a question whose object is arithmetic
+    r"what(?:'s|\s+is|\s+are)\s+\(?\s*-?\$?\d[\d.,]*\s*(?:[-+*/×÷^]|\*\*|x\s))",
     re.IGNORECASE,
 )
 _AMOUNT = re.compile(

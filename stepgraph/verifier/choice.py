@@ -34,7 +34,8 @@ NUMERIC_CHECKS = frozenset(
         "executor_ok",
     }
 )
-_ANSWER_LINE = re.compile(r"(?im)^\W*(?:final\s+)?answer\s*(?:is)?\s*[:=]\s*(?P<rest>.+)$")
+# "Answer: 42", also at the end of a line ("Therefore, the final answer is: Answer: 42")
+_ANSWER_LINE = re.compile(r"(?im)(?:^|\W)(?:final\s+)?answer\s*(?:is)?\s*[:=]\s*(?P<rest>.+)$")
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 

@@ -25,7 +25,12 @@ from stepgraph.executors.written_math import (
 )
 from stepgraph.verifier.verdict import Verdict
 
-_EQUATION = re.compile(rf"{EXPR}\s*=\s*(?P<value>-?{NUM})(?![\w.]\d)")
+# `=`, or the words a model writes for it ("23 * 47 equals 1091"); not a bare "is", which
+# follows year ranges and scores ("the 2023-2024 season is 10 games")
+_EQUATION = re.compile(
+    rf"{EXPR}\s*(?:=|\bequals\b|\bis equal to\b|\bcomes to\b)\s*(?P<value>-?{NUM})(?![\w.]\d)",
+    re.IGNORECASE,
+)
 _PERCENT_OF = re.compile(rf"{PCT_OF}(?:=|is|equals|gives)\s*(?P<value>-?{NUM})", re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![\w.])-?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w])")
 

@@ -277,3 +277,18 @@ def test_with_facts_from_steps_the_answer_is_the_one_written_from_them():
     assert grounded.chosen == "composed" and not grounded.verified
     alone = choose([from_facts, made_up], numeric=False)  # no facts: fewest failed checks
     assert alone.chosen == "direct" and alone.verified
+
+
+@pytest.mark.parametrize("task", ["What is 23 * 47?", "What's 12.5 x 4?", "What is (3 + 4) * 12?"])
+def test_a_question_about_arithmetic_asks_for_a_number(task):
+    assert asks_for_number(task)
+
+
+@pytest.mark.parametrize("task", ["What is 2023 in Roman numerals?", "What are 3 names for a cat?"])
+def test_a_question_with_a_number_but_no_arithmetic_does_not(task):
+    assert not asks_for_number(task)
+
+
+def test_an_answer_line_at_the_end_of_a_sentence_is_the_claim():
+    worked = "1081 + 0.5 = 1081.5\nTherefore, the final answer is: Answer: 1081.5"
+    assert answer_claims(worked, "What is 23 * 47?") == [1081.5]

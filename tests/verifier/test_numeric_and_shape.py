@@ -135,3 +135,17 @@ def test_numbers_an_answer_states_must_come_from_the_facts_the_steps_brought():
     assert made_up.passed is False and "25, 28" in made_up.evidence
     assert check_supported("Oslo will be colder than Lisbon.", [task, *facts]) is None
     assert check_supported("It has 2 parts: 1 and 3.", [task]) is None  # small counts
+
+
+@pytest.mark.parametrize(
+    ("text", "passed"),
+    [
+        ("23 * 47 equals 1091.", False),
+        ("23 * 47 is equal to 1081.", True),
+        ("In all, 146 * 3.25 comes to 474.5 dollars.", True),
+        ("The 2023-2024 season is 10 games long.", None),  # a bare "is" is not an equation
+    ],
+)
+def test_equations_written_in_words_are_recomputed(text, passed):
+    verdict = check_arithmetic(text)
+    assert (verdict.passed if verdict else None) is passed
