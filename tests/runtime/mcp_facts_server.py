@@ -40,4 +40,12 @@ def crash() -> str:
 
 
 if __name__ == "__main__":
-    server.run()
+    import sys
+
+    if "--broken-schema" in sys.argv:  # a server that lists a tool with an invalid schema
+        tool = server._tool_manager.get_tool("population")
+        tool.parameters = {"type": "object", "properties": {"city": {"type": "towns"}}}
+    if "--http" in sys.argv:  # streamable HTTP on 127.0.0.1:PORT/mcp
+        server.run("streamable-http", port=int(sys.argv[sys.argv.index("--http") + 1]))
+    else:
+        server.run()

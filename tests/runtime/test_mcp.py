@@ -147,3 +147,54 @@ def test_servers_from_the_settings_file_connect_too(tmp_path):
         ScriptedBackend(), store=tmp_path / "s.db", executors=[], mcp=settings.mcp
     ) as runtime:
         assert sorted(runtime.executors) == ["facts_crash", "facts_forecast", "facts_population"]
+
+
+def test_a_streamable_http_server_is_given_by_its_url(tmp_path):
+    import socket
+    import subprocess
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = str(Path(__file__).with_name("mcp_facts_server.py"))
+    server = subprocess.Popen(
+        [sys.executable, script, "--http", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:  # until it listens
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        with Runtime(
+            ScriptedBackend(),
+            store=tmp_path / "s.db",
+            executors=[],
+            mcp=[f"facts=http://127.0.0.1:{port}/mcp"],
+        ) as runtime:
+            tool = runtime.executors["facts_forecast"].inner
+            step = StepInput(step_id="x", instruction="x", args={"arguments": {"city": "Lisbon"}})
+            out = asyncio.run(tool.run(step))
+        assert out.output.startswith("Lisbon: 19 C, sunny"), out
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_a_tool_with_an_invalid_schema_is_left_out_by_name(tmp_path, capsys):
+    broken = f"{SERVER} --broken-schema"
+    with Runtime(ScriptedBackend(), store=tmp_path / "s.db", executors=[], mcp=[broken]) as runtime:
+        assert sorted(runtime.executors) == ["facts_crash", "facts_forecast"]
+    err = capsys.readouterr().err
+    assert "MCP server 'facts', tool 'population' left out: its input schema is not valid" in err
+
+
+def test_a_program_that_does_not_speak_mcp_is_left_out_by_name(tmp_path, capsys):
+    liar = f"liar={sys.executable} -c \"print('HTTP/1.1 200 OK')\""
+    with Runtime(ScriptedBackend(), store=tmp_path / "s.db", executors=[], mcp=[liar]) as runtime:
+        assert runtime.executors == {}
+    assert "MCP server 'liar' left out: " in capsys.readouterr().err
