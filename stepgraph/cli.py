@@ -349,6 +349,72 @@ def submit(
 
 
 @app.command()
+def batch(
+    file: Annotated[Path, typer.Argument(help='a JSONL file: one {"id", "instruction"} per line')],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="results, one JSON line each (default FILE.results.jsonl)"
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-n", help="runs at once in this process")
+    ] = 2,
+    through_workers: Annotated[
+        bool,
+        typer.Option("--submit", help="submit to the workers sharing --db instead, and wait"),
+    ] = False,
+    model: ModelOpt = None,
+    db: HomeOpt = None,
+    docs: DocsOpt = None,
+    sql: SqlOpt = None,
+    plan: PlanOpt = None,
+) -> None:
+    """Run many instructions, N at once, writing each result as its run ends. Started
+    again on the same output, it runs only what has no result yet (and, with --submit,
+    waits for the runs it submitted instead of submitting them twice)."""
+    import asyncio
+
+    from rich.progress import Progress
+
+    from stepgraph.runtime import batch as batching
+
+    if concurrency < 1:
+        raise StepgraphError(f"--concurrency must be 1 or more, not {concurrency}")
+    items = batching.read_items(file)
+    out = out or file.with_suffix(".results.jsonl")
+    if not out.parent.is_dir():
+        raise StepgraphError(f"no folder {out.parent} for the results; create it first")
+    earlier = batching.read_results(out)
+    todo = [i for i in items if earlier.get(i.id) is None or earlier[i.id].status == "submitted"]
+    submitted = {k: r.run_id for k, r in earlier.items() if r.status == "submitted"}
+    if not todo:
+        err.print(f"all {len(items)} instructions have results in {out}")
+        return
+    runtime = _runtime(model, db, docs, sql, None, plan)
+    batching.end_cut_line(out)
+    try:
+        with out.open("a", encoding="utf-8") as sink, Progress(console=err) as progress:
+            bar = progress.add_task(
+                f"batch ({len(items) - len(todo)} done before)", total=len(todo)
+            )
+
+            def record(result) -> None:
+                sink.write(result.model_dump_json() + "\n")
+                sink.flush()
+                if result.status != "submitted":
+                    progress.advance(bar)
+
+            if through_workers:
+                batching.through_workers(runtime, todo, submitted, record)
+            else:
+                asyncio.run(batching.run_here(runtime, todo, concurrency, record))
+    finally:
+        runtime.close()
+    err.print(f"{len(todo)} results written to {out}")
+
+
+@app.command()
 def worker(
     db: HomeOpt = None,
     concurrency: Annotated[
