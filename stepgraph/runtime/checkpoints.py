@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_random
 
 from stepgraph.errors import StoreError
 from stepgraph.memory import MemoryStore, Store
@@ -51,8 +52,18 @@ async def _sqlite(path: Path, serde: Any) -> AsyncIterator[BaseCheckpointSaver]:
 
     async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
         # WAL + NORMAL survives a killed process (what resume needs) without an fsync per
-        # task write, which costs more than the rest of a step (measured)
-        await saver.conn.execute("PRAGMA journal_mode=WAL")
+        # task write, which costs more than the rest of a step (measured). Runs that start
+        # together (`stepgraph batch`) each open the file: switching a new file to WAL
+        # needs it alone, so a connection that finds it busy waits and tries again.
+        await saver.conn.execute("PRAGMA busy_timeout=30000")
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(lambda e: "locked" in str(e)),
+            wait=wait_random(0.01, 0.2),
+            stop=stop_after_delay(30),
+            reraise=True,
+        ):
+            with attempt:
+                await saver.conn.execute("PRAGMA journal_mode=WAL")
         await saver.conn.execute("PRAGMA synchronous=NORMAL")
         saver.serde = serde
         yield saver
