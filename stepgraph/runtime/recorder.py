@@ -98,25 +98,20 @@ class Recorder:
 
     def _write(self, event: Event, at: float) -> None:
         run_id, step_id, store = event.run_id, event.step_id, self.store
+        if isinstance(event, StepStarted | StepFinished):  # what the step was asked
+            asked = {
+                "executor": event.executor,
+                "instruction": event.instruction,
+                "args": event.args,
+                "depends_on": event.depends_on,
+            }
         if isinstance(event, StepStarted):
-            store.record_step(
-                run_id,
-                step_id,
-                executor=event.executor,
-                instruction=event.instruction,
-                args=event.args,
-                depends_on=event.depends_on,
-                status="running",
-                started=at,
-            )
+            store.record_step(run_id, step_id, **asked, status="running", started=at)
         elif isinstance(event, StepFinished):
             store.record_step(
                 run_id,
                 step_id,
-                executor=event.executor,
-                instruction=event.instruction,
-                args=event.args,
-                depends_on=event.depends_on,
+                **asked,
                 output=event.output,
                 data=event.result_data,
                 status=event.status,
