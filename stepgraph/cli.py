@@ -364,6 +364,10 @@ def batch(
         bool,
         typer.Option("--submit", help="submit to the workers sharing --db instead, and wait"),
     ] = False,
+    replan: Annotated[
+        bool,
+        typer.Option("--replan", help="plan every instruction, even one whose line has a plan"),
+    ] = False,
     model: ModelOpt = None,
     db: HomeOpt = None,
     docs: DocsOpt = None,
@@ -372,7 +376,8 @@ def batch(
 ) -> None:
     """Run many instructions, N at once, writing each result as its run ends. Started
     again on the same output, it runs only what has no result yet (and, with --submit,
-    waits for the runs it submitted instead of submitting them twice)."""
+    waits for the runs it submitted instead of submitting them twice). A line's `plan` (as
+    `stepgraph evolve` writes) runs instead of planning, unless --replan."""
     import asyncio
 
     from rich.progress import Progress
@@ -391,7 +396,14 @@ def batch(
     if not todo:
         err.print(f"all {len(items)} instructions have results in {out}")
         return
+    if replan:
+        todo = [item.model_copy(update={"plan": None}) for item in todo]
     runtime = _runtime(model, db, docs, sql, None, plan)
+    try:
+        batching.check_plans(todo, runtime.executors)
+    except StepgraphError:
+        runtime.close()
+        raise
     batching.end_cut_line(out)
     try:
         with out.open("a", encoding="utf-8") as sink, Progress(console=err) as progress:
@@ -875,6 +887,9 @@ def evolve(
         )
     console.print(table)
     console.print(f"kept examples: {out}")
+    console.print(
+        f"run each with its plan (and see which pass their checks): stepgraph batch {out}"
+    )
 
 
 @train_app.command("planner")

@@ -7,6 +7,10 @@ not run again. Runs go N at once in this process (one Runtime: the model decodes
 together), or to the workers that share the store (`through_workers`): each is submitted
 once, its run id written to the output first, and a batch started again waits for the
 runs it submitted instead of submitting them twice.
+
+A line may carry a `plan` (`stepgraph evolve` writes each evolved instruction with the plan
+it was labelled with): that plan runs instead of planning, so a batch over evolve's output
+tells which labels run and pass their checks (`--replan` plans each afresh instead).
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from stepgraph.errors import StepgraphError
+from stepgraph.errors import PlanError, StepgraphError
+from stepgraph.planner.plan import Plan
 
 ENDED = ("done", "unverified", "partial", "failed", "budget_exceeded")
 
@@ -28,6 +33,7 @@ ENDED = ("done", "unverified", "partial", "failed", "budget_exceeded")
 class BatchItem(BaseModel):
     id: str
     instruction: str
+    plan: Plan | None = None
 
 
 class BatchResult(BaseModel):
@@ -61,7 +67,20 @@ def read_items(path: Path) -> list[BatchItem]:
                 f'{path}:{number}: not an instruction; write {{"instruction": "..."}} '
                 '(an optional "id") or a JSON string per line'
             )
-        items.append(BatchItem(id=str(value.get("id", number)), instruction=value["instruction"]))
+        plan = value.get("plan")
+        if plan is not None:
+            try:
+                plan = Plan.model_validate(plan)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(map(str, first["loc"]))
+                raise StepgraphError(
+                    f"{path}:{number}: its plan is not a plan ({where}: {first['msg']}); "
+                    "fix it, or give --replan to plan every instruction afresh"
+                ) from None
+        items.append(
+            BatchItem(id=str(value.get("id", number)), instruction=value["instruction"], plan=plan)
+        )
     if not items:
         raise StepgraphError(f"{path} holds no instructions")
     ids = [item.id for item in items]
@@ -83,6 +102,21 @@ def read_results(path: Path) -> dict[str, BatchResult]:
                 continue
             found[result.id] = result
     return found
+
+
+def check_plans(items: list[BatchItem], executors: Any) -> None:
+    """Every plan in the file runs on these executors, or one error naming the first that
+    does not, before anything runs."""
+    for item in items:
+        if item.plan is None:
+            continue
+        try:
+            item.plan.validate_for(executors)
+        except PlanError as exc:
+            raise StepgraphError(
+                f"instruction {item.id}: its plan cannot run here ({exc}); "
+                "give --replan to plan every instruction afresh"
+            ) from None
 
 
 def end_cut_line(path: Path) -> None:
@@ -126,7 +160,7 @@ async def run_here(
 
     async def one(item: BatchItem) -> None:
         async with slots:
-            on_result(result_of(item, await runtime.arun(item.instruction)))
+            on_result(result_of(item, await runtime.arun(item.instruction, plan=item.plan)))
 
     await asyncio.gather(*(one(item) for item in items))
 
@@ -145,7 +179,7 @@ def through_workers(
     for item in items:
         run_id = submitted.get(item.id)
         if run_id is None:
-            run_id = runtime.submit(item.instruction)
+            run_id = runtime.submit(item.instruction, plan=item.plan)
             on_result(BatchResult(id=item.id, run_id=run_id, status="submitted"))
         waiting[run_id] = item
     while waiting:

@@ -60,11 +60,20 @@ class Recorder:
             self._writer.submit(lambda: self.store.start_run(instruction, **fields))
         )
 
-    def submit(self, instruction: str, **fields: Any) -> str:
+    def submit(self, instruction: str, *, plan: dict[str, Any] | None = None, **fields: Any) -> str:
         """Record a run for a worker to run (`Store.submit_run`'s fields), after everything
         queued (the writer takes jobs in order); its id. Called outside any run, so it
-        waits here."""
-        return self._writer.submit(lambda: self.store.submit_run(instruction, **fields)).result()
+        waits here. A `plan` given is written in the same transaction, so no worker can
+        claim the run before its plan is there (and plan it itself)."""
+
+        def write() -> str:
+            with self.store.transaction():
+                run_id = self.store.submit_run(instruction, **fields)
+                if plan is not None:
+                    self._write(PlanReady(run_id=run_id, plan=plan), time.time())
+            return run_id
+
+        return self._writer.submit(write).result()
 
     async def flush(self) -> None:
         """Wait until everything recorded so far is written; a write that failed is raised

@@ -330,8 +330,7 @@ class Runtime:
     ) -> AsyncIterator[Event | RunResult]:
         """Events as they happen, then the RunResult last."""
         text = check_instruction(instruction)
-        if plan is not None:
-            plan = Plan(goal=plan.goal or text, steps=plan.steps).validate_for(self.executors)
+        plan = self._given_plan(text, plan)
         run_id = await self.recorder.start(
             text,
             conversation_id=conversation_id,
@@ -343,17 +342,28 @@ class Runtime:
         async for item in self._drive(run_id, {"run_id": run_id}):
             yield item
 
-    def submit(self, instruction: str, *, conversation_id: str | None = None) -> str:
+    def submit(
+        self, instruction: str, *, conversation_id: str | None = None, plan: Plan | None = None
+    ) -> str:
         """Record `instruction` as a run for a worker to run (`stepgraph worker`), without
         running it here; its run id. Workers on any machine that share this runtime's
         PostgreSQL store pick it up (docs/deploy.md); `store.run(run_id)` shows how far it
-        got."""
+        got. With `plan`, the worker runs that plan instead of planning (as `run` does)."""
+        text = check_instruction(instruction)
+        plan = self._given_plan(text, plan)
         return self.recorder.submit(
-            check_instruction(instruction),
+            text,
+            plan=None if plan is None else plan.model_dump(),
             conversation_id=conversation_id,
             model=self.model.name,
             planner=getattr(self.planner.model, "name", ""),
         )
+
+    def _given_plan(self, instruction: str, plan: Plan | None) -> Plan | None:
+        """A plan given to run instead of planning, checked against these executors."""
+        if plan is None:
+            return None
+        return Plan(goal=plan.goal or instruction, steps=plan.steps).validate_for(self.executors)
 
     def resume(
         self,

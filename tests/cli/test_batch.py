@@ -11,9 +11,18 @@ import sys
 from pathlib import Path
 
 from stepgraph import Runtime, ScriptedBackend
+from stepgraph.evolve.evolve import Example
 from stepgraph.executors.llm import LlmExecutor
 from stepgraph.memory import open_store
+from stepgraph.planner.plan import Plan, Step
 from stepgraph.runtime.batch import BatchItem, run_here
+
+PLAN = Plan(
+    steps=[
+        Step(id="w1", executor="llm", instruction="Write the first word."),
+        Step(id="w2", executor="llm", instruction="Write the second word.", depends_on=["w1"]),
+    ]
+)
 
 
 def stepgraph(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -25,10 +34,14 @@ def stepgraph(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     )
 
 
-def write_batch(path: Path, n: int) -> Path:
+def write_batch(path: Path, n: int, planned: int = 0) -> Path:
+    """`n` instructions; the first `planned` carry a plan, as `stepgraph evolve` writes them."""
     lines = [
         json.dumps({"id": f"q{i}", "instruction": f"Say the word number {i}."}) for i in range(n)
     ]
+    for i in range(planned):
+        lines[i] = Example(id=f"q{i}", instruction=f"Say the word number {i}.", plan=PLAN)
+        lines[i] = lines[i].model_dump_json(exclude_none=True)
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -53,7 +66,7 @@ def test_runs_go_several_at_once_in_one_process(tmp_path):
         def __init__(self, runtime):
             self.runtime = runtime
 
-        async def arun(self, instruction):
+        async def arun(self, instruction, plan=None):
             active[0] += 1
             most[0] = max(most[0], active[0])
             try:
@@ -126,3 +139,64 @@ def test_through_the_workers_each_run_is_submitted_once_and_waited_for(tmp_path)
     assert submitted == ended  # each result is the run it submitted
     with open_store(store) as opened:
         assert len(opened.runs()) == 4
+
+
+def test_a_line_with_a_plan_runs_that_plan_here_and_through_the_workers(tmp_path):
+    """evolve's output is a batch file: each labelled plan runs instead of planning, unless
+    --replan."""
+    batch, store = write_batch(tmp_path / "in.jsonl", 2, planned=1), str(tmp_path / "s.db")
+    here = stepgraph("batch", str(batch), "--db", store, "--model", "scripted:")
+    assert here.returncode == 0, here.stderr
+    afresh = tmp_path / "afresh.jsonl"
+    again = stepgraph(
+        "batch", str(batch), "--db", store, "--model", "scripted:", "--replan", "-o", str(afresh)
+    )
+    assert again.returncode == 0, again.stderr
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "stepgraph.cli", "worker", "--db", store, "--model", "scripted:"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    workers_out = tmp_path / "workers.jsonl"
+    try:
+        sent = stepgraph(
+            "batch", str(batch), "--db", store, "--model", "scripted:", "--submit",
+            "-o", str(workers_out),
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+
+    def steps(out: Path, item: str) -> list[tuple[str, str]]:
+        (run_id,) = {r["run_id"] for r in results(out) if r["id"] == item}
+        with open_store(store) as opened:
+            plan = opened.run(run_id).plan
+        return [(step["id"], step["instruction"]) for step in plan["steps"]]
+
+    given = [(step.id, step.instruction) for step in PLAN.steps]
+    assert steps(tmp_path / "in.results.jsonl", "q0") == given
+    assert steps(workers_out, "q0") == given
+    assert steps(afresh, "q0") != given  # planned afresh
+    assert steps(tmp_path / "in.results.jsonl", "q1") != given  # no plan: planned
+
+
+def test_a_plan_that_is_not_one_or_cannot_run_here_is_one_error_before_anything_runs(tmp_path):
+    store = tmp_path / "s.db"
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"instruction": "Say hi."}\n{"instruction": "Hi.", "plan": {"steps": 3}}\n')
+    out = stepgraph("batch", str(broken), "--model", "scripted:", "--db", str(store))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert f"{broken}:2: its plan is not a plan" in line and "--replan" in line
+    elsewhere = tmp_path / "elsewhere.jsonl"
+    step = {"id": "s1", "executor": "weather", "instruction": "Look it up."}
+    elsewhere.write_text(json.dumps({"id": "w", "instruction": "Hi.", "plan": {"steps": [step]}}))
+    out = stepgraph("batch", str(elsewhere), "--model", "scripted:", "--db", str(store))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert "instruction w: its plan cannot run here" in line and "weather" in line
+    assert not (tmp_path / "elsewhere.results.jsonl").exists()
+    if store.exists():
+        with open_store(store) as opened:
+            assert opened.runs() == []
