@@ -23,11 +23,14 @@ from pydantic import BaseModel, Field
 from stepgraph.verifier.numeric import numbers, plain_math, stated_matches
 
 FLOOR = "direct"
-# checks whose failure says the candidate's numbers are wrong, not only its form
+# checks whose failure says the candidate's numbers are wrong, not only its form. A false
+# comparison is not one: its numbers can be right and the relation drawn from them wrong
+# (examples/trip_planner.py: the direct answer's right total 1314 "does not fit the budget
+# of $2500" lost half its vote, and a sample's stray "Day 1" won). It still fails the
+# answer, which is revised for it or shown unverified with it.
 NUMERIC_CHECKS = frozenset(
     {
         "arithmetic",
-        "comparison_claims",
         "total_claims",
         "restated_results",
         "supported_numbers",

@@ -479,6 +479,61 @@ def _numeric_comparisons(text: str) -> list[tuple[int, int, str, bool, str]]:
     return found
 
 
+# `$1314, which does not fit the budget of $2500`, `1,044 dollars stays within the $2,500
+# budget`, `$2,700 exceeds the budget of $2,500`: a cost against a stated budget. A verb is
+# required (`$200 over the budget` is an excess, not a cost), and a number for the budget.
+_BUDGET_VERBS = (
+    r"fits?|fitted|stays?|stayed|remains?|remained|falls?|fell|comes?|came|exceeds?|exceeded"
+    r"|exceeding"
+)
+_BUDGET_COMPARISON = re.compile(
+    rf"(?P<a>{_PNUM})(?P<au>(?:\s+(?!{_UNIT_STOP}\b|(?:{_BUDGET_VERBS})\b){_WORD}){{0,4}})"
+    rf"{_NOTE}(?:,?\s+(?:which|that|so\s+it|and(?:\s+(?:so|it|this|that))?))?"
+    r"(?P<neg>\s+(?:does|did|do|would|will|can|could)(?:n['’]t|\s+not))?"
+    r"(?:\s+(?P<verb>is|are|was|were|be|stays?|stayed|remains?|remained|falls?|fell"
+    r"|comes?\s+in|came\s+in|(?P<fit>fits?|fitted)))?"
+    rf"(?P<neg2>\s+not|n['’]t)?{_ADVERBS}"
+    r"(?:\s+(?P<within>within|in|into|inside|under|below)"
+    r"|\s+(?P<over>over|above|beyond|outside|(?P<exceed>exceeds?|exceeded|exceeding)))?"
+    r"\s+(?:the|a|an|our|your|their|its|this|that|his|her)\s+"
+    rf"(?:(?P<b>{_PNUM})\s+)?budget(?:\s+of\s+(?P<b2>{_PNUM}))?(?![\w.,]?\d)",
+    re.IGNORECASE,
+)
+# Before the cost: `The total is $1314, which ...`, `comes to $1314 and ...`.
+_COST_LEAD = {"is", "was", "are", "were", "be", "of", "to", "costs", "cost", "totals", "at"}
+
+
+def _budget_claims(text: str) -> list[tuple[int, int, str, bool, str]]:
+    """Costs said to fit (or not) a budget stated with its number, recomputed."""
+    found = []
+    for match in _BUDGET_COMPARISON.finditer(text):
+        groups = match.groupdict()
+        ta, tb = groups.get("a"), groups.get("b") or groups.get("b2")
+        if not ta or not tb or (groups.get("b") and groups.get("b2")):
+            continue
+        if groups.get("fit") or (groups.get("within") and groups.get("verb")):
+            relation = "<="
+        elif groups.get("exceed") or (groups.get("over") and groups.get("verb")):
+            relation = ">"
+        else:
+            continue  # `$200 over the budget`: no verb, no claim about the cost
+        if bool(groups.get("neg")) != bool(groups.get("neg2")):
+            relation = _FLIP[relation]
+        before = re.search(r"([A-Za-z']+)\s*$", text[: match.start("a")])
+        lead_ok = before is not None and before.group(1).lower() in _COST_LEAD
+        if not (lead_ok or _subject_ok(text, match.start("a"))):
+            continue
+        if not _comparable(ta, groups.get("au") or "", tb, "") or "%" in ta + tb:
+            continue
+        a, b = _plain_value(ta), _plain_value(tb)
+        holds = _holds(a, relation, b)
+        shown_a, shown_b = ta.replace("$", ""), tb.replace("$", "")
+        fits = "within" if a <= b else "over"
+        evidence = "" if holds else f"{shown_a} is {fits} the budget of {shown_b}"
+        found.append((match.start(), match.end(), match.group(0).strip(), holds, evidence))
+    return found
+
+
 def _picks(text: str) -> list[tuple[int, int, str, bool, str]]:
     """`the larger of X and Y is Z`, `the larger is Z, not W`: Z must be the max (or min)."""
     found = []
@@ -568,12 +623,16 @@ def _distinct(claims: list) -> list:
 def check_comparisons(text: str, known: Iterable[tuple[str, float]] = ()) -> Verdict | None:
     """Comparison claims recomputed from the numbers they compare: `474.5 dollars is greater
     than 546 dollars`, `$12 is more than $30`, `cookies ($546) beat muffins ($474.50)`,
-    `the larger of 474.5 and 546 is 474.5`, `474.5 < 546`. With `known` (name, value)
+    `the larger of 474.5 and 546 is 474.5`, `474.5 < 546`, `$1314 does not fit the budget
+    of $2500`. With `known` (name, value)
     pairs, `muffins brought in more than cookies` too. None when the text compares no two
     numbers: `more than 3 times`, `at least 5 of them`, `less than half` are not claims."""
     text = _prose(text)
     claims = _distinct(
-        _numeric_comparisons(text) + _picks(text) + _named_comparisons(text, list(known))
+        _numeric_comparisons(text)
+        + _picks(text)
+        + _budget_claims(text)
+        + _named_comparisons(text, list(known))
     )
     return _claims_verdict("comparison_claims", claims, "comparison(s)")
 

@@ -200,6 +200,20 @@ def test_a_candidate_whose_numbers_fail_a_check_counts_for_half():
     assert (choice.chosen, choice.value, choice.verified) == ("direct", 35, True)
 
 
+def test_a_false_comparison_does_not_weaken_the_vote_for_the_number_it_compares():
+    direct = cand(
+        "direct",
+        "The total is $1314, which does not fit the budget of $2500.",
+        [1314],
+        failed=['comparison_claims: "$1314, which does not fit the budget of $2500" is wrong'],
+    )
+    sample = cand("sample-1", "Day 1 is the beach.", [1])
+    choice = choose([direct, sample], numeric=True)
+    assert (choice.chosen, choice.value, choice.verified) == ("direct", 1314, False)
+    program = cand("program", "1314", [1314], presentable=False)
+    assert agreed([direct, program])
+
+
 def test_a_form_failure_does_not_weaken_a_vote_but_decides_the_wording():
     composed = cand("composed", "It is 48.", [48], failed=["exact_sentences: 3; exactly 2"])
     direct = cand("direct", "Answer: 48", [48])

@@ -193,6 +193,62 @@ def test_the_larger_of_two_is_their_maximum(a, b):
         assert check_comparisons(f"The larger of {a:f} and {b:f} is {min(a, b):f}.").passed is False
 
 
+# --- a cost against a stated budget ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, passed",
+    [
+        ("The total cost is $1314, which does not fit the budget of $2500.", False),
+        ("The total comes to $1,044, which fits within the $2,500 budget.", True),
+        ("The total of $2,700 exceeds the budget of $2,500.", True),
+        ("The total is $1314, which is within the budget of $2500.", True),
+        ("The total is $1314, which is over the budget of $2500.", False),
+        ("The total is $2714 and does not exceed the budget of $2500.", False),
+        ("So $1314 fits the budget of $2500.", True),
+        ("The total is $2700, which fits within our budget of $2500.", False),
+        ("The trip costs 2,400 dollars, which stays under the $2,500 budget.", True),
+        ("The total is $2,600, so it doesn't fit the budget of $2,500.", True),
+        ("At $2,714 the trip fits the budget of $2,500.", False),
+    ],
+)
+def test_a_cost_said_to_fit_a_budget_is_recomputed(text, passed):
+    verdict = check_comparisons(text)
+    assert verdict is not None
+    assert (verdict.check, verdict.passed) == ("comparison_claims", passed), verdict
+
+
+def test_a_wrong_budget_claim_says_where_the_cost_stands():
+    verdict = check_comparisons("The total is $1314, which does not fit the budget of $2500.")
+    assert verdict.evidence == (
+        '"$1314, which does not fit the budget of $2500" is wrong: '
+        "1314 is within the budget of 2500"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The total is $200 over the budget of $2500.",  # an excess, not the cost
+        "We spend $219 per person, which fits the budget of $2500.",  # per person
+        "It costs 30% of the budget of $2500.",
+        "The total is $1314, which is the budget of $2500.",
+        "The total is $1314, which fits the budget.",  # no number for the budget
+        "Room 12 fits the budget of $2500.",
+    ],
+)
+def test_budget_phrases_that_are_not_a_cost_against_a_budget_get_no_verdict(text):
+    assert check_comparisons(text) is None
+
+
+@given(_amounts.map(abs), _amounts.map(abs))
+def test_fitting_a_budget_passes_exactly_when_the_cost_is_at_most_it(cost, budget):
+    fits = check_comparisons(f"The total is ${cost:,}, which fits the budget of ${budget:,}.")
+    assert fits is not None and fits.passed is (cost <= budget)
+    over = check_comparisons(f"The total is ${cost:,}, which exceeds the ${budget:,} budget.")
+    assert over is not None and over.passed is (cost > budget)
+
+
 # --- totals --------------------------------------------------------------------------------
 
 
