@@ -20,6 +20,7 @@ from stepgraph.executors.base import StepInput, StepOutput, declares
 from stepgraph.models.base import BackendBase, Message, Request
 from stepgraph.planner.plan import Step
 from stepgraph.verifier.constraints import extract_constraints
+from stepgraph.verifier.echo import check_echo
 from stepgraph.verifier.numeric import (
     check_arithmetic,
     check_comparisons,
@@ -159,7 +160,8 @@ class Verifier:
         from_results: bool = True,
     ) -> list[Verdict]:
         """The final answer against the instruction's constraints, its own arithmetic, its
-        comparison and total claims, and the results the computing steps ended on. `results`
+        comparison and total claims, the results the computing steps ended on, and whether it
+        only hands the questions back (`stepgraph.verifier.echo`). `results`
         are StepResults (or their dicts). `from_results=False` is an answer made without
         them (the model's direct one): it is not asked to restate what they computed, and
         checks of your own still see them."""
@@ -184,7 +186,9 @@ class Verifier:
             grounds = self.fact_bringing | self.computing
             sources = [instruction, *(r["output"] for r in done if r["executor"] in grounds)]
             verdicts += _present(check_supported(answer, sources))
+        repeat_asked = any(c.kind == "repeat_request" for c in constraints.constraints)
         verdicts += _present(
+            check_echo(instruction, answer, repeat_asked=repeat_asked),
             check_arithmetic(answer),
             check_comparisons(answer),
             check_totals(answer),
