@@ -59,7 +59,14 @@ from stepgraph.runtime.events import (
 from stepgraph.runtime.orchestration import Orchestration, Tasks
 from stepgraph.runtime.recorder import Recorder
 from stepgraph.verifier import Composer, Composition, Verdict, Verifier
-from stepgraph.verifier.choice import Candidate, agreed, answer_claims, choose, states_value
+from stepgraph.verifier.choice import (
+    Candidate,
+    agreed,
+    answer_claims,
+    choose,
+    states_value,
+    with_answer_line,
+)
 from stepgraph.verifier.composer import repaired
 from stepgraph.verifier.constraints import extract_constraints
 from stepgraph.verifier.numeric import single_number
@@ -1035,6 +1042,9 @@ class Runtime:
         # one) and it passes every check that applied, after revision; with no direct
         # candidate (plan only) nothing was cross-checked, and only the checks count
         agreed_value = choice.verified if choice.value is not None and direct else True
+        one_number = direct and choice.value is not None and one_question(board.task)
+        if one_number and not extract_constraints(board.task).constraints:  # no form to break
+            answer = with_answer_line(answer, choice.value)
         if choice.value is not None and not states_value(answer, choice.value):
             # a rewrite for form that lost the number it was chosen for answers nothing
             lost = Verdict(

@@ -20,6 +20,7 @@ import re
 
 from pydantic import BaseModel, Field
 
+from stepgraph.executors.calculator import format_number
 from stepgraph.verifier.numeric import numbers, plain_math, stated_matches
 
 FLOOR = "direct"
@@ -106,6 +107,8 @@ def answer_claims(answer: str, task: str = "") -> list[float]:
     boxed = _BOXED.findall(answer)
     if lines:
         part = lines[-1].group("rest")
+        if "=" in part:  # "Answer: 100 + 125 + 175 = 400 dollars": the result is the claim
+            part = part.rsplit("=", 1)[1]
     elif boxed:  # LaTeX's way of marking the final answer
         part = boxed[-1]
     else:
@@ -121,6 +124,16 @@ def answer_claims(answer: str, task: str = "") -> list[float]:
         if not any(same(v, u) for u in unique):
             unique.append(v)
     return unique
+
+
+def with_answer_line(answer: str, value: float) -> str:
+    """`answer` ending with "Answer: <value>" when it states the chosen value but has no
+    answer line: "Thus it will take 30 minutes longer ... on 6 paintings" answers 30, and a
+    reader (or a script) taking its last number reads 6 (GSM8K, 0.5B, first run of
+    2026-12-04: the choice was right and the answer read as wrong). Unchanged otherwise."""
+    if _ANSWER_LINE.search(answer) or not states_value(answer, value):
+        return answer
+    return f"{answer.rstrip()}\n\nAnswer: {format_number(value)}"
 
 
 def choose(candidates: list[Candidate], *, numeric: bool, grounded: bool = False) -> Choice:

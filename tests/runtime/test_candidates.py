@@ -81,7 +81,7 @@ def test_agreeing_candidates_verify_the_answer_without_a_tie_breaker(tmp_path):
         result = runtime.run("How many eggs are in 12 boxes of 4?")
     assert (result.status, result.answer, result.chosen) == (
         "done",
-        "There are 48 eggs.",
+        "There are 48 eggs.\n\nAnswer: 48",  # one question: the number chosen ends it
         "composed",
     )
     assert result.verified and result.failed_checks == []
@@ -149,7 +149,7 @@ def test_samples_that_agree_with_one_side_settle_the_tie(tmp_path):
     assert (result.status, result.chosen, result.answer) == (
         "done",
         "composed",
-        "There are 48 eggs.",
+        "There are 48 eggs.\n\nAnswer: 48",
     )
 
 

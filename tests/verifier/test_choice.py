@@ -7,7 +7,14 @@ from __future__ import annotations
 import pytest
 
 from stepgraph.runtime.candidates import asks_for_number, one_question, only_questions
-from stepgraph.verifier.choice import Candidate, agreed, answer_claims, choose, states_value
+from stepgraph.verifier.choice import (
+    Candidate,
+    agreed,
+    answer_claims,
+    choose,
+    states_value,
+    with_answer_line,
+)
 
 
 def cand(name: str, answer: str, claims=(), failed=(), error=None, presentable=True) -> Candidate:
@@ -46,10 +53,35 @@ def cand(name: str, answer: str, claims=(), failed=(), error=None, presentable=T
         # only a number the task gave: that is the answer ("which is larger, 5 or 7?")
         ("7 is larger.", "Which is larger, 5 or 7?", [7.0]),
         ("I do not know.", "How many?", []),
+        # an equation on the answer line: its result (GSM8K, 0.5B: read as 125 before)
+        (
+            "Answer: 100 + 125 + 175 = 400  dollars",
+            "Carmen has $100, Daisy $175. How much do they have?",
+            [400.0],
+        ),
+        ("Final answer: 6 * 7 = 42", "", [42.0]),
     ],
 )
 def test_answer_claims(answer, task, claims):
     assert answer_claims(answer, task) == pytest.approx(claims)
+
+
+@pytest.mark.parametrize(
+    ("answer", "value", "shown"),
+    [
+        (  # GSM8K, 0.5B: the choice was 30; the last number, 6
+            "Thus, it will take 30 minutes longer for the varnish on 6 paintings to dry.",
+            30.0,
+            "Thus, it will take 30 minutes longer for the varnish on 6 paintings to dry."
+            "\n\nAnswer: 30",
+        ),
+        ("He pays 12.5 dollars in all.", 12.5, "He pays 12.5 dollars in all.\n\nAnswer: 12.5"),
+        ("So 4 * 3 = 12.\nAnswer: 12", 12.0, "So 4 * 3 = 12.\nAnswer: 12"),  # has its line
+        ("It is 7 or so.", 8.0, "It is 7 or so."),  # does not state it: nothing to point at
+    ],
+)
+def test_an_answer_that_states_the_chosen_number_ends_on_it(answer, value, shown):
+    assert with_answer_line(answer, value) == shown
 
 
 def test_states_value_reads_its_own_decimals():
