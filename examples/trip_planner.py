@@ -3,7 +3,8 @@ and the answer must keep to a budget and a word limit, both checked by the verif
 
 The word limit is read from the instruction by the built-in constraint checks. The budget
 is a check of our own on the answer: the total the plan computed (the last number a
-calculator or python step produced) must not exceed it. Both verdicts are stored with the
+calculator or python step produced; without a plan, the last total the answer states) must
+not exceed it. Both verdicts are stored with the
 run; a failing one makes the composer revise, and this script exit 1.
 
     .venv/bin/python examples/trip_planner.py
@@ -31,17 +32,26 @@ TASK = (
 )
 
 
+STATED_TOTAL = re.compile(r"\btotal\b[^.$\d]{0,40}\$?(\d[\d,]*(?:\.\d+)?)", re.IGNORECASE)
+
+
 def within_budget(budget: float):
-    """An answer check: the last total a calculator or python step computed fits `budget`."""
+    """An answer check: the last total a calculator or python step computed fits `budget`;
+    with no such step (the model's own answer was chosen, no plan ran), the last total
+    the answer states."""
 
     def check(instruction: str, answer: str, results: list[Any]) -> list[Verdict]:
         # plan order: a total comes after the costs it adds up
         done = [r for r in results if r.executor in ("calculator", "python") and r.status == "done"]
         computed = [r.output.strip() for r in done]
         totals = [float(out) for out in computed if re.fullmatch(r"-?\d+(\.\d+)?", out)]
+        where = "total"
+        if not totals:
+            totals = [float(t.replace(",", "")) for t in STATED_TOTAL.findall(answer)]
+            where = "total stated"
         if not totals:
             return [Verdict(check="within_budget", passed=None, evidence="no total")]
-        evidence = f"total {totals[-1]:g} against a budget of {budget:g}"
+        evidence = f"{where} {totals[-1]:g} against a budget of {budget:g}"
         return [Verdict(check="within_budget", passed=totals[-1] <= budget, evidence=evidence)]
 
     return check

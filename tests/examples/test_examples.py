@@ -452,6 +452,16 @@ def test_trip_planner_runs_steps_in_parallel_and_checks_budget_and_word_limit(
     assert peak >= 2
 
 
+def test_trip_planner_checks_the_total_the_answer_states_when_no_plan_computed_one():
+    check = example("trip_planner").within_budget(2500)
+    (fits,) = check("", "The total cost for the two days is $1,044, which fits.", [])
+    assert (fits.passed, fits.evidence) == (True, "total stated 1044 against a budget of 2500")
+    (over,) = check("", "Day 1: a walk. Day 2: a cruise. In total $3,120 for both days.", [])
+    assert (over.passed, over.evidence) == (False, "total stated 3120 against a budget of 2500")
+    (none,) = check("", "A walk and a cruise.", [])
+    assert (none.passed, none.evidence) == (None, "no total")
+
+
 # -- mcp_agent -----------------------------------------------------------------------------
 
 
