@@ -105,7 +105,12 @@ def answer_claims(answer: str, task: str = "") -> list[float]:
     the last of more such sentences; numbers the task itself gave are not claims, unless nothing else is."""
     lines = list(_ANSWER_LINE.finditer(answer))
     boxed = _BOXED.findall(answer)
-    if lines:
+    if lines and not numbers(lines[-1].group("rest")):
+        # "Therefore, the final answer is:" and the number on the lines below it, often
+        # as \[ \boxed{83} \] (the 1.5B model's way: its right answers read as "no number")
+        below = answer[lines[-1].start() :]
+        part = (_BOXED.findall(below) or [below])[-1]
+    elif lines:
         part = lines[-1].group("rest")
         if "=" in part:  # "Answer: 100 + 125 + 175 = 400 dollars": the result is the claim
             part = part.rsplit("=", 1)[1]

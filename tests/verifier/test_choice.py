@@ -60,6 +60,14 @@ def cand(name: str, answer: str, claims=(), failed=(), error=None, presentable=T
             [400.0],
         ),
         ("Final answer: 6 * 7 = 42", "", [42.0]),
+        # the answer on the lines below its marker (GSM8K, 1.5B: read as "no number")
+        (
+            "... is 83.\n\nTherefore, the final answer is:\n\\[\n\\boxed{83}\n\\]",
+            "The bridge holds 5000 pounds. How many boxes of 15 pounds?",
+            [83.0],
+        ),
+        ("So the answer is:\n\n$105", "Jackie earns $10 an hour.", [105.0]),
+        ("Thus, the final answer is:\n\\[\n\\boxed{-15}\n\\]", "", [-15.0]),
     ],
 )
 def test_answer_claims(answer, task, claims):
