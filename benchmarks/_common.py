@@ -9,6 +9,9 @@ import platform
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
+# the stores of benchmark runs, kept so that every step and candidate can be read after
+# (`stepgraph runs show ID --db ...`); large, so git-ignored
+STORES = RESULTS / "stores"
 
 
 def machine() -> dict:

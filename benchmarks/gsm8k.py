@@ -39,12 +39,11 @@ import math
 import re
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, machine  # noqa: E402
+from _common import RESULTS, STORES, machine  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k_dev.jsonl"
 SUFFIX = "\n\nGive the final answer as a number."
@@ -151,7 +150,9 @@ def run(mode: str, limit: int, model: str) -> None:
         if m.startswith("run"):
             from stepgraph import Runtime
 
-            store = Path(tempfile.mkdtemp()) / "gsm8k.db"
+            # every candidate's text stays for analysis (git-ignored); a resumed run adds to it
+            STORES.mkdir(parents=True, exist_ok=True)
+            store = STORES / f"{_results(m, model).stem}.db"
             runtimes[m] = Runtime(
                 backend,
                 store=store,

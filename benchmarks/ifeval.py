@@ -26,12 +26,11 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, machine  # noqa: E402
+from _common import RESULTS, STORES, machine  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ifeval_dev.jsonl"
 MODES = ("direct", "run")
@@ -113,7 +112,8 @@ def run(mode: str, limit: int | None, model: str) -> None:
     if mode == "run":
         from stepgraph import Runtime
 
-        store = Path(tempfile.mkdtemp()) / "ifeval.db"
+        STORES.mkdir(parents=True, exist_ok=True)
+        store = STORES / f"{out.stem}.db"  # kept for analysis (git-ignored)
         runtime = Runtime(backend, store=store, max_seconds=RUN_SECONDS)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists() and out.stat().st_size and not out.read_bytes().endswith(b"\n"):

@@ -18,12 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, machine  # noqa: E402
+from _common import RESULTS, STORES, machine  # noqa: E402
 from ifeval import RUN_SECONDS, _rows, _run, prompts  # noqa: E402
 
 
@@ -44,7 +43,8 @@ def main() -> None:
 
         model = embedded.DEFAULT_MODEL
         backend = LlamaCppBackend(embedded.model_path(model), name=model, n_ctx=16384)
-        store = Path(tempfile.mkdtemp()) / "ifeval.db"
+        STORES.mkdir(parents=True, exist_ok=True)
+        store = STORES / f"{out.stem}.db"  # kept for analysis (git-ignored)
         with Runtime(backend, store=store, max_seconds=RUN_SECONDS) as runtime, out.open("a") as f:
             for item in todo:
                 start = time.perf_counter()
