@@ -387,6 +387,9 @@ def batch(
     if concurrency < 1:
         raise StepgraphError(f"--concurrency must be 1 or more, not {concurrency}")
     items = batching.read_items(file)
+    if not items:
+        err.print(f"{file} holds no instructions: nothing to run")
+        return
     out = out or file.with_suffix(".results.jsonl")
     if not out.parent.is_dir():
         raise StepgraphError(f"no folder {out.parent} for the results; create it first")

@@ -49,7 +49,8 @@ class BatchResult(BaseModel):
 
 
 def read_items(path: Path) -> list[BatchItem]:
-    """The instructions of an input file; a line that is not one is an error naming it."""
+    """The instructions of an input file; a line that is not one is an error naming it.
+    An empty file holds none (`stepgraph evolve` may keep nothing): nothing to run."""
     if not path.is_file():
         raise StepgraphError(f"no batch file at {path}; give a JSONL file of instructions")
     items: list[BatchItem] = []
@@ -81,8 +82,6 @@ def read_items(path: Path) -> list[BatchItem]:
         items.append(
             BatchItem(id=str(value.get("id", number)), instruction=value["instruction"], plan=plan)
         )
-    if not items:
-        raise StepgraphError(f"{path} holds no instructions")
     ids = [item.id for item in items]
     if len(set(ids)) != len(ids):
         twice = sorted({i for i in ids if ids.count(i) > 1})

@@ -116,6 +116,12 @@ def test_a_line_that_is_not_an_instruction_is_one_error_naming_it(tmp_path):
     assert f"{batch}:2: not an instruction" in line
     missing = stepgraph("batch", str(tmp_path / "nope.jsonl"), "--model", "scripted:")
     assert missing.returncode == 1 and "no batch file at" in missing.stderr
+    empty = tmp_path / "empty.jsonl"  # what `stepgraph evolve` writes when it keeps nothing
+    empty.write_text("")
+    nothing = stepgraph("batch", str(empty), "--model", "scripted:", "--db", str(tmp_path / "e.db"))
+    assert nothing.returncode == 0
+    assert "holds no instructions: nothing to run" in " ".join(nothing.stderr.split())
+    assert not (tmp_path / "empty.results.jsonl").exists()
 
 
 def test_through_the_workers_each_run_is_submitted_once_and_waited_for(tmp_path):
