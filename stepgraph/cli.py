@@ -403,12 +403,8 @@ def batch(
         todo = [item.model_copy(update={"plan": None}) for item in todo]
     runtime = _runtime(model, db, docs, sql, None, plan)
     try:
-        batching.check_plans(todo, runtime.executors)
-    except StepgraphError:
-        runtime.close()
-        raise
-    batching.end_cut_line(out)
-    try:
+        batching.check_plans(todo, runtime.executors)  # before anything runs or is written
+        batching.end_cut_line(out)
         with out.open("a", encoding="utf-8") as sink, Progress(console=err) as progress:
             bar = progress.add_task(
                 f"batch ({len(items) - len(todo)} done before)", total=len(todo)

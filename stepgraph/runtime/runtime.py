@@ -1041,8 +1041,8 @@ class Runtime:
         # verified: the candidates agree on the number it answers with (when it answers with
         # one) and it passes every check that applied, after revision; with no direct
         # candidate (plan only) nothing was cross-checked, and only the checks count
-        agreed_value = choice.verified if choice.value is not None and direct else True
-        one_number = direct and choice.value is not None and one_question(board.task)
+        agreed_value = choice.verified if choice.value is not None and direct is not None else True
+        one_number = direct is not None and choice.value is not None and one_question(board.task)
         if one_number and not extract_constraints(board.task).constraints:  # no form to break
             answer = with_answer_line(answer, choice.value)
         if choice.value is not None and not states_value(answer, choice.value):

@@ -40,8 +40,8 @@ def write_batch(path: Path, n: int, planned: int = 0) -> Path:
         json.dumps({"id": f"q{i}", "instruction": f"Say the word number {i}."}) for i in range(n)
     ]
     for i in range(planned):
-        lines[i] = Example(id=f"q{i}", instruction=f"Say the word number {i}.", plan=PLAN)
-        lines[i] = lines[i].model_dump_json(exclude_none=True)
+        example = Example(id=f"q{i}", instruction=f"Say the word number {i}.", plan=PLAN)
+        lines[i] = example.model_dump_json(exclude_none=True)
     path.write_text("\n".join(lines) + "\n")
     return path
 
