@@ -56,7 +56,9 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
 
 
 def read_records(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 def texts_of(record: dict, label: str) -> list[tuple[str, str]]:
@@ -157,7 +159,9 @@ def main() -> int:
     summary("held-out vs all seen", heldout)
     summary("gold vs training+few-shot", gold)
     over = [r["id"] for r in heldout if r["jaccard"][0] > args.limit]
-    print(f"\nheld-out items above Jaccard {args.limit}: {len(over)}{' ' + ', '.join(over) if over else ''}")
+    print(
+        f"\nheld-out items above Jaccard {args.limit}: {len(over)}{' ' + ', '.join(over) if over else ''}"
+    )
     return 1 if over else 0
 
 

@@ -971,7 +971,11 @@ def eval_planner(
         Path, typer.Option(help="per-planner results (resumable), table and PNG")
     ] = Path("planner-eval"),
     gold: Annotated[
-        Path | None, typer.Option(help="gold JSONL; default: the set shipped with stepgraph")
+        Path | None,
+        typer.Option(
+            help="gold JSONL; default: the set shipped with stepgraph (its held-out split, "
+            "unlike any training data: stepgraph/evolve/data/heldout.jsonl)"
+        ),
     ] = None,
     few_shot: Annotated[
         str, typer.Option(help="auto (examples unless an adapter is used), on or off")

@@ -47,6 +47,9 @@ DEFAULT_EXECUTORS = ["llm", "calculator", "python"]
 DATA = Path(__file__).parent / "data"
 SEED_FILES = (DATA / "seeds_a.jsonl", DATA / "seeds_b.jsonl")
 GOLD_FILE = DATA / "gold.jsonl"  # evaluation only: never a seed, never a few-shot example
+# evaluation only, and unlike anything the planner was trained or prompted with
+# (benchmarks/heldout_overlap.py): where a planner that fits its own data's style is found out
+HELDOUT_FILE = DATA / "heldout.jsonl"
 RULES = ("empty", "copies_prompt", "no_information_gain", "plan_failed")
 
 

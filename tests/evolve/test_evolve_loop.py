@@ -285,9 +285,9 @@ def test_a_label_that_breaks_the_planner_rules_is_a_failed_plan():
 
 
 def test_the_shipped_seed_and_gold_plans_keep_the_rules():
-    from stepgraph.evolve.evolve import GOLD_FILE, SEED_FILES
+    from stepgraph.evolve.evolve import GOLD_FILE, HELDOUT_FILE, SEED_FILES
 
-    for path in (*SEED_FILES, GOLD_FILE):
+    for path in (*SEED_FILES, GOLD_FILE, HELDOUT_FILE):
         for line in path.read_text().splitlines():
             record = json.loads(line)
             assert plan_problems(Plan(**record["plan"])) == [], record["id"]
