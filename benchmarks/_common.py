@@ -14,6 +14,18 @@ RESULTS = Path(__file__).parent / "results"
 STORES = RESULTS / "stores"
 
 
+def quality_backend(model: str):
+    """The engine the quality benchmarks answer with: llama.cpp at n_ctx 16384, each request
+    decoded alone from an empty cache (`deterministic`), so a row is the same when run
+    again and a difference between two runtimes is the runtimes', not the batching's. (Not
+    so before 2026-12-05: re-running the 0.5B's GSM8K run changed 9 of its first 92 rows,
+    3 of them through a different greedy direct answer.)"""
+    from stepgraph.models import embedded
+    from stepgraph.models.llamacpp import LlamaCppBackend
+
+    return LlamaCppBackend(embedded.model_path(model), name=model, n_ctx=16384, deterministic=True)
+
+
 def machine() -> dict:
     cpu = ""
     try:

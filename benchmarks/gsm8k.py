@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, STORES, machine  # noqa: E402
+from _common import RESULTS, STORES, machine, quality_backend  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k_dev.jsonl"
 SUFFIX = "\n\nGive the final answer as a number."
@@ -136,15 +136,12 @@ def _results(mode: str, model: str) -> Path:
 
 
 def run(mode: str, limit: int, model: str) -> None:
-    from stepgraph.models import embedded
-    from stepgraph.models.llamacpp import LlamaCppBackend
-
     modes = ["direct", "run"] if mode == "both" else [mode]
     done = {m: _done(_results(m, model)) for m in modes}
     todo = [p for p in problems(limit) if any(p["idx"] not in done[m] for m in modes)]
     if not todo:
         return
-    backend = LlamaCppBackend(embedded.model_path(model), name=model, n_ctx=16384)
+    backend = quality_backend(model)
     runtimes = {}
     for m in modes:
         if m.startswith("run"):

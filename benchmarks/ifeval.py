@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, STORES, machine  # noqa: E402
+from _common import RESULTS, STORES, machine, quality_backend  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ifeval_dev.jsonl"
 MODES = ("direct", "run")
@@ -99,15 +99,12 @@ def _results(mode: str, model: str) -> Path:
 
 
 def run(mode: str, limit: int | None, model: str) -> None:
-    from stepgraph.models import embedded
-    from stepgraph.models.llamacpp import LlamaCppBackend
-
     out = _results(mode, model)
     done = {r["key"] for r in _rows(out)}
     todo = [p for p in prompts(limit) if p["key"] not in done]
     if not todo:
         return
-    backend = LlamaCppBackend(embedded.model_path(model), name=model, n_ctx=16384)
+    backend = quality_backend(model)
     runtime = None
     if mode == "run":
         from stepgraph import Runtime
