@@ -151,41 +151,56 @@ def demo(backend, rounds: int) -> dict:
     """The demo instruction: a Runtime run against the model's direct answer, wall time.
     The direct answer is the one a run holds as its floor (the same request: reasoning
     first where a number is asked for, the calculator writing results); a plain chat reply
-    with no system prompt is timed beside it. `backend` None: the model loaded as
-    `examples/demo.py` loads it (the settings' defaults), since the 0.5B's greedy text, and
-    so how many tie-breakers a run needs, changes with the context size."""
+    with no system prompt is timed beside it.
+
+    `backend` None: each of the three starts as a user's process does, on the model loaded
+    anew the way `examples/demo.py` loads it (the settings' defaults), its cache empty. The
+    0.5B's greedy text changes with what else the unified KV cache holds (other cells
+    change how the sums round), and with it how many tie-breakers a run needs: after the
+    floor request in one process, the run's direct answer stopped adding up the total.
+    With a `backend`, all three share it, cache and all, as the other parts do."""
     import asyncio
 
     from stepgraph import Runtime
+    from stepgraph.config import load_settings
     from stepgraph.executors.llm import answer
     from stepgraph.memory.timeline import phases
+    from stepgraph.models.spec import load_model
     from stepgraph.runtime.candidates import asks_for_number, direct_request
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
     from demo import INSTRUCTION
 
+    settings = load_settings()
+    store = Path(tempfile.mkdtemp()) / "d.db"
+
+    def timed(work) -> tuple[float, object]:
+        model = backend or load_model(settings.model, **settings.engine_options())
+        try:
+            with Runtime(model, store=store) as runtime:
+                start = time.perf_counter()
+                done = work(runtime)
+                return time.perf_counter() - start, done
+        finally:
+            if backend is None:
+                model.close()
+
     floor = direct_request(INSTRUCTION, [], reasoning=asks_for_number(INSTRUCTION))
     direct, plain, runs, answers = [], [], [], []
-    with Runtime(backend, store=Path(tempfile.mkdtemp()) / "d.db") as runtime:
-        backend = runtime.model
-        for _ in range(rounds):
-            start = time.perf_counter()
-            backend.complete(_request(INSTRUCTION, 512))
-            plain.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            asyncio.run(answer(backend, floor))
-            direct.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            result = runtime.run(INSTRUCTION)
-            runs.append(time.perf_counter() - start)
-            spent = dict(phases(runtime.store.run(result.run_id)))
-            answers.append({"status": result.status, "answer": result.answer, "phases": spent})
-            print("demo", *(round(x[-1], 1) for x in (plain, direct, runs)), result.status, spent)
+    for _ in range(rounds):
+        plain.append(timed(lambda rt: rt.model.complete(_request(INSTRUCTION, 512)))[0])
+        direct.append(timed(lambda rt: asyncio.run(answer(rt.model, floor)))[0])
+        seconds, (result, spent) = timed(
+            lambda rt: (r := rt.run(INSTRUCTION), dict(phases(rt.store.run(r.run_id))))
+        )
+        runs.append(seconds)
+        answers.append({"status": result.status, "answer": result.answer, "phases": spent})
+        print("demo", *(round(x[-1], 1) for x in (plain, direct, runs)), result.status, spent)
     ratio = statistics.median(r / d for r, d in zip(runs, direct, strict=True))
     over_plain = statistics.median(r / p for r, p in zip(runs, plain, strict=True))
     return {
         "ratio": ratio,
-        "context_per_sequence": backend.context_length,
+        "fresh_process_state": backend is None,
         "run_over_plain_chat": over_plain,
         "direct_s": direct,
         "plain_chat_s": plain,
