@@ -15,8 +15,9 @@ in one process, and reported as the median with the raw figures beside it:
   from an empty cache;
 - `run_over_direct_wall`: a Runtime run of the demo instruction over the model's direct
   answer to it (the run's own floor request), wall time; over a plain chat reply beside it.
-  The model is loaded as the demo loads it; `..._shared_backend` is the same on the backend
-  the other parts share (n_ctx 16384), where the 0.5B writes a different greedy answer.
+  Each of the three is timed on a model loaded anew (as the demo loads it), its cache
+  empty, as a user's process starts; `..._shared_backend` is the same on the backend the
+  other parts share, where what was decoded before changes the 0.5B's greedy answer.
 
 Writes results/engine_speed.json as it goes (a stopped run continues with the parts it
 has not measured; `--again` measures everything again).
