@@ -18,8 +18,10 @@ def quality_backend(model: str):
     """The engine the quality benchmarks answer with: llama.cpp at n_ctx 16384, each request
     decoded alone from an empty cache (`deterministic`), so a row is the same when run
     again and a difference between two runtimes is the runtimes', not the batching's. (Not
-    so before 2026-12-05: re-running the 0.5B's GSM8K run changed 9 of its first 92 rows,
-    3 of them through a different greedy direct answer.)"""
+    so before 2026-12-05: the 0.5B's GSM8K run, re-run after small changes to how answers
+    are read, flipped 20 of 200 rows, 11 one way and 9 the other, and its greedy direct
+    answer, a request those changes do not touch, came out with another number on some,
+    e.g. problem 6: 260, then 140.)"""
     from stepgraph.models import embedded
     from stepgraph.models.llamacpp import LlamaCppBackend
 
