@@ -14,18 +14,22 @@ RESULTS = Path(__file__).parent / "results"
 STORES = RESULTS / "stores"
 
 
-def quality_backend(model: str):
+def quality_backend(model: str, batched: bool = False):
     """The engine the quality benchmarks answer with: llama.cpp at n_ctx 16384, each request
     decoded alone from an empty cache (`deterministic`), so a row is the same when run
     again and a difference between two runtimes is the runtimes', not the batching's. (Not
     so before 2026-12-05: the 0.5B's GSM8K run, re-run after small changes to how answers
     are read, flipped 20 of 200 rows, 11 one way and 9 the other, and its greedy direct
     answer, a request those changes do not touch, came out with another number on some,
-    e.g. problem 6: 260, then 140.)"""
+    e.g. problem 6: 260, then 140.) The price: an answer the calculator interrupts is
+    read again from the start at each resumption, so a run takes longer (problem 5 on the
+    0.5B: 104 s against 37 s batched); `batched` decodes as the runtime does by default."""
     from stepgraph.models import embedded
     from stepgraph.models.llamacpp import LlamaCppBackend
 
-    return LlamaCppBackend(embedded.model_path(model), name=model, n_ctx=16384, deterministic=True)
+    return LlamaCppBackend(
+        embedded.model_path(model), name=model, n_ctx=16384, deterministic=not batched
+    )
 
 
 def machine() -> dict:

@@ -135,13 +135,13 @@ def _results(mode: str, model: str) -> Path:
     return RESULTS / f"gsm8k_{mode.replace('-', '_')}{tail}.jsonl"
 
 
-def run(mode: str, limit: int, model: str) -> None:
+def run(mode: str, limit: int, model: str, batched: bool = False) -> None:
     modes = ["direct", "run"] if mode == "both" else [mode]
     done = {m: _done(_results(m, model)) for m in modes}
     todo = [p for p in problems(limit) if any(p["idx"] not in done[m] for m in modes)]
     if not todo:
         return
-    backend = quality_backend(model)
+    backend = quality_backend(model, batched)
     runtimes = {}
     for m in modes:
         if m.startswith("run"):
@@ -354,7 +354,13 @@ if __name__ == "__main__":
     parser.add_argument("--mode", choices=(*MODES, "both"))
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--model", default="qwen2.5-coder-0.5b", help="an embedded model name")
+    parser.add_argument(
+        "--batched",
+        action="store_true",
+        help="decode with batching and prefix reuse, as the runtime does by default: faster, "
+        "but a row then depends on what was decoded before it",
+    )
     args = parser.parse_args()
     if args.mode:
-        run(args.mode, args.limit, args.model)
+        run(args.mode, args.limit, args.model, args.batched)
     summarize(args.limit)

@@ -98,13 +98,13 @@ def _results(mode: str, model: str) -> Path:
     return RESULTS / f"ifeval_{mode}{tail}.jsonl"
 
 
-def run(mode: str, limit: int | None, model: str) -> None:
+def run(mode: str, limit: int | None, model: str, batched: bool = False) -> None:
     out = _results(mode, model)
     done = {r["key"] for r in _rows(out)}
     todo = [p for p in prompts(limit) if p["key"] not in done]
     if not todo:
         return
-    backend = quality_backend(model)
+    backend = quality_backend(model, batched)
     runtime = None
     if mode == "run":
         from stepgraph import Runtime
@@ -310,7 +310,13 @@ if __name__ == "__main__":
         "--limit", type=int, default=None, help="the first N prompts (default all 300)"
     )
     parser.add_argument("--model", default="qwen2.5-coder-0.5b", help="an embedded model name")
+    parser.add_argument(
+        "--batched",
+        action="store_true",
+        help="decode with batching and prefix reuse, as the runtime does by default: faster, "
+        "but a row then depends on what was decoded before it",
+    )
     args = parser.parse_args()
     if args.mode:
-        run(args.mode, args.limit, args.model)
+        run(args.mode, args.limit, args.model, args.batched)
     summarize(args.limit)
