@@ -32,6 +32,16 @@ def quality_backend(model: str, batched: bool = False):
     )
 
 
+def add_batched_option(parser) -> None:
+    """`--batched`, for the benchmarks that answer with `quality_backend`."""
+    parser.add_argument(
+        "--batched",
+        action="store_true",
+        help="decode with batching and prefix reuse, as the runtime does by default: faster, "
+        "but a row then depends on what was decoded before it",
+    )
+
+
 def machine() -> dict:
     cpu = ""
     try:

@@ -175,25 +175,31 @@ def demo(backend, rounds: int) -> dict:
     settings = load_settings()
     store = Path(tempfile.mkdtemp()) / "d.db"
 
-    def timed(work) -> tuple[float, object]:
+    def on_model(measure):
+        """`measure(model)` on the shared backend, or on a model loaded anew and closed."""
         model = backend or load_model(settings.model, **settings.engine_options())
         try:
-            with Runtime(model, store=store) as runtime:
-                start = time.perf_counter()
-                done = work(runtime)
-                return time.perf_counter() - start, done
+            return measure(model)
         finally:
             if backend is None:
                 model.close()
 
+    def clock(work) -> tuple[float, object]:
+        start = time.perf_counter()
+        done = work()
+        return time.perf_counter() - start, done
+
+    def run_once(model):
+        with Runtime(model, store=store) as runtime:  # built before the clock starts
+            seconds, result = clock(lambda: runtime.run(INSTRUCTION))
+            return seconds, result, dict(phases(runtime.store.run(result.run_id)))
+
     floor = direct_request(INSTRUCTION, [], reasoning=asks_for_number(INSTRUCTION))
     direct, plain, runs, answers = [], [], [], []
     for _ in range(rounds):
-        plain.append(timed(lambda rt: rt.model.complete(_request(INSTRUCTION, 512)))[0])
-        direct.append(timed(lambda rt: asyncio.run(answer(rt.model, floor)))[0])
-        seconds, (result, spent) = timed(
-            lambda rt: (r := rt.run(INSTRUCTION), dict(phases(rt.store.run(r.run_id))))
-        )
+        plain.append(on_model(lambda m: clock(lambda: m.complete(_request(INSTRUCTION, 512)))[0]))
+        direct.append(on_model(lambda m: clock(lambda: asyncio.run(answer(m, floor)))[0]))
+        seconds, result, spent = on_model(run_once)
         runs.append(seconds)
         answers.append({"status": result.status, "answer": result.answer, "phases": spent})
         print("demo", *(round(x[-1], 1) for x in (plain, direct, runs)), result.status, spent)

@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, STORES, machine, quality_backend  # noqa: E402
+from _common import RESULTS, STORES, add_batched_option, machine, quality_backend  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k_dev.jsonl"
 SUFFIX = "\n\nGive the final answer as a number."
@@ -354,12 +354,7 @@ if __name__ == "__main__":
     parser.add_argument("--mode", choices=(*MODES, "both"))
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--model", default="qwen2.5-coder-0.5b", help="an embedded model name")
-    parser.add_argument(
-        "--batched",
-        action="store_true",
-        help="decode with batching and prefix reuse, as the runtime does by default: faster, "
-        "but a row then depends on what was decoded before it",
-    )
+    add_batched_option(parser)
     args = parser.parse_args()
     if args.mode:
         run(args.mode, args.limit, args.model, args.batched)

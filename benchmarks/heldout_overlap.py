@@ -26,6 +26,7 @@ Cheap (a few thousand string comparisons, no model): .venv/bin/python benchmarks
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import re
@@ -37,16 +38,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stepgraph.evolve.evaluate import text_similarity  # noqa: E402
+from stepgraph.evolve.evolve import GOLD_FILE as GOLD  # noqa: E402
+from stepgraph.evolve.evolve import HELDOUT_FILE as HELDOUT  # noqa: E402
 from stepgraph.planner.prompt import EXAMPLES  # noqa: E402
 
-DATA = ROOT / "stepgraph" / "evolve" / "data"
-HELDOUT = DATA / "heldout.jsonl"
-GOLD = DATA / "gold.jsonl"
 ADAPTERS = ROOT / "stepgraph" / "evolve" / "adapters"
 
 _WORD = re.compile(r"\w+")
 
 
+@functools.cache  # each reference text is compared with every held-out item
 def words(text: str) -> frozenset[str]:
     return frozenset(_WORD.findall(text.lower()))
 

@@ -973,8 +973,8 @@ def eval_planner(
     gold: Annotated[
         Path | None,
         typer.Option(
-            help="gold JSONL; default: the set shipped with stepgraph (its held-out split, "
-            "unlike any training data: stepgraph/evolve/data/heldout.jsonl)"
+            help="gold JSONL; default: gold.jsonl shipped with stepgraph (heldout.jsonl "
+            "beside it is a split unlike any training data)"
         ),
     ] = None,
     few_shot: Annotated[
