@@ -11,8 +11,10 @@ so a stopped benchmark continues where it stopped; every call (and one without `
 writes the summary, gsm8k.md.
 
 `run` is the default Runtime: the plan's composed answer is cross-checked against the
-model's own direct answer (and, when they disagree, a whole-problem program and two
-samples), and the answer is chosen by agreement. `run-plan-only` is `Runtime(direct=False)`,
+model's own direct answer (and, when they disagree, a whole-problem program, a plain answer
+in other words without the calculator, and two samples), and the answer is chosen by
+agreement. (The plain answer is asked in the words of `direct` below: the run checks the
+very answer it is compared with, since 2026-12-05.) `run-plan-only` is `Runtime(direct=False)`,
 the plan-and-compose pipeline alone (what `run` was before 2026-12-04; its older rows are
 kept under that name). `run-no-calc` is the plan-only run with `calculate=False`.
 `--mode both` answers each problem directly and with a run, one after the other, so the

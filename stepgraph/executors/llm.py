@@ -12,6 +12,7 @@ import re
 from stepgraph.errors import ConfigError
 from stepgraph.executors.base import DECLARATIONS, StepInput, StepOutput, declares
 from stepgraph.executors.calculating import complete_calculating
+from stepgraph.executors.names import fix_name_case
 from stepgraph.models.base import BackendBase, Message, Request
 
 ANSWER_SYSTEM = (
@@ -125,7 +126,7 @@ def parse_arguments(text: str) -> dict | str:
 
 # how the model writes each argument an executor can declare it writes (`model_writes`)
 WRITERS: dict[str, dict] = {
-    "code": {"system": CODE_SYSTEM},
+    "code": {"system": CODE_SYSTEM, "fix": fix_name_case},
     # a calculator step is usually an expression already: its own text is tried first
     "expression": {"system": EXPRESSION_SYSTEM, "direct": True, "max_tokens": 80},
     # an MCP tool's arguments, decoded under the tool's own input schema
@@ -150,7 +151,9 @@ def writing_for(executor, model: BackendBase):
 class CodeWritingExecutor:
     """Wraps an executor that needs code (python) or an expression (calculator): when the
     step does not carry it, the model writes it for that one step, and rewrites it once with
-    the error. With `direct=True` the step's own text is tried first (a calculator step is
+    the error. `fix` mends what the model wrote before it runs (a Python program's names in
+    the wrong case, `names.fix_name_case`); what it changed goes in the step's data as
+    `fixed`. With `direct=True` the step's own text is tried first (a calculator step is
     usually already an expression)."""
 
     def __init__(
@@ -164,6 +167,7 @@ class CodeWritingExecutor:
         max_tokens: int = 400,
         attempts: int = 2,
         parse=None,
+        fix=None,
         schema: bool = False,
     ):
         self.inner = inner
@@ -174,6 +178,8 @@ class CodeWritingExecutor:
         self.max_tokens = max_tokens
         self.attempts = attempts
         self.parse = parse or extract_code
+        # a mechanical fix for what the model wrote, before it runs: (text, what changed)
+        self.fix = fix
         # decode under the executor's `input_schema` (an MCP tool's), where it has one
         self.schema = getattr(inner, "input_schema", None) if schema else None
         self.name = inner.name
@@ -203,6 +209,7 @@ class CodeWritingExecutor:
         ]
         prompt_tokens = completion_tokens = 0
         result = StepOutput(error="no attempt")
+        fixed: list[str] = []
         for _ in range(self.attempts):
             done = await self.model.acomplete(
                 Request(messages=messages, max_tokens=self.max_tokens, json_schema=self.schema)
@@ -210,6 +217,8 @@ class CodeWritingExecutor:
             prompt_tokens += done.prompt_tokens
             completion_tokens += done.completion_tokens
             code = self.parse(done.text)
+            if self.fix is not None and isinstance(code, str):
+                code, fixed = self.fix(code)
             result = await self.inner.run(
                 step.model_copy(update={"args": {**step.args, self.arg: code}})
             )
@@ -229,6 +238,6 @@ class CodeWritingExecutor:
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
                 "model": self.model.name,
-                "data": {**data, "code": code},
+                "data": {**data, "code": code, **({"fixed": fixed} if fixed else {})},
             }
         )

@@ -4,7 +4,8 @@ The direct answer is the floor: the model answers the whole instruction itself, 
 first where the instruction asks for a number (the calculator writes the results of the
 sums it writes out), and with no preamble otherwise, since form constraints are checked on
 what it says. When the direct and the composed answer disagree on a number, a program for
-the whole problem and a few sampled answers break the tie (`stepgraph.verifier.choice`).
+the whole problem, a plain answer (other words, no calculator) and a few sampled answers
+break the tie (`stepgraph.verifier.choice`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ REASON_SYSTEM = (
 ANSWER_SYSTEM = (
     "Answer the user's request directly, with no preamble, and follow every instruction it "
     "gives about the form of the answer."
+)
+# the plain answer's prompt: another wording, and no calculator, so it errs apart from the
+# direct answer (GSM8K dev, 0.5B: the two were right on 57 and 56 of 200, but on 35 problems
+# only one of them was); the benchmarks' direct mode asks with these very words
+PLAIN_SYSTEM = (
+    "Solve the math word problem. Think step by step, then write the final answer on the "
+    "last line as 'Answer: <number>'."
 )
 PROGRAM_STEP = (
     "Write a Python program that computes the answer to the task and prints only the final "
@@ -142,6 +150,18 @@ def direct_request(
         max_tokens=extract_constraints(task).room(),
         temperature=temperature,
         seed=seed,
+    )
+
+
+def plain_request(task: str, history: list[Message]) -> Request:
+    """The model asked for a number in other words than the direct answer's, greedy."""
+    return Request(
+        messages=[
+            Message(role="system", content=PLAIN_SYSTEM),
+            *[m for m in history if m.role in ("user", "assistant")][-6:],
+            Message(role="user", content=task),
+        ],
+        max_tokens=512,
     )
 
 

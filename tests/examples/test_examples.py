@@ -54,10 +54,12 @@ def scripted(
     compose: Callable[[str], str] | None = None,
     direct: Callable[[str], str] | None = None,
     arguments: Callable[[str], str] | None = None,
+    plain: Callable[[str], str] = lambda _: "I cannot tell.",
 ) -> ScriptedBackend:
     """A model whose reply depends on who asks: plans in order, then the given functions of
     the request's last message. `direct` answers the whole task as the model itself (the
-    direct candidate and any samples). A request nobody expected fails the test."""
+    direct candidate and any samples); `plain` the plain candidate (by default with no
+    number, so no vote). A request nobody expected fails the test."""
     queue = list(plans)
     roles = {
         ANSWER_SYSTEM: llm,
@@ -65,6 +67,7 @@ def scripted(
         COMPOSE_SYSTEM: compose,
         candidates.REASON_SYSTEM: direct,
         candidates.ANSWER_SYSTEM: direct,
+        candidates.PLAIN_SYSTEM: plain,
         ARGUMENTS_SYSTEM: arguments,
     }
 
@@ -154,6 +157,7 @@ def test_math_agent_plans_exact_calculations_where_the_answers_disagree(tmp_path
     assert record.instruction == math_agent.PROBLEM
     assert {s.step_id: (s.executor, s.status) for s in record.steps} == {
         "program": ("python", "failed"),  # its code read deps it does not have
+        "plain": ("llm", "done"),  # with no number: no vote
         "sample-1": ("llm", "done"),
         "sample-2": ("llm", "done"),
         "direct": ("llm", "done"),

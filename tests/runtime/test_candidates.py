@@ -34,8 +34,10 @@ def model(
     step: str = "",
     code: str = "print(0)",
     sample: str | Callable[[Request], str] | None = None,
+    plain: str = "I cannot tell.",
 ) -> ScriptedBackend:
-    """Replies by role; `sample` answers the sampled candidates (temperature > 0)."""
+    """Replies by role; `sample` answers the sampled candidates (temperature > 0), `plain`
+    the plain one (by default with no number, so no vote)."""
 
     def respond(request: Request) -> str:
         system = request.messages[0].content
@@ -47,6 +49,8 @@ def model(
             return direct(request) if callable(direct) else direct
         if system == CODE_SYSTEM:
             return f"```python\n{code}\n```"
+        if system == candidates.PLAIN_SYSTEM:
+            return plain
         replies = {COMPOSE_SYSTEM: compose, ANSWER_SYSTEM: step, EXPRESSION_SYSTEM: "0"}
         assert system in replies, f"unexpected request: {system[:80]!r}"
         return replies[system]
@@ -388,7 +392,7 @@ def test_several_questions_are_planned_only_where_their_candidates_disagree(tmp_
         assert any(r.startswith("You are a planner.") for r in roles(backend)) is planned
         names = [c.name for c in result.candidates]
         if planned:  # the plan's answer joins the candidates made before it, not made again
-            assert names == ["composed", "direct", "program", "sample-1"]
+            assert names == ["composed", "direct", "program", "plain", "sample-1"]
             assert roles(backend).count(CODE_SYSTEM[:30]) == 1
             # composed and direct agree on 48, but two of four are not most of the vote
             assert (result.status, result.chosen) == ("unverified", "composed")
@@ -474,11 +478,35 @@ def test_tie_breakers_are_made_one_at_a_time_until_two_agree(tmp_path):
     with Runtime(backend, store=tmp_path / "s.db", samples=3) as runtime:
         result = runtime.run("How many eggs are in 12 boxes of 4?")
     names = [c.name for c in result.candidates]
-    assert names == ["direct", "program", "sample-1", "sample-2"]  # sample-3 never made
+    assert names == ["direct", "program", "plain", "sample-1", "sample-2"]  # sample-3 never made
     assert sum(r.temperature > 0 for r in backend.requests) == 2
     # direct and sample-2 agree, two of the three that voted: settled, without a plan
     assert (result.status, result.chosen, result.answer) == ("done", "direct", "Answer: 46")
     assert not any(r.startswith("You are a planner.") for r in roles(backend))
+
+
+def test_the_plain_answer_breaks_a_tie_before_any_sample(tmp_path):
+    """Greedy, in other words, without the calculator: where it agrees with the program no
+    sample is made, and its text is the answer."""
+    backend = model(
+        "MUST NOT BE ASKED",
+        direct="Answer: 46",
+        code="print(48)",
+        plain="12 * 4 = 48.\nAnswer: 48",
+        sample="MUST NOT BE ASKED",
+    )
+    with Runtime(backend, store=tmp_path / "s.db") as runtime:
+        result = runtime.run("How many eggs are in 12 boxes of 4?")
+    assert [c.name for c in result.candidates] == ["direct", "program", "plain"]
+    assert (result.status, result.chosen, result.answer) == (
+        "done",
+        "plain",
+        "12 * 4 = 48.\nAnswer: 48",
+    )
+    (asked,) = [r for r in backend.requests if r.messages[0].content == candidates.PLAIN_SYSTEM]
+    assert asked.temperature == 0 and asked.messages[-1].content.endswith("boxes of 4?")
+    assert not any(r.temperature > 0 for r in backend.requests)
+    assert planning_notes(result) == ["no plan made: program, plain agree on 48; direct 46"]
 
 
 def test_two_samples_that_agree_settle_a_question_without_a_plan(tmp_path):
@@ -490,10 +518,18 @@ def test_two_samples_that_agree_settle_a_question_without_a_plan(tmp_path):
     )
     with Runtime(backend, store=tmp_path / "s.db", samples=3) as runtime:
         result = runtime.run("How many eggs are in 12 boxes of 4?")
-    assert [c.name for c in result.candidates] == ["direct", "program", "sample-1", "sample-2"]
+    assert [c.name for c in result.candidates] == [
+        "direct",
+        "program",
+        "plain",
+        "sample-1",
+        "sample-2",
+    ]
     assert (result.status, result.chosen) == ("done", "sample-1")
     assert result.answer == "Twelve fours.\nAnswer: 48"
-    assert planning_notes(result) == ["no plan made: sample-1, sample-2 agree on 48; direct 46"]
+    assert planning_notes(result) == [
+        "no plan made: sample-1, sample-2 agree on 48; direct 46, plain gave no number"
+    ]
 
 
 def test_a_question_whose_candidates_never_agree_keeps_the_floor_unverified(tmp_path):
@@ -502,6 +538,7 @@ def test_a_question_whose_candidates_never_agree_keeps_the_floor_unverified(tmp_
         "MUST NOT BE ASKED",
         direct="Answer: 46",
         code="print(47)",
+        plain="Answer: 49",
         sample=lambda r: f"Answer: {50 + r.seed}",
     )
     with Runtime(backend, store=tmp_path / "s.db") as runtime:
@@ -509,13 +546,13 @@ def test_a_question_whose_candidates_never_agree_keeps_the_floor_unverified(tmp_
     assert (result.status, result.chosen, result.answer) == ("unverified", "direct", "Answer: 46")
     assert not any(r.startswith("You are a planner.") for r in roles(backend))
     names = [c.name for c in result.candidates]
-    assert names == ["direct", "program", "sample-1", "sample-2"]
+    assert names == ["direct", "program", "plain", "sample-1", "sample-2"]
     # made once, before the choice, and reused by it
     assert roles(backend).count(CODE_SYSTEM[:30]) == 1
     assert sum(r.temperature > 0 for r in backend.requests) == 2
     assert planning_notes(result) == [
-        "no plan made: no two candidates agree; direct's 46 is kept; program 47, sample-1 51, "
-        "sample-2 52"
+        "no plan made: no two candidates agree; direct's 46 is kept; program 47, plain 49, "
+        "sample-1 51, sample-2 52"
     ]
     assert any(c.startswith("cross_check:") for c in result.failed_checks)
 

@@ -1,0 +1,119 @@
+"""Cascades replayed on a finished GSM8K run: what would another order of tie-breakers get?
+
+A run's rows keep every candidate it made and the numbers each claimed, and the direct
+mode's rows keep the model's plain answer to the same problems (the request the runtime's
+`plain` candidate makes, since 2026-12-05). This replays, on those rows and with no model,
+cascades that add the plain answer: candidates made in the order given until two agree on
+a number, else a floor. A candidate the run never made (it stopped before it) counts as no
+vote, so a replay of a run that stopped early flatters nothing it did not see.
+Tokens are each candidate's own where the run made it, else that candidate's median.
+
+    python benchmarks/gsm8k_replay.py [--rows gsm8k_run_before_plain.jsonl] [--model ...]
+
+Prints the table and writes results/replay_<rows>.md. This is how the plain candidate was
+chosen (2026-12-05, on the 0.5B run of that morning); a replay is a hint, a run is the
+measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import RESULTS, machine  # noqa: E402
+from gsm8k import final_number, sign_test  # noqa: E402
+
+CASCADES = [  # (order, the floor when none agree)
+    (["direct", "program", "sample-1", "sample-2"], "direct"),
+    (["direct", "program", "plain", "sample-1"], "direct"),
+    (["direct", "program", "plain", "sample-1", "sample-2"], "direct"),
+    (["direct", "program", "plain", "sample-1", "sample-2"], "plain"),
+    (["direct", "plain", "program", "sample-1", "sample-2"], "direct"),
+]
+
+
+def replay(rows_file: str, direct_file: str) -> list[str]:
+    from stepgraph.verifier.choice import same
+
+    run = [json.loads(line) for line in (RESULTS / rows_file).read_text().splitlines()]
+    direct = {
+        r["idx"]: r for r in map(json.loads, (RESULTS / direct_file).read_text().splitlines())
+    }
+    rows = []
+    for r in run:
+        plain = final_number(direct[r["idx"]]["answer"])
+        row = {
+            "gold": float(str(r["gold"]).replace(",", "")),
+            "plain": {
+                "claims": [] if plain is None else [plain],
+                "tokens": direct[r["idx"]]["completion_tokens"],
+            },
+        }
+        for name in ("direct", "program", "sample-1", "sample-2"):
+            claims = (r.get("candidates") or {}).get(name)
+            row[name] = {
+                "claims": claims if isinstance(claims, list) else [],
+                "tokens": r.get("step_tokens", {}).get(name),
+            }
+        rows.append((r["idx"], row))
+    known = {
+        n: statistics.median([r[n]["tokens"] for _, r in rows if r[n]["tokens"]] or [0])
+        for n in rows[0][1]
+        if n != "gold"
+    }
+    base = [direct[i]["correct"] for i, _ in rows]
+    base_tokens = statistics.median(direct[i]["completion_tokens"] for i, _ in rows)
+
+    def cascade(row: dict, order: list[str], floor: str) -> tuple[float | None, int, bool]:
+        values: list[float] = []
+        tokens = 0
+        for name in order:
+            c = row[name]
+            tokens += c["tokens"] or known[name]
+            values += c["claims"][:1]
+            if any(sum(same(v, w) for w in values) >= 2 for v in values):
+                top = next(v for v in values if sum(same(v, w) for w in values) >= 2)
+                return top, tokens, True
+        first = row[floor]["claims"]
+        return (first[0] if first else None), tokens, False
+
+    lines = [
+        f"# GSM8K: cascades replayed on {rows_file} ({machine()['date']})",
+        "",
+        f"{len(rows)} problems; the plain answer (direct mode, {direct_file}) right on "
+        f"{sum(base)}, median {base_tokens:g} generated tokens. Wins and losses against it.",
+        "",
+        "| cascade (until two agree) | floor | right | wins | losses | p | verified | "
+        "median tokens / plain |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for order, floor in CASCADES:
+        got = [cascade(r, order, floor) for _, r in rows]
+        right = [
+            v is not None and same(v, r["gold"])
+            for (v, _, _), (_, r) in zip(got, rows, strict=True)
+        ]
+        wins = sum(a and not b for a, b in zip(right, base, strict=True))
+        losses = sum(b and not a for a, b in zip(right, base, strict=True))
+        tokens = statistics.median(t for _, t, _ in got)
+        lines.append(
+            f"| {' > '.join(order)} | {floor} | {sum(right)} | {wins} | {losses} | "
+            f"{sign_test(wins, losses):.3g} | {sum(ok for *_, ok in got)} | "
+            f"{tokens / base_tokens:.2f}x |"
+        )
+    return lines
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="gsm8k_run_before_plain.jsonl")
+    parser.add_argument("--direct", default="gsm8k_direct.jsonl")
+    args = parser.parse_args()
+    lines = replay(args.rows, args.direct)
+    out = RESULTS / f"replay_{Path(args.rows).stem}.md"
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
