@@ -310,15 +310,24 @@ def _paired(model: str, direct: list[dict], run: list[dict], m: dict) -> list[st
 
 def _tie_breakers(rows: list[dict]) -> list[str]:
     """What each tie-breaker adds, replayed from the candidates' recorded claims with
-    `stepgraph.verifier.choose` (their failed checks are not in the rows, so every vote
-    counts whole here): the value chosen from the composed and direct answers alone, with
-    the program, and with the samples too, against the gold answer."""
+        `stepgraph.verifier.choose` (their failed checks are not in the rows, so every vote
+        counts whole here): the value chosen from the composed and direct answers alone, with
+        the program, the plain answer and the samples too, against the gold answer (a run made
+    before 2026-12-05 has no plain answer)."""
     from stepgraph.verifier import Candidate, choose
 
     subsets = {
         "composed + direct": ("composed", "direct"),
         "+ program": ("composed", "direct", "program"),
-        "+ program + samples": ("composed", "direct", "program", "sample-1", "sample-2"),
+        "+ program + plain": ("composed", "direct", "program", "plain"),
+        "+ program + plain + samples": (
+            "composed",
+            "direct",
+            "program",
+            "plain",
+            "sample-1",
+            "sample-2",
+        ),
     }
     right = dict.fromkeys(subsets, 0)
     rows = [r for r in rows if isinstance(r.get("candidates"), dict)]

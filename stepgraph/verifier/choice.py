@@ -135,10 +135,27 @@ def with_answer_line(answer: str, value: float) -> str:
     """`answer` ending with "Answer: <value>" when it states the chosen value but has no
     answer line: "Thus it will take 30 minutes longer ... on 6 paintings" answers 30, and a
     reader (or a script) taking its last number reads 6 (GSM8K, 0.5B, first run of
-    2026-12-04: the choice was right and the answer read as wrong). Unchanged otherwise."""
-    if _ANSWER_LINE.search(answer) or not states_value(answer, value):
+    2026-12-04: the choice was right and the answer read as wrong). An answer line that
+    holds the working ("Answer: 100 + 125 + 175 = 400 dollars", where a script taking the
+    number after "Answer:" reads 100: GSM8K, 0.5B, 2026-12-05) keeps it as a line of its
+    own above "Answer: 400". Unchanged otherwise."""
+    if not states_value(answer, value):
         return answer
-    return f"{answer.rstrip()}\n\nAnswer: {format_number(value)}"
+    lines = list(_ANSWER_LINE.finditer(answer))
+    if not lines:
+        return f"{answer.rstrip()}\n\nAnswer: {format_number(value)}"
+    last = lines[-1]
+    rest = last.group("rest")
+    if "=" not in rest or not states_value(rest.rsplit("=", 1)[1], value):
+        return answer
+    if states_value(rest.split("=", 1)[0], value):
+        return answer  # "Answer: 400 = 100 + 300" says it first
+    label = last.start() + re.search(r"(?i)(final\s+)?answer", last.group(0)).start()
+    line_start = answer.rfind("\n", 0, label) + 1
+    # the label opens its line: the working stays without it; else the line stays whole
+    keep = answer[:label] + rest.strip() if not answer[line_start:label].strip() else None
+    head = keep if keep is not None else answer[: last.end("rest")]
+    return f"{head.rstrip()}\n\nAnswer: {format_number(value)}{answer[last.end('rest') :]}"
 
 
 def choose(candidates: list[Candidate], *, numeric: bool, grounded: bool = False) -> Choice:

@@ -86,6 +86,23 @@ def test_answer_claims(answer, task, claims):
         ("He pays 12.5 dollars in all.", 12.5, "He pays 12.5 dollars in all.\n\nAnswer: 12.5"),
         ("So 4 * 3 = 12.\nAnswer: 12", 12.0, "So 4 * 3 = 12.\nAnswer: 12"),  # has its line
         ("It is 7 or so.", 8.0, "It is 7 or so."),  # does not state it: nothing to point at
+        (  # GSM8K, 0.5B, 2026-12-05: a script taking the number after "Answer:" read 100
+            "We add them:\n\nAnswer: 100 + 125 + 175 = 400  dollars",
+            400.0,
+            "We add them:\n\n100 + 125 + 175 = 400  dollars\n\nAnswer: 400",
+        ),
+        (
+            "Final answer: 3 * 4 = 12 eggs.\nThat is all.",
+            12.0,
+            "3 * 4 = 12 eggs.\n\nAnswer: 12\nThat is all.",
+        ),
+        (  # the label inside a sentence: the line stays whole, the answer line follows
+            "So the final answer is: 3 * 4 = 12",
+            12.0,
+            "So the final answer is: 3 * 4 = 12\n\nAnswer: 12",
+        ),
+        ("Answer: 12 = 3 * 4", 12.0, "Answer: 12 = 3 * 4"),  # says it first
+        ("Answer: 3 * 4 = 13", 12.0, "Answer: 3 * 4 = 13"),  # ends on another number
     ],
 )
 def test_an_answer_that_states_the_chosen_number_ends_on_it(answer, value, shown):
