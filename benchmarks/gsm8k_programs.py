@@ -11,7 +11,7 @@ then simulates cascades on these rows and the other candidates of the same probl
 (`gsm8k_candidates.jsonl`: direct, greedy program before the fix, two sampled answers):
 candidates made in order until two agree, a tie going to the direct answer.
 
-Stopped after 19 problems on 2026-12-05 (the rows kept): sampled programs agreed with each
+Stopped after 19 problems on 2026-12-05 (the rows kept, made with `--samples 4`): sampled programs agreed with each
 other on wrong numbers (the same wrong program, sampled again), and a plain answer in other
 words was the better tie-breaker (benchmarks/README.md). `--report` reads what is there.
 
