@@ -217,7 +217,7 @@ class CodeWritingExecutor:
             prompt_tokens += done.prompt_tokens
             completion_tokens += done.completion_tokens
             code = self.parse(done.text)
-            if self.fix is not None and isinstance(code, str):
+            if self.fix is not None:
                 code, fixed = self.fix(code)
             result = await self.inner.run(
                 step.model_copy(update={"args": {**step.args, self.arg: code}})

@@ -142,11 +142,7 @@ def direct_request(
     """The model asked for the whole task itself, given room for the length it asks for."""
     system = REASON_SYSTEM if reasoning else ANSWER_SYSTEM
     return Request(
-        messages=[
-            Message(role="system", content=system),
-            *[m for m in history if m.role in ("user", "assistant")][-6:],
-            Message(role="user", content=task),
-        ],
+        messages=_asking(system, task, history),
         max_tokens=extract_constraints(task).room(),
         temperature=temperature,
         seed=seed,
@@ -155,14 +151,16 @@ def direct_request(
 
 def plain_request(task: str, history: list[Message]) -> Request:
     """The model asked for a number in other words than the direct answer's, greedy."""
-    return Request(
-        messages=[
-            Message(role="system", content=PLAIN_SYSTEM),
-            *[m for m in history if m.role in ("user", "assistant")][-6:],
-            Message(role="user", content=task),
-        ],
-        max_tokens=512,
-    )
+    return Request(messages=_asking(PLAIN_SYSTEM, task, history), max_tokens=512)
+
+
+def _asking(system: str, task: str, history: list[Message]) -> list[Message]:
+    """The whole task asked under `system`, after the conversation's last turns."""
+    return [
+        Message(role="system", content=system),
+        *[m for m in history if m.role in ("user", "assistant")][-6:],
+        Message(role="user", content=task),
+    ]
 
 
 async def program_answer(

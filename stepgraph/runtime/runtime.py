@@ -175,7 +175,8 @@ class Runtime:
     the start of the run: the floor the run's answer must not fall below. The composed and
     the direct answer are cross-checked; when they disagree on a number, a whole-problem
     program, a plain answer (other words, no calculator) and up to `samples` sampled answers
-    break the tie, made one at a time until two agree, and the answer is chosen by agreement and checks (`stepgraph.verifier.choice`).
+    break the tie, made one at a time until two agree, and the answer is chosen by agreement
+    and checks (`stepgraph.verifier.choice`).
     A run whose final checks fail or whose candidates do not agree ends `unverified`, with
     its answer kept.
 
@@ -1089,9 +1090,9 @@ class Runtime:
         numeric: bool,
     ) -> tuple[list[Candidate], dict[str, Composition]]:
         """The candidates in the order they were made, each checked like a final answer, and
-        the drafts of those that can be shown. A tie-breaker (a program, the plain answer, then
-        samples; `_tie_breakers`) is made one at a time, only while no two candidates agree on a number; one made before the
-        plan (`_settled`) is reused, not made again."""
+        the drafts of those that can be shown. A tie-breaker (a program, the plain answer,
+        then samples; `_tie_breakers`) is made one at a time, only while no two candidates
+        agree on a number; one made before the plan (`_settled`) is reused, not made again."""
         board = self._boards[run_id]
         candidates: list[Candidate] = []
         drafts: dict[str, Composition] = {}
@@ -1126,11 +1127,11 @@ class Runtime:
     def _tie_breakers(self) -> list[str]:
         """What breaks a tie between candidates, in the order it is tried: a program for the
         whole problem (independent of the model's prose), the plain answer (greedy, other
-        words, no calculator), then the samples. The plain answer before the samples: it is
-        right about as often as the direct answer, a sample less often (GSM8K dev, 0.5B, 200
-        problems: 57 and 55 right, the two samples 41 and 34), and the two err apart (only
-        one of them right on 35). Replayed on the candidates of the run before it: 70 right
-        against the plain answer's 57, at 3.05x its median tokens (`benchmarks/README.md`)."""
+        words, no calculator), then the samples. The plain answer before the samples: it errs
+        apart from the direct answer and is right as often (`candidates.PLAIN_SYSTEM`), a
+        sample less often (GSM8K dev, 0.5B: 41 and 34 of 200 against 57). Replayed on the
+        run before it, 70 right against the plain answer's 57 at 3.05x its median tokens;
+        run, 73 at 3.07x (`benchmarks/README.md`)."""
         program = ["program"] if "python" in self.executors else []
         return program + ["plain"] + [f"sample-{i}" for i in range(1, self.samples + 1)]
 
