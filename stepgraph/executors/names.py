@@ -4,7 +4,7 @@ used in another case than the one it was assigned in.
 The 0.5B writes `seattle_sheep = 20` and then `4 * Seattle_sheep` (proper nouns keep their
 capital); the program dies with a NameError, and its one rewrite with the error repeats it.
 GSM8K dev, 0.5B, 2026-12-05: 7 of the 200 whole-problem programs died so; with the names
-fixed 5 of the 7 printed the right answer. The fix is safe because it only touches a name
+fixed 4 of the 7 printed the right answer. The fix is safe because it only touches a name
 that nothing binds, which would raise NameError when read anyway, and only when exactly one
 bound name matches it ignoring case. What it changed is reported with the step's data.
 """
