@@ -13,6 +13,15 @@ Tokens are each candidate's own where the run made it, else that candidate's med
 Prints the table and writes results/replay_<rows>.md. This is how the plain candidate was
 chosen (2026-12-05, on the 0.5B run of that morning); a replay is a hint, a run is the
 measurement.
+
+    python benchmarks/gsm8k_replay.py --budgets --rows gsm8k_run.jsonl [--direct ...]
+
+replays instead the runtime's `tie_budget` on a run made without one: each problem's
+candidates in the order the run made them, stopped where the budget would have stopped
+them (no tie-breaker starts once the candidates made have generated that many times the
+direct candidate's tokens). Where nothing is dropped the run's own result counts; where
+something is, the first two made candidates that agree give the answer, else the direct
+one. Writes results/budgets_<rows>.md. This is how the default budget was chosen.
 """
 
 from __future__ import annotations
@@ -108,12 +117,73 @@ def replay(rows_file: str, direct_file: str) -> list[str]:
     return lines
 
 
+BUDGETS = [3.0, 3.5, 4.0, 4.5, 5.0, None]
+NAMES = ("direct", "program", "plain", "sample-1", "sample-2")
+
+
+def budgets(rows_file: str, direct_file: str) -> list[str]:
+    from stepgraph.verifier.choice import same
+
+    run = [json.loads(line) for line in (RESULTS / rows_file).read_text().splitlines()]
+    direct = {
+        r["idx"]: r for r in map(json.loads, (RESULTS / direct_file).read_text().splitlines())
+    }
+    base = [direct[r["idx"]]["correct"] for r in run]
+    base_tokens = statistics.median(direct[r["idx"]]["completion_tokens"] for r in run)
+
+    def replayed(r: dict, budget: float | None) -> tuple[bool, int]:
+        spent = r.get("step_tokens", {})
+        made = [n for n in r["candidates"] if n in NAMES]
+        kept, used = made[:1], spent.get("direct", 0)
+        for name in made[1:]:
+            if budget is not None and used >= budget * spent.get("direct", 0) > 0:
+                break
+            kept.append(name)
+            used += spent.get(name, 0)
+        dropped = sum(spent.get(n, 0) for n in made if n not in kept)
+        if len(kept) == len(made):
+            return r["correct"], r["completion_tokens"]
+        votes = [
+            (n, c[-1])
+            for n in ["composed", *kept]
+            if isinstance(c := r["candidates"].get(n), list) and c
+        ]
+        agreed = [v for n, v in votes for m, w in votes if n != m and same(v, w)]
+        value = agreed[0] if agreed else dict(votes).get("direct")
+        gold = float(str(r["gold"]).replace(",", ""))
+        return value is not None and same(value, gold), r["completion_tokens"] - dropped
+
+    lines = [
+        f"# GSM8K: tie budgets replayed on {rows_file} ({machine()['date']})",
+        "",
+        f"{len(run)} problems; direct answering ({direct_file}) right on {sum(base)}, median "
+        f"{base_tokens:g} generated tokens. Wins and losses against it.",
+        "",
+        "| tie budget (x the direct candidate) | right | wins | losses | p | "
+        "median tokens / direct |",
+        "|---|---|---|---|---|---|",
+    ]
+    for budget in BUDGETS:
+        got = [replayed(r, budget) for r in run]
+        right = [ok for ok, _ in got]
+        wins = sum(a and not b for a, b in zip(right, base, strict=True))
+        losses = sum(b and not a for a, b in zip(right, base, strict=True))
+        tokens = statistics.median(t for _, t in got)
+        lines.append(
+            f"| {'none' if budget is None else f'{budget:g}'} | {sum(right)} | {wins} | "
+            f"{losses} | {sign_test(wins, losses):.3g} | {tokens / base_tokens:.2f}x |"
+        )
+    return lines
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="gsm8k_run_before_plain.jsonl")
     parser.add_argument("--direct", default="gsm8k_direct.jsonl")
+    parser.add_argument("--budgets", action="store_true", help="replay tie budgets instead")
     args = parser.parse_args()
-    lines = replay(args.rows, args.direct)
-    out = RESULTS / f"replay_{Path(args.rows).stem}.md"
+    lines = (budgets if args.budgets else replay)(args.rows, args.direct)
+    kind = "budgets" if args.budgets else "replay"
+    out = RESULTS / f"{kind}_{Path(args.rows).stem}.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -124,7 +124,9 @@ def answer_verdicts_evidence(record) -> list[str]:
 def test_math_agent_plans_exact_calculations_where_the_answers_disagree(tmp_path, capsys):
     worked = iter(
         [
-            "The order is 238.80 dollars less 12 %.\nAnswer: 210.14",  # the direct answer
+            # the direct answer, worked out: the tie-breakers may spend 4 times its tokens
+            "28 pens at 4.35 dollars are 121.80 dollars and 15 notebooks at 7.80 dollars are "
+            "117.00 dollars, so the order is 238.80 dollars less 12 %.\nAnswer: 210.14",
             "Answer: 200",  # then two samples, that agree with nothing
             "Answer: 190",
         ]

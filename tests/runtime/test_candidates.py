@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stepgraph import Runtime, ScriptedBackend
+from stepgraph.errors import ConfigError
 from stepgraph.executors.llm import ANSWER_SYSTEM, CODE_SYSTEM, EXPRESSION_SYSTEM
 from stepgraph.models import Request
 from stepgraph.runtime import candidates
@@ -131,13 +132,65 @@ def test_a_wrong_plan_loses_to_the_direct_answer_a_program_confirms(tmp_path):
 def test_candidates_that_never_agree_end_unverified_with_the_floor_kept(tmp_path):
     # the program prints no number (no vote); each sample its own number
     backend = nobody_agrees(compose="There are 50 eggs.", code="print('many')")
-    with Runtime(backend, store=tmp_path / "s.db", samples=2) as runtime:
+    with Runtime(backend, store=tmp_path / "s.db", tie_budget=None, samples=2) as runtime:
         result = runtime.run("How many eggs are in 12 boxes of 4?")
     assert (result.status, result.chosen, result.answer) == ("unverified", "direct", "Answer: 46")
     by_name = {c.name: c for c in result.candidates}
     assert by_name["program"].error == "printed no single number"
     assert by_name["sample-1"].claims == [51] and by_name["sample-2"].claims == [52]
     assert any(check.startswith("cross_check:") for check in result.failed_checks)
+
+
+def made(result) -> list[str]:
+    return [c.name for c in result.candidates]
+
+
+def test_no_tie_breaker_starts_once_the_candidates_spent_the_budget(tmp_path):
+    # scripted tokens are a quarter of the characters: the direct answer 10, the program's
+    # reply ("```python\nprint('many')\n```") 6, the plain answer 3, each sample 2
+    worked = "Twelve boxes of four eggs each.\nAnswer: 46"
+    assert len(worked) // 4 == 10
+    question = "How many eggs are in 12 boxes of 4?"
+    by_budget = {}
+    for budget in (1.5, 2.0, None):
+        backend = model(
+            plan(("s1", [], "calculator", "12 * 4")),
+            direct=worked,
+            code="print('many')",
+            sample=lambda r: f"Answer: {50 + r.seed}",
+        )
+        with Runtime(backend, store=tmp_path / f"{budget}.db", tie_budget=budget) as runtime:
+            by_budget[budget] = runtime.run(question)
+    # 10 + 6 = 16 >= 1.5 * 10: nothing after the program; 16 + 3 = 19 < 20: one sample more
+    assert made(by_budget[1.5]) == ["direct", "program"]
+    assert made(by_budget[2.0]) == ["direct", "program", "plain", "sample-1"]
+    assert made(by_budget[None]) == ["direct", "program", "plain", "sample-1", "sample-2"]
+    for result in by_budget.values():  # no agreement within any budget: the floor, unverified
+        assert (result.status, result.chosen) == ("unverified", "direct")
+        assert "Answer: 46" in result.answer
+
+
+def test_a_direct_answer_that_generated_nothing_sets_no_budget(tmp_path):
+    def direct(request: Request) -> str:
+        raise RuntimeError("the model's server went away")
+
+    backend = model(
+        plan(("s1", [], "calculator", "12 * 4")),
+        direct=direct,
+        code="print('many')",
+        sample=lambda r: f"Answer: {50 + r.seed}",
+    )
+    with Runtime(backend, store=tmp_path / "s.db", samples=2) as runtime:
+        result = runtime.run("How many eggs are in 12 boxes of 4?")
+    assert made(result)[-2:] == ["sample-1", "sample-2"]
+    by_name = {c.name: c for c in result.candidates}
+    assert "went away" in by_name["direct"].error
+
+
+@pytest.mark.parametrize("budget", [0, -1.0, "4"])
+def test_a_tie_budget_that_is_not_a_positive_number_is_refused(budget):
+    with pytest.raises(ConfigError, match="tie_budget must be a number above 0 or None"):
+        Runtime(ScriptedBackend(), store=":memory:", tie_budget=budget)
 
 
 def test_samples_that_agree_with_one_side_settle_the_tie(tmp_path):
@@ -148,7 +201,7 @@ def test_samples_that_agree_with_one_side_settle_the_tie(tmp_path):
         code="print('many')",
         sample="Twelve fours.\nAnswer: 48",
     )
-    with Runtime(backend, store=tmp_path / "s.db", plan="always") as runtime:
+    with Runtime(backend, store=tmp_path / "s.db", tie_budget=None, plan="always") as runtime:
         result = runtime.run("How many eggs are in 12 boxes of 4?")
     assert (result.status, result.chosen, result.answer) == (
         "done",
@@ -274,7 +327,7 @@ def test_samples_are_only_drawn_when_asked_for(tmp_path, samples):
         code="print('many')",
         sample="Answer: 48",
     )
-    with Runtime(backend, store=tmp_path / "s.db", samples=samples) as runtime:
+    with Runtime(backend, store=tmp_path / "s.db", tie_budget=None, samples=samples) as runtime:
         result = runtime.run("How many eggs are in 12 boxes of 4?")
     assert [c.name for c in result.candidates if c.name.startswith("sample")] == [
         f"sample-{i}" for i in range(1, samples + 1)
@@ -387,7 +440,7 @@ def test_several_questions_are_planned_only_where_their_candidates_disagree(tmp_
             code=code,
             sample="MUST NOT BE ASKED" if not planned else "answer: 50",
         )
-        with Runtime(backend, store=tmp_path / "s.db", samples=1) as runtime:
+        with Runtime(backend, store=tmp_path / "s.db", tie_budget=None, samples=1) as runtime:
             result = runtime.run(task)
         assert any(r.startswith("You are a planner.") for r in roles(backend)) is planned
         names = [c.name for c in result.candidates]
@@ -475,7 +528,7 @@ def test_tie_breakers_are_made_one_at_a_time_until_two_agree(tmp_path):
         code="print('many')",  # no vote
         sample=lambda r: "Answer: 50" if r.seed == 1 else "Forty-six.\nAnswer: 46",
     )
-    with Runtime(backend, store=tmp_path / "s.db", samples=3) as runtime:
+    with Runtime(backend, store=tmp_path / "s.db", tie_budget=None, samples=3) as runtime:
         result = runtime.run("How many eggs are in 12 boxes of 4?")
     names = [c.name for c in result.candidates]
     assert names == ["direct", "program", "plain", "sample-1", "sample-2"]  # sample-3 never made
@@ -516,7 +569,7 @@ def test_two_samples_that_agree_settle_a_question_without_a_plan(tmp_path):
         code="print('many')",
         sample="Twelve fours.\nAnswer: 48",
     )
-    with Runtime(backend, store=tmp_path / "s.db", samples=3) as runtime:
+    with Runtime(backend, store=tmp_path / "s.db", tie_budget=None, samples=3) as runtime:
         result = runtime.run("How many eggs are in 12 boxes of 4?")
     assert [c.name for c in result.candidates] == [
         "direct",
@@ -541,7 +594,7 @@ def test_a_question_whose_candidates_never_agree_keeps_the_floor_unverified(tmp_
         plain="Answer: 49",
         sample=lambda r: f"Answer: {50 + r.seed}",
     )
-    with Runtime(backend, store=tmp_path / "s.db") as runtime:
+    with Runtime(backend, store=tmp_path / "s.db", tie_budget=None) as runtime:
         result = runtime.run("How many eggs are in 12 boxes of 4?")
     assert (result.status, result.chosen, result.answer) == ("unverified", "direct", "Answer: 46")
     assert not any(r.startswith("You are a planner.") for r in roles(backend))
@@ -558,8 +611,6 @@ def test_a_question_whose_candidates_never_agree_keeps_the_floor_unverified(tmp_
 
 
 def test_plan_setting_is_checked():
-    from stepgraph.errors import ConfigError
-
     with pytest.raises(ConfigError, match="plan must be 'needed' or 'always'"):
         Runtime(ScriptedBackend(), store=":memory:", plan="sometimes")
 
