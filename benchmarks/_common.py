@@ -75,3 +75,23 @@ class ResultFile:
     def put(self, key: str, value) -> None:
         self.data[key] = value
         self.path.write_text(json.dumps(self.data, indent=2) + "\n")
+
+
+def first_agreement(made) -> tuple[float | None, float, list[str]]:
+    """Candidates taken in order, as a run makes its tie-breakers, until two agree on a
+    number. `made` yields (name, the number it claims or None, its tokens) and is read no
+    further than needed. Returns the number agreed on (the earlier of the two; None where
+    none agree), the tokens of the candidates taken, and the names that back the number."""
+    from stepgraph.verifier.choice import same
+
+    seen: list[tuple[str, float]] = []
+    tokens = 0.0
+    for name, value, cost in made:
+        tokens += cost
+        if value is None:
+            continue
+        seen.append((name, value))
+        agreed = [w for _, w in seen if same(value, w)]
+        if len(agreed) >= 2:
+            return agreed[0], tokens, [n for n, w in seen if same(agreed[0], w)]
+    return None, tokens, []

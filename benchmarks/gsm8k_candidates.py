@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, machine  # noqa: E402
+from _common import RESULTS, first_agreement, machine  # noqa: E402
 from gsm8k import SUFFIX, problems  # noqa: E402
 
 OUT = RESULTS / "gsm8k_candidates.jsonl"
@@ -125,22 +125,19 @@ def report() -> None:
     def first_claim(c: dict) -> float | None:
         return c["claims"][0] if c["claims"] else None
 
-    def cascade(row: dict, order: list[str], stop: int) -> tuple[float | None, int, bool]:
-        seen: list[tuple[str, float | None]] = []
-        tokens = 0
-        for name in order:
-            if row[name]["tokens"] is not None:
-                tokens += row[name]["tokens"]
-            elif name == "direct":  # the benchmark's direct answer, a prompt much like it
-                tokens += direct[row["idx"]]["completion_tokens"]
-            else:
-                tokens += known[name]
-            seen.append((name, first_claim(row[name])))
-            values = [v for _, v in seen if v is not None]
-            top = max(values, key=lambda v: sum(same(v, w) for w in values), default=None)
-            if top is not None and sum(same(top, w) for w in values) >= stop:
-                return top, tokens, True
-        return top, tokens, False
+    def cost(row: dict, name: str) -> float:
+        if row[name]["tokens"] is not None:
+            return row[name]["tokens"]
+        if name == "direct":  # the benchmark's direct answer, a prompt much like it
+            return direct[row["idx"]]["completion_tokens"]
+        return known[name]
+
+    def cascade(row: dict, order: list[str]) -> tuple[float | None, float, bool]:
+        """The number two agree on first (verified), else the first number claimed."""
+        value, tokens, _ = first_agreement((n, first_claim(row[n]), cost(row, n)) for n in order)
+        if value is not None:
+            return value, tokens, True
+        return next((first_claim(row[n]) for n in order if row[n]["claims"]), None), tokens, False
 
     lines = [
         f"# GSM8K candidates: simulated cascades ({machine()['date']})",
@@ -160,7 +157,7 @@ def report() -> None:
         ["direct", "sample-1", "program", "sample-2"],
     ]
     for order in orders:
-        got = [(r, *cascade(r, order, 2)) for r in rows]
+        got = [(r, *cascade(r, order)) for r in rows]
         right = [v is not None and same(v, r["gold"]) for r, v, _, _ in got]
         d_right = [direct[r["idx"]]["correct"] for r in rows]
         wins = sum(a and not b for a, b in zip(right, d_right, strict=True))

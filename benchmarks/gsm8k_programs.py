@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, machine, quality_backend  # noqa: E402
+from _common import RESULTS, first_agreement, machine, quality_backend  # noqa: E402
 from gsm8k import SUFFIX, problems  # noqa: E402
 
 OUT = RESULTS / "gsm8k_programs.jsonl"
@@ -139,22 +139,21 @@ def report() -> None:
     base_tokens = statistics.median(r["direct"]["tokens"] for r in rows)
     base_right = [direct[r["idx"]]["correct"] for r in rows]
 
-    def cascade(row: dict, order: list[str]) -> tuple[float | None, int, bool]:
+    def cascade(row: dict, order: list[str]) -> tuple[float | None, float, bool]:
         """The value two candidates agree on first (verified), else the direct answer's. A
         value only programs give has no words a run could show: counted in `unshown`."""
-        values: list[tuple[str, float]] = []
-        tokens = 0
-        for name in order:
-            c = row[name]
-            tokens += c["tokens"] if c.get("tokens") is not None else known[name]
-            if c["claims"]:
-                values.append((name, c["claims"][0]))
-            for _, v in values:
-                backers = [n for n, w in values if same(v, w)]
-                if len(backers) >= 2:
-                    if all(n.startswith("program") for n in backers):
-                        unshown[tuple(order)] += 1
-                    return v, tokens, True
+        value, tokens, backers = first_agreement(
+            (
+                n,
+                row[n]["claims"][0] if row[n]["claims"] else None,
+                row[n]["tokens"] if row[n].get("tokens") is not None else known[n],
+            )
+            for n in order
+        )
+        if value is not None:
+            if all(n.startswith("program") for n in backers):
+                unshown[tuple(order)] += 1
+            return value, tokens, True
         first = row["direct"]["claims"]
         return (first[0] if first else None), tokens, False
 

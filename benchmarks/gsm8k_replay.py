@@ -33,7 +33,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, machine  # noqa: E402
+from _common import RESULTS, first_agreement, machine  # noqa: E402
 from gsm8k import final_number, sign_test  # noqa: E402
 
 CASCADES = [  # (order, the floor when none agree)
@@ -77,16 +77,12 @@ def replay(rows_file: str, direct_file: str) -> list[str]:
     base = [direct[i]["correct"] for i, _ in rows]
     base_tokens = statistics.median(direct[i]["completion_tokens"] for i, _ in rows)
 
-    def cascade(row: dict, order: list[str], floor: str) -> tuple[float | None, int, bool]:
-        values: list[float] = []
-        tokens = 0
-        for name in order:
-            c = row[name]
-            tokens += c["tokens"] or known[name]
-            values += c["claims"][:1]
-            if any(sum(same(v, w) for w in values) >= 2 for v in values):
-                top = next(v for v in values if sum(same(v, w) for w in values) >= 2)
-                return top, tokens, True
+    def cascade(row: dict, order: list[str], floor: str) -> tuple[float | None, float, bool]:
+        value, tokens, _ = first_agreement(
+            (n, (row[n]["claims"] or [None])[0], row[n]["tokens"] or known[n]) for n in order
+        )
+        if value is not None:
+            return value, tokens, True
         first = row[floor]["claims"]
         return (first[0] if first else None), tokens, False
 
@@ -148,8 +144,8 @@ def budgets(rows_file: str, direct_file: str) -> list[str]:
             for n in ["composed", *kept]
             if isinstance(c := r["candidates"].get(n), list) and c
         ]
-        agreed = [v for n, v in votes for m, w in votes if n != m and same(v, w)]
-        value = agreed[0] if agreed else dict(votes).get("direct")
+        agreed, _, _ = first_agreement((n, v, 0) for n, v in votes)
+        value = dict(votes).get("direct") if agreed is None else agreed
         gold = float(str(r["gold"]).replace(",", ""))
         return value is not None and same(value, gold), r["completion_tokens"] - dropped
 
