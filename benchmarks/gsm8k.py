@@ -285,7 +285,7 @@ def _paired(model: str, direct: list[dict], run: list[dict], m: dict) -> list[st
         "run": round(sum(r["correct"] for _, r in pairs) / n, 4),
         "wins": wins,
         "losses": losses,
-        "p": round(p, 4),
+        "p": float(f"{p:.3g}"),  # significant figures: p can be 1e-6
         "tokens_ratio": round(ratio, 2),
         "median_tokens": tokens,
         "verified": sum(r.get("status") == "done" for _, r in pairs),

@@ -247,7 +247,7 @@ def _section(model: str, limit: int | None, m: dict, scorer) -> tuple[list[str],
             "run_loose": round(rates["run"]["prompt-level loose"], 4),
             "wins": wins,
             "losses": losses,
-            "p": round(p, 6),
+            "p": float(f"{p:.3g}"),  # significant figures: p can be 1e-20
         }
     lines += _before(model, items, keys, rows.get("run", {}), scorer)
     ids = sorted({i for mode in modes for i in metrics[mode].by_id})
