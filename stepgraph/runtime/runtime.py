@@ -1067,10 +1067,13 @@ class Runtime:
         elif direct is None and status == "done" and not composed["complete"]:
             status = "partial"
         if direct is not None:  # the choice and its reason, beside the answer's checks
+            why = f"{choice.chosen or 'none'} chosen: {choice.reason}"
+            if board.tie_budget_spent:
+                why += f"; no further tie-breaker: the tie budget ({self.tie_budget:g}x) was spent"
             cross = Verdict(
                 check="cross_check",
                 passed=choice.verified if choice.value is not None else None,
-                evidence=f"{choice.chosen or 'none'} chosen: {choice.reason}",
+                evidence=why,
             )
             verdicts = [*verdicts, cross]
         self._stream_verdicts(run_id, None, verdicts, write)
@@ -1118,13 +1121,10 @@ class Runtime:
             return candidates, drafts
         for name in ("direct", *self._tie_breakers()):
             made = board.made.get(name)
-            settled = (
-                not numeric
-                or agreed(candidates)
-                or not self._can_spend(board)(0)
-                or not self._may_break_tie(board)
-            )
+            spent = numeric and not agreed(candidates) and not self._may_break_tie(board)
+            settled = not numeric or agreed(candidates) or not self._can_spend(board)(0) or spent
             if made is None and name != "direct" and settled:
+                board.tie_budget_spent = spent
                 break
             if made is None:
                 result = direct if name == "direct" else await self._tie_breaker(run_id, name)

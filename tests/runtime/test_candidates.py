@@ -165,9 +165,13 @@ def test_no_tie_breaker_starts_once_the_candidates_spent_the_budget(tmp_path):
     assert made(by_budget[1.5]) == ["direct", "program"]
     assert made(by_budget[2.0]) == ["direct", "program", "plain", "sample-1"]
     assert made(by_budget[None]) == ["direct", "program", "plain", "sample-1", "sample-2"]
-    for result in by_budget.values():  # no agreement within any budget: the floor, unverified
+    for budget, result in by_budget.items():  # no agreement: the floor, unverified
         assert (result.status, result.chosen) == ("unverified", "direct")
         assert "Answer: 46" in result.answer
+        (cross,) = [v.evidence for v in result.verdicts if v.check == "cross_check"]
+        assert ("tie budget" in cross) == (budget is not None), cross
+        if budget is not None:  # said beside the choice, not hidden
+            assert f"no further tie-breaker: the tie budget ({budget:g}x) was spent" in cross
 
 
 def test_a_direct_answer_that_generated_nothing_sets_no_budget(tmp_path):
