@@ -267,7 +267,8 @@ def sign_test(wins: int, losses: int) -> float:
 
 def _paired(model: str, direct: list[dict], run: list[dict], m: dict) -> list[str]:
     """Wins, losses, the sign test and the token ratio of run over direct; the headline
-    figures also go to results/quality.json under gsm8k.<model>."""
+    figures also go to results/quality.json under gsm8k.<model>, unless it holds figures on
+    more problems (rows of a run still under way do not replace a whole run's)."""
     by_id = {r["idx"]: r for r in direct}
     pairs = [(by_id[r["idx"]], r) for r in run if r["idx"] in by_id]
     wins = sum(r["correct"] and not d["correct"] for d, r in pairs)
@@ -295,8 +296,13 @@ def _paired(model: str, direct: list[dict], run: list[dict], m: dict) -> list[st
     }
     path = RESULTS / "quality.json"
     quality = json.loads(path.read_text()) if path.exists() else {}
-    quality.setdefault("gsm8k", {})[model] = figures
-    path.write_text(json.dumps(quality, indent=2) + "\n")
+    stored = quality.setdefault("gsm8k", {}).get(model)
+    kept = []
+    if stored and stored["n"] > n:  # a run still under way does not replace a whole one
+        kept = [f"quality.json keeps its figures on {stored['n']} problems ({stored['date']})."]
+    else:
+        quality["gsm8k"][model] = figures
+        path.write_text(json.dumps(quality, indent=2) + "\n")
     verified = figures["verified"]
     ablation = _tie_breakers([r for _, r in pairs])
     return [
@@ -305,6 +311,7 @@ def _paired(model: str, direct: list[dict], run: list[dict], m: dict) -> list[st
         f"median generated tokens {tokens['run']:.0f} against {tokens['direct']:.0f} "
         f"({ratio:.2f}x). The run called {verified} answers verified (status done), "
         f"{figures['verified_correct']} of them right.",
+        *kept,
     ]
 
 

@@ -1141,9 +1141,8 @@ class Runtime:
         answer's included) have generated less than `tie_budget` times the direct answer's
         tokens. Relative to the direct answer because its length is the problem's own size:
         a long problem may spend more. A direct answer that generated nothing sets no bound.
-        Replayed on the 0.5B's GSM8K run of 2026-12-05 (200 problems), a budget of 4 gives
-        72 right for 73 at 2.81x the median tokens for 3.07x; the 1.5B's runs, unchanged
-        (`benchmarks/README.md`)."""
+        GSM8K dev, 0.5B, 200 problems: with a budget of 4, 76 right at 3.05x the direct
+        mode's median tokens; without, 73 at 3.07x (`benchmarks/README.md`)."""
         direct = board.made.get("direct", {}).get("tokens") or 0
         if self.tie_budget is None or direct <= 0:
             return True
