@@ -45,7 +45,11 @@ from stepgraph.planner.prompt import SYSTEM, planner_descriptions, planner_messa
 
 DEFAULT_EXECUTORS = ["llm", "calculator", "python"]
 DATA = Path(__file__).parent / "data"
-SEED_FILES = (DATA / "seeds_a.jsonl", DATA / "seeds_b.jsonl")
+# seeds_a: arithmetic, data, code; seeds_b: writing, knowledge, comparison, multi-turn,
+# planning; seeds_c: 26 more of the WizardLM test set's skills (physics to ethics), a
+# single question as one step and a question with parts split into them (2026-12-05: not
+# yet evolved or trained on; the shipped adapter's record names the files it learned from)
+SEED_FILES = (DATA / "seeds_a.jsonl", DATA / "seeds_b.jsonl", DATA / "seeds_c.jsonl")
 GOLD_FILE = DATA / "gold.jsonl"  # evaluation only: never a seed, never a few-shot example
 # evaluation only, and unlike anything the planner was trained or prompted with
 # (benchmarks/heldout_overlap.py): where a planner that fits its own data's style is found out
