@@ -297,7 +297,8 @@ class Runtime:
         self.max_replans = max_replans
         self.direct = direct
         self.samples = samples
-        if tie_budget is not None and not (isinstance(tie_budget, int | float) and tie_budget > 0):
+        number = isinstance(tie_budget, int | float) and not isinstance(tie_budget, bool)
+        if tie_budget is not None and not (number and tie_budget > 0):
             raise ConfigError(f"tie_budget must be a number above 0 or None, not {tie_budget!r}")
         self.tie_budget = tie_budget
         if plan not in ("needed", "always"):

@@ -191,7 +191,7 @@ def test_a_direct_answer_that_generated_nothing_sets_no_budget(tmp_path):
     assert "went away" in by_name["direct"].error
 
 
-@pytest.mark.parametrize("budget", [0, -1.0, "4"])
+@pytest.mark.parametrize("budget", [0, -1.0, "4", True, float("nan")])
 def test_a_tie_budget_that_is_not_a_positive_number_is_refused(budget):
     with pytest.raises(ConfigError, match="tie_budget must be a number above 0 or None"):
         Runtime(ScriptedBackend(), store=":memory:", tie_budget=budget)
