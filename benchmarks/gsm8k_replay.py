@@ -45,13 +45,17 @@ CASCADES = [  # (order, the floor when none agree)
 ]
 
 
+def _read(rows_file: str, direct_file: str) -> tuple[list[dict], dict[int, dict]]:
+    """A run's rows, and the direct mode's rows by problem."""
+    run = [json.loads(line) for line in (RESULTS / rows_file).read_text().splitlines()]
+    lines = (RESULTS / direct_file).read_text().splitlines()
+    return run, {r["idx"]: r for r in map(json.loads, lines)}
+
+
 def replay(rows_file: str, direct_file: str) -> list[str]:
     from stepgraph.verifier.choice import same
 
-    run = [json.loads(line) for line in (RESULTS / rows_file).read_text().splitlines()]
-    direct = {
-        r["idx"]: r for r in map(json.loads, (RESULTS / direct_file).read_text().splitlines())
-    }
+    run, direct = _read(rows_file, direct_file)
     rows = []
     for r in run:
         plain = final_number(direct[r["idx"]]["answer"])
@@ -120,10 +124,7 @@ NAMES = ("direct", "program", "plain", "sample-1", "sample-2")
 def budgets(rows_file: str, direct_file: str) -> list[str]:
     from stepgraph.verifier.choice import same
 
-    run = [json.loads(line) for line in (RESULTS / rows_file).read_text().splitlines()]
-    direct = {
-        r["idx"]: r for r in map(json.loads, (RESULTS / direct_file).read_text().splitlines())
-    }
+    run, direct = _read(rows_file, direct_file)
     base = [direct[r["idx"]]["correct"] for r in run]
     base_tokens = statistics.median(direct[r["idx"]]["completion_tokens"] for r in run)
 
@@ -136,9 +137,9 @@ def budgets(rows_file: str, direct_file: str) -> list[str]:
                 break
             kept.append(name)
             used += spent.get(name, 0)
-        dropped = sum(spent.get(n, 0) for n in made if n not in kept)
         if len(kept) == len(made):
             return r["correct"], r["completion_tokens"]
+        dropped = sum(spent.get(n, 0) for n in made if n not in kept)
         votes = [
             (n, c[-1])
             for n in ["composed", *kept]

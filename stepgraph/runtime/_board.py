@@ -26,7 +26,6 @@ class Board:
         self.notes: dict[str, str] = {}  # progress shown to the steps of a replanned round
         # candidates made so far, checked (name -> {"candidate", "draft"}): made once a run
         self.made: dict[str, dict] = {}
-        self.tie_budget_spent = False  # tie-breakers stopped by the runtime's tie budget
         self.trace: Any = None  # the OpenTelemetry context of the run's span
 
     def _future(self, step_id: str) -> asyncio.Future:

@@ -1069,7 +1069,7 @@ class Runtime:
             status = "partial"
         if direct is not None:  # the choice and its reason, beside the answer's checks
             why = f"{choice.chosen or 'none'} chosen: {choice.reason}"
-            if board.tie_budget_spent:
+            if numeric and self._stopped_by_budget(board, candidates):
                 why += f"; no further tie-breaker: the tie budget ({self.tie_budget:g}x) was spent"
             cross = Verdict(
                 check="cross_check",
@@ -1102,7 +1102,7 @@ class Runtime:
         """The candidates in the order they were made, each checked like a final answer, and
         the drafts of those that can be shown. A tie-breaker (a program, the plain answer,
         then samples; `_tie_breakers`) is made one at a time, only while no two candidates
-        agree on a number; one made before the plan (`_settled`) is reused, not made again."""
+        agree on a number; one made before the plan (`_break_ties`) is reused, not made again."""
         board = self._boards[run_id]
         candidates: list[Candidate] = []
         drafts: dict[str, Composition] = {}
@@ -1122,15 +1122,17 @@ class Runtime:
             return candidates, drafts
         for name in ("direct", *self._tie_breakers()):
             made = board.made.get(name)
-            spent = numeric and not agreed(candidates) and not self._may_break_tie(board)
-            settled = not numeric or agreed(candidates) or not self._can_spend(board)(0) or spent
+            settled = (
+                not numeric
+                or agreed(candidates)
+                or not self._can_spend(board)(0)
+                or not self._may_break_tie(board)
+            )
             if made is None and name != "direct" and settled:
-                board.tie_budget_spent = spent
                 break
             if made is None:
                 result = direct if name == "direct" else await self._tie_breaker(run_id, name)
                 made = await self._checked(run_id, name, result, steps, numeric)
-                made["tokens"] = result["completion_tokens"]
                 board.made[name] = made
             candidates.append(Candidate(**made["candidate"]))
             if made["draft"] is not None:
@@ -1148,6 +1150,12 @@ class Runtime:
         if self.tie_budget is None or direct <= 0:
             return True
         return sum(m.get("tokens", 0) for m in board.made.values()) < self.tie_budget * direct
+
+    def _stopped_by_budget(self, board: Board, candidates: list[Candidate]) -> bool:
+        """Whether the tie budget is what left tie-breakers unmade: none agreed, and one
+        more would have started but for it. Said beside the choice, not hidden."""
+        unmade = any(name not in board.made for name in self._tie_breakers())
+        return unmade and not agreed(candidates) and not self._may_break_tie(board)
 
     def _tie_breakers(self) -> list[str]:
         """What breaks a tie between candidates, in the order it is tried: a program for the
@@ -1211,7 +1219,12 @@ class Runtime:
             error=error,
             presentable=name != "program",
         )
-        return {"candidate": candidate.model_dump(), "draft": draft}
+        # its tokens, for the tie budget (kept with it, so a resumed run counts them too)
+        return {
+            "candidate": candidate.model_dump(),
+            "draft": draft,
+            "tokens": result["completion_tokens"],
+        }
 
     async def _revise(
         self, run_id: str, choice, draft: Composition, steps: list[StepResult], composed: dict
