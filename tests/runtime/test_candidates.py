@@ -552,7 +552,7 @@ def test_the_plain_answer_breaks_a_tie_before_any_sample(tmp_path):
         plain="12 * 4 = 48.\nAnswer: 48",
         sample="MUST NOT BE ASKED",
     )
-    with Runtime(backend, store=tmp_path / "s.db") as runtime:
+    with Runtime(backend, store=tmp_path / "s.db", tie_budget=None) as runtime:
         result = runtime.run("How many eggs are in 12 boxes of 4?")
     assert [c.name for c in result.candidates] == ["direct", "program", "plain"]
     assert (result.status, result.chosen, result.answer) == (
