@@ -80,12 +80,15 @@ def test_a_run_needs_none_of_the_extras(tmp_path):
         """
         import json, sys
         from stepgraph import Runtime, ScriptedBackend
+        from stepgraph.executors.llm import CODE_SYSTEM
         plan = {"steps": [{"id": "s1", "depends_on": [], "executor": "calculator",
                            "instruction": "12 * 4"}]}
         def respond(request):
             system = request.messages[0].content
             if system.startswith("You are a planner."):
                 return json.dumps(plan)
+            if system == CODE_SYSTEM:  # the program that cross-checks the answer
+                return "```python\\nprint(12 * 4)\\n```"
             return "There are 48 eggs.\\nAnswer: 48"
         with Runtime(ScriptedBackend(responder=respond), store=sys.argv[1]) as runtime:
             result = runtime.run("How many eggs are in 12 boxes of 4?")
