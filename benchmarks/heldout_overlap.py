@@ -21,6 +21,8 @@ files and few-shot examples. Items above --limit (Jaccard, default 0.35) are fla
 the exit status is 1 if any is.
 
 Cheap (a few thousand string comparisons, no model): .venv/bin/python benchmarks/heldout_overlap.py
+[--data FILE ...] (`--data`, repeated: check the files a retrain would use instead, before
+the adapter and its record exist)
 """
 
 from __future__ import annotations
@@ -142,9 +144,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--heldout", type=Path, default=HELDOUT)
     parser.add_argument("--limit", type=float, default=0.35, help="flag a Jaccard above this")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        action="append",
+        help="training files to check instead of the shipped adapters' (before a retrain)",
+    )
     args = parser.parse_args()
 
-    files = training_files()
+    files = [p.resolve() for p in args.data] if args.data else training_files()
     print("training files:", ", ".join(str(p.relative_to(ROOT)) for p in files))
     heldout = score(read_records(args.heldout), references(files, gold=True))
     gold = score(read_records(GOLD), references(files, gold=False))
