@@ -54,7 +54,16 @@ GOLD_FILE = DATA / "gold.jsonl"  # evaluation only: never a seed, never a few-sh
 # evaluation only, and unlike anything the planner was trained or prompted with
 # (benchmarks/heldout_overlap.py): where a planner that fits its own data's style is found out
 HELDOUT_FILE = DATA / "heldout.jsonl"
-RULES = ("empty", "copies_prompt", "no_information_gain", "plan_failed")
+RULES = ("empty", "copies_prompt", "refused", "no_information_gain", "plan_failed")
+
+# WizardLM eliminates an evolution its model answers with a short "sorry"; the teacher here
+# sometimes writes that refusal as the rewrite itself ("I'm sorry, but I cannot assist with
+# that request."), and a planner taught to plan a refusal learns nothing worth keeping.
+_REFUSAL = re.compile(
+    r"\bi(?:'m|’m| am)\s+(?:sorry,?\s+but|unable to)\b"
+    r"|\bi\s+(?:cannot|can't|can’t|can not)\s+(?:assist|help|comply|process|fulfil|provide)",
+    re.I,
+)
 
 
 class Example(BaseModel):
@@ -219,6 +228,8 @@ def elimination_reason(parent: str, child: str, min_new_words: int = 3) -> tuple
     for words in PROMPT_WORDS:
         if words in lowered:
             return "copies_prompt", f"contains {words!r}"
+    if (refusal := _REFUSAL.search(child)) and len(child.split()) < 80:
+        return "refused", f"the rewrite refuses: {refusal.group(0)!r}"
     if " ".join(child.split()) == " ".join(parent.split()):
         return "no_information_gain", "identical to its parent"
     new = content_words(child) - content_words(parent)

@@ -94,6 +94,7 @@ def test_every_rule_is_counted_separately_and_kept_examples_carry_provenance(tmp
             "Count to ten.": "Count to ten, then count back to one in French.",
             "Multiply 3 by 4.": "Multiply 3 by 4 and explain why the order of factors does not matter.",
             "Sum 1 to 5.": "Sum the integers from 1 to 5 and give the mean as well.",
+            "Name a planet.": "I'm sorry, but I cannot assist with that request.",
         },
         equal={"Count to ten, then count back to one in French."},
         unplannable={"Multiply 3 by 4 and explain why the order of factors does not matter."},
@@ -101,15 +102,23 @@ def test_every_rule_is_counted_separately_and_kept_examples_carry_provenance(tmp
     model = ScriptedBackend(responder=teacher)
     out = tmp_path / "evolved.jsonl"
     summary = Evolver(model, config=EvolveConfig(rounds=1, workers=2, judge=True)).run(
-        seeds("Add 3 and 4.", "Name a colour.", "Count to ten.", "Multiply 3 by 4.", "Sum 1 to 5."),
+        seeds(
+            "Add 3 and 4.",
+            "Name a colour.",
+            "Count to ten.",
+            "Multiply 3 by 4.",
+            "Sum 1 to 5.",
+            "Name a planet.",
+        ),
         out,
     )
     round1 = summary["rounds"][0]
-    assert round1["attempts"] == 5
+    assert round1["attempts"] == 6
     assert round1["kept"] == 1
     assert round1["eliminated"] == {
         "empty": 1,
         "copies_prompt": 1,
+        "refused": 1,
         "no_information_gain": 1,
         "plan_failed": 1,
     }
@@ -219,6 +228,30 @@ def test_mechanical_rules():
     rule, detail = elimination_reason("Name the colours.", "Please name the colour.")
     assert rule == "no_information_gain" and "1 new content words" in detail
     assert elimination_reason("Name a colour.", "Please name a colour.", min_new_words=1) is None
+
+
+@pytest.mark.parametrize(
+    "rewrite",
+    [
+        "I'm sorry, but I cannot assist with that request.",  # both seen from the 1.5B teacher
+        "Given the complexity of your task, I am unable to process the prompt as requested.",
+        "Sorry, I can't help with rewriting this prompt.",
+    ],
+)
+def test_a_rewrite_that_refuses_is_eliminated(rewrite):
+    rule, detail = elimination_reason("Name the planets of the solar system.", rewrite)
+    assert rule == "refused" and "refuses" in detail
+
+
+@pytest.mark.parametrize(
+    "rewrite",
+    [
+        "Write a two-line note to a colleague that says you are sorry for missing the meeting.",
+        "Explain why a pharmacist cannot provide antibiotics without a prescription.",
+    ],
+)
+def test_an_instruction_about_apologies_is_not_a_refusal(rewrite):
+    assert elimination_reason("Write a note to a colleague.", rewrite) is None
 
 
 def test_cleaning_strips_format_but_keeps_copied_words():
