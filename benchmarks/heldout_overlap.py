@@ -9,7 +9,7 @@ it prints the largest similarity to any instruction in
 
 - the adapter's training files, read from the adapter's own record
   (`stepgraph/evolve/adapters/*-planner.json`, `training_data`, SHA-256 checked):
-  seeds_a.jsonl, seeds_b.jsonl and benchmarks/results/evolve/evolved.jsonl;
+  the seed files and the Evol-Instruct records grown from them;
 - gold.jsonl;
 - the planner prompt's few-shot examples (`stepgraph.planner.prompt.EXAMPLES`);
 
