@@ -31,6 +31,7 @@ import argparse
 import functools
 import hashlib
 import json
+import os
 import re
 import statistics
 import sys
@@ -153,9 +154,14 @@ def main() -> int:
     args = parser.parse_args()
 
     files = [p.resolve() for p in args.data] if args.data else training_files()
-    print("training files:", ", ".join(str(p.relative_to(ROOT)) for p in files))
-    heldout = score(read_records(args.heldout), references(files, gold=True))
-    gold = score(read_records(GOLD), references(files, gold=False))
+    if missing := [str(p) for p in files if not p.is_file()]:
+        sys.exit(f"no such training file: {', '.join(missing)}; pass JSONL files to --data")
+    print("training files:", ", ".join(os.path.relpath(p, ROOT) for p in files))
+    try:
+        heldout = score(read_records(args.heldout), references(files, gold=True))
+        gold = score(read_records(GOLD), references(files, gold=False))
+    except (json.JSONDecodeError, KeyError) as error:
+        sys.exit(f"not a file of instruction records ({error}); pass the JSONL that training reads")
 
     print(f"\n{'item':<12} {'kind':<11} {'jaccard':>7}  nearest            {'tokenF1':>7}  nearest")
     for r in heldout:
