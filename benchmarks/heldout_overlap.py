@@ -4,7 +4,7 @@ The shipped planner adapter was trained on the seeds and the Evol-Instruct recor
 from them, and scored on gold.jsonl, whose style the seeds share; the bare model sees the
 prompt's few-shot examples. A planner comparison on data that resembles any of these
 measures how well a planner fits that style, not how well it plans. This script checks that
-`stepgraph/evolve/data/heldout.jsonl` does not resemble them: for each held-out instruction
+`stepgraph/evolve/data/heldout.jsonl` and `heldout_tools.jsonl` do not resemble them: for each held-out instruction
 it prints the largest similarity to any instruction in
 
 - the adapter's training files, read from the adapter's own record
@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from stepgraph.evolve.evaluate import text_similarity  # noqa: E402
 from stepgraph.evolve.evolve import GOLD_FILE as GOLD  # noqa: E402
-from stepgraph.evolve.evolve import HELDOUT_FILE as HELDOUT  # noqa: E402
+from stepgraph.evolve.evolve import HELDOUT_FILE, HELDOUT_TOOLS_FILE  # noqa: E402
 from stepgraph.planner.prompt import EXAMPLES  # noqa: E402
 
 ADAPTERS = ROOT / "stepgraph" / "evolve" / "adapters"
@@ -143,7 +143,12 @@ def summary(name: str, rows: list[dict]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--heldout", type=Path, default=HELDOUT)
+    parser.add_argument(
+        "--heldout",
+        type=Path,
+        action="append",
+        help="held-out file to check, repeat (default: heldout.jsonl and heldout_tools.jsonl)",
+    )
     parser.add_argument("--limit", type=float, default=0.35, help="flag a Jaccard above this")
     parser.add_argument(
         "--data",
@@ -158,16 +163,18 @@ def main() -> int:
         sys.exit(f"no such training file: {', '.join(missing)}; pass JSONL files to --data")
     print("training files:", ", ".join(os.path.relpath(p, ROOT) for p in files))
     try:
-        heldout = score(read_records(args.heldout), references(files, gold=True))
+        seen = references(files, gold=True)
+        heldout_files = args.heldout or [HELDOUT_FILE, HELDOUT_TOOLS_FILE]
+        heldout = [r for path in heldout_files for r in score(read_records(path), seen)]
         gold = score(read_records(GOLD), references(files, gold=False))
     except (json.JSONDecodeError, KeyError) as error:
         sys.exit(f"not a file of instruction records ({error}); pass the JSONL that training reads")
 
-    print(f"\n{'item':<12} {'kind':<11} {'jaccard':>7}  nearest            {'tokenF1':>7}  nearest")
+    print(f"\n{'item':<17} {'kind':<11} {'jaccard':>7}  nearest            {'tokenF1':>7}  nearest")
     for r in heldout:
         flag = "  <-- above limit" if r["jaccard"][0] > args.limit else ""
         print(
-            f"{r['id']:<12} {r['kind']:<11} {r['jaccard'][0]:>7.3f}  {r['jaccard'][1]:<18} "
+            f"{r['id']:<17} {r['kind']:<11} {r['jaccard'][0]:>7.3f}  {r['jaccard'][1]:<18} "
             f"{r['token_f1'][0]:>7.3f}  {r['token_f1'][1]}{flag}"
         )
     print()

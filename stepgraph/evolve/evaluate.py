@@ -27,7 +27,7 @@ from stepgraph.errors import ConfigError, ModelError, PlanError, StepgraphError
 from stepgraph.models.base import Message
 from stepgraph.planner.plan import REFERENCE, Plan, Step, validate_plan
 from stepgraph.planner.planner import Planner
-from stepgraph.planner.prompt import PLANNER_HINTS, planner_descriptions
+from stepgraph.planner.prompt import OfferedExecutors, offered_names, planner_descriptions
 
 Kind = Literal[
     "arithmetic",
@@ -54,21 +54,15 @@ class GoldItem(BaseModel):
     id: str = Field(min_length=1)
     kind: Kind
     instruction: str = Field(min_length=1)
-    executors: list[str] = Field(min_length=1)
+    executors: OfferedExecutors
     conversation: list[Message] = Field(default_factory=list)
     plan: Plan
 
     @model_validator(mode="after")
     def _plan_fits_executors(self) -> GoldItem:
-        # The planner is told about executors through PLANNER_HINTS; one without a hint could
-        # not be offered to it, so an item naming one could never be planned as the gold says.
-        unknown = [name for name in self.executors if name not in PLANNER_HINTS]
-        if unknown:
-            raise ValueError(
-                f"unknown executors {', '.join(unknown)}; use {', '.join(sorted(PLANNER_HINTS))}"
-            )
+        names = offered_names(self.executors)
         try:
-            validate_plan(self.plan, self.executors)
+            validate_plan(self.plan, names)
         except PlanError as error:
             raise ValueError(f"the gold plan is invalid: {error}") from None
         return self

@@ -25,7 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from stepgraph.errors import ConfigError, InstructionError, PlanError
 from stepgraph.evolve.operations import (
@@ -39,21 +39,31 @@ from stepgraph.evolve.operations import (
     parse_equality,
 )
 from stepgraph.models.base import BackendBase, Message, Request
-from stepgraph.planner.plan import REFERENCE, Plan
+from stepgraph.planner.plan import REFERENCE, Plan, validate_plan
 from stepgraph.planner.planner import Planner
-from stepgraph.planner.prompt import SYSTEM, planner_descriptions, planner_messages
+from stepgraph.planner.prompt import (
+    SYSTEM,
+    OfferedExecutors,
+    offered_names,
+    planner_descriptions,
+    planner_messages,
+)
 
 DEFAULT_EXECUTORS = ["llm", "calculator", "python"]
 DATA = Path(__file__).parent / "data"
 # seeds_a: arithmetic, data, code; seeds_b: writing, knowledge, comparison, multi-turn,
 # planning; seeds_c: 26 more of the WizardLM test set's skills (physics to ethics), a
-# single question as one step and a question with parts split into them (2026-12-05: not
-# yet evolved or trained on; the shipped adapter's record names the files it learned from)
-SEED_FILES = (DATA / "seeds_a.jsonl", DATA / "seeds_b.jsonl", DATA / "seeds_c.jsonl")
+# single question as one step and a question with parts split into them; seeds_d: executors
+# described at run time (`sql` with its tables, MCP tools by their servers' words) and
+# `docs`, offered with their descriptions, and questions that need none of them kept to one
+# llm step. The shipped adapter's record names the files it learned from.
+SEED_FILES = tuple(DATA / f"seeds_{part}.jsonl" for part in "abcd")
 GOLD_FILE = DATA / "gold.jsonl"  # evaluation only: never a seed, never a few-shot example
 # evaluation only, and unlike anything the planner was trained or prompted with
 # (benchmarks/heldout_overlap.py): where a planner that fits its own data's style is found out
 HELDOUT_FILE = DATA / "heldout.jsonl"
+# the same for plans that use executors described at run time (sql, MCP tools, docs)
+HELDOUT_TOOLS_FILE = DATA / "heldout_tools.jsonl"
 RULES = ("empty", "copies_prompt", "refused", "no_information_gain", "plan_failed")
 
 # WizardLM eliminates an evolution its model answers with a short "sorry"; the teacher here
@@ -74,7 +84,7 @@ class Example(BaseModel):
     id: str = Field(min_length=1)
     kind: str = ""
     instruction: str = Field(min_length=1)
-    executors: list[str] = Field(default_factory=lambda: list(DEFAULT_EXECUTORS))
+    executors: OfferedExecutors = Field(default_factory=lambda: list(DEFAULT_EXECUTORS))
     conversation: list[Message] = Field(default_factory=list)
     plan: Plan | None = None
     parent_id: str | None = None
@@ -83,6 +93,16 @@ class Example(BaseModel):
     teacher: str | None = None
     evolve_prompt: str | None = None
     planner_prompt: str | None = None
+
+    @model_validator(mode="after")
+    def _plan_fits_executors(self) -> Example:
+        names = offered_names(self.executors)
+        if self.plan is not None:
+            try:
+                validate_plan(self.plan, names)
+            except PlanError as error:
+                raise ValueError(f"the plan is invalid: {error}") from None
+        return self
 
 
 class Elimination(BaseModel):
@@ -138,7 +158,11 @@ def load_seeds(path: Path) -> list[Example]:
                 data.setdefault("id", f"seed-{number}")
                 seeds.append(Example.model_validate(data))
             except (json.JSONDecodeError, ValidationError, TypeError, AttributeError) as exc:
-                reason = str(exc).splitlines()[0]
+                reason = (
+                    exc.errors()[0]["msg"]
+                    if isinstance(exc, ValidationError)
+                    else str(exc).splitlines()[0]
+                )
                 raise ConfigError(
                     f"{path}, line {number}: not a seed record ({reason}); each line must be a "
                     'JSON object with at least "instruction"'
@@ -363,7 +387,7 @@ class Evolver:
             id=child_id,
             kind=parent.kind,
             instruction=child,
-            executors=list(parent.executors),
+            executors=parent.executors,
             conversation=list(parent.conversation),
             plan=Plan(steps=plan.steps),
             parent_id=parent.id,

@@ -40,7 +40,8 @@ from stepgraph.errors import ConfigError, ModelError, PlanError
 from stepgraph.models.base import Message
 from stepgraph.planner.plan import Plan, validate_plan
 from stepgraph.planner.prompt import (
-    PLANNER_HINTS,
+    OfferedExecutors,
+    offered_names,
     plan_json,
     planner_descriptions,
     planner_messages,
@@ -194,7 +195,7 @@ class TrainingRecord(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     instruction: str = Field(min_length=1)
-    executors: list[str] = Field(min_length=1)
+    executors: OfferedExecutors
     conversation: list[Message] = Field(default_factory=list)
     plan: Plan
 
@@ -227,14 +228,8 @@ def load_records(paths: list[Path]) -> tuple[list[TrainingRecord], list[DataFile
                 continue
             try:
                 record = TrainingRecord.model_validate_json(line)
-                unknown = [e for e in record.executors if e not in PLANNER_HINTS]
-                if unknown:
-                    raise ConfigError(
-                        f"unknown executors {unknown}; training prompts describe "
-                        f"{', '.join(PLANNER_HINTS)}"
-                    )
-                validate_plan(record.plan, record.executors)
-            except (ValidationError, PlanError, ConfigError) as exc:
+                validate_plan(record.plan, offered_names(record.executors))
+            except (ValidationError, PlanError, ValueError) as exc:
                 raise ConfigError(f"{path}:{number}: bad training record: {exc}") from None
             records.append(record)
             count += 1

@@ -28,7 +28,7 @@ Executors:
 
 def _built_in_hints() -> dict[str, str]:
     """What the planner reads for each built-in executor, from the executors themselves
-    (training records name their executors only, so this table stands in for them)."""
+    (a record may name built-in executors only, so this table stands in for them)."""
     from stepgraph.executors import CalculatorExecutor, DocsExecutor, PythonExecutor
     from stepgraph.executors.llm import LlmExecutor
 
@@ -41,9 +41,32 @@ def _built_in_hints() -> dict[str, str]:
 PLANNER_HINTS = _built_in_hints()
 
 
+# What a training, seed or gold record offers the planner: built-in executor names, or name ->
+# the text the planner reads, for executors whose description is made at run time (`sql`
+# carries its database's tables, an MCP tool its server's words), which no name can stand for.
+OfferedExecutors = list[str] | dict[str, str]
+
+
+def offered_names(executors: OfferedExecutors) -> list[str]:
+    """The executor names a record offers (llm always, as `planner_descriptions` does), or
+    ValueError saying what to write instead: a name the planner cannot be told about could
+    never be planned as the record says."""
+    if not executors:
+        raise ValueError("no executors; offer at least one")
+    if isinstance(executors, dict):
+        if empty := [name for name, text in executors.items() if not text.strip()]:
+            raise ValueError(f"empty description for {', '.join(empty)}; say what each does")
+    elif unknown := [name for name in executors if name not in PLANNER_HINTS]:
+        raise ValueError(
+            f"unknown executors {', '.join(unknown)}; built-in names are "
+            f'{", ".join(PLANNER_HINTS)}, others need a description: {{"name": "what it does"}}'
+        )
+    return list(executors) if "llm" in executors else ["llm", *executors]
+
+
 def planner_descriptions(executors) -> dict[str, str]:
     """Executor name -> the text the planner sees, from a registry, a dict of executor
-    objects, or a list of built-in names (training data records carry only names)."""
+    objects or of descriptions, or a list of built-in names."""
     if hasattr(executors, "names"):
         names, get = executors.names(), executors.get
     elif isinstance(executors, dict):
@@ -54,6 +77,9 @@ def planner_descriptions(executors) -> dict[str, str]:
     for name in names:
         if get is not None:
             executor = get(name)
+            if isinstance(executor, str):
+                out[name] = " ".join(executor.split())
+                continue
             out[name] = getattr(executor, "planner_hint", None) or executor.description
         elif name in PLANNER_HINTS:
             out[name] = PLANNER_HINTS[name]
@@ -61,7 +87,7 @@ def planner_descriptions(executors) -> dict[str, str]:
             known = ", ".join(PLANNER_HINTS)
             raise ConfigError(
                 f"no planner description for executor {name!r}; built-in names are {known}, "
-                "other executors need a registry that describes them"
+                "other executors need a description (name -> text) or a registry"
             )
     return out
 

@@ -123,6 +123,19 @@ def _end_run_span(span, event: RunFinished) -> None:
 _ANSWERED_BY_DIRECT = {"answered_by": "direct"}
 
 
+def _no_step_finished(steps: list[StepResult]) -> Verdict:
+    """The planner judged the task to need steps, and none finished: whatever answers it
+    (the direct candidate, unchecked by any step) cannot be called done. Seen with a planner
+    that wrote python steps over a table the sql executor held: both failed, and the direct
+    answer's invented revenue figures passed every form check."""
+    failed = "; ".join(f"{s.step_id} ({s.executor}) {s.status}" for s in steps[:4])
+    return Verdict(
+        check="planned_steps",
+        passed=False,
+        evidence=f"no planned step finished ({failed}); the answer rests on none of them",
+    )
+
+
 def render(instruction: str, outputs: dict[str, str]) -> str:
     """Fill `{{id}}` references with dependency outputs; unknown ids stay as written."""
     return REFERENCE.sub(lambda m: outputs.get(m.group(1), m.group(0)).strip(), instruction)
@@ -1062,6 +1075,10 @@ class Runtime:
                 evidence=f"the answer does not state {choice.value:g}, the number chosen",
             )
             verdicts = [*verdicts, lost]
+        nothing_finished = bool(steps) and all(s.status != "done" for s in steps)
+        agreed = choice.value is not None and choice.verified  # agreement stands in for steps
+        if direct is not None and nothing_finished and not agreed:
+            verdicts = [*verdicts, _no_step_finished(steps)]
         status = "done" if agreed_value and not failures(verdicts) else "unverified"
         if choice.chosen is None:
             status = "failed"

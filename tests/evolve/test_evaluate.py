@@ -310,6 +310,14 @@ def test_missing_gold_file_is_a_clear_error(tmp_path):
             "do not lead to the answer",
         ),
         (json.dumps({**GOOD, "id": "k2", "executors": ["llm", "browser"]}), "browser"),
+        (json.dumps({**GOOD, "id": "k2", "executors": {"llm": "x", "sql": ""}}), "empty"),
+        (
+            json.dumps(
+                record("k2", "Look it up.", [step("s1", "SELECT 1", executor="sql")])
+                | {"executors": {"llm": "writes text", "mcp_tool": "a tool"}}
+            ),
+            "unknown executors",
+        ),
         (json.dumps(GOOD), "already used on line 1"),
     ],
 )

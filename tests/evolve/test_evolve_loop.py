@@ -282,6 +282,15 @@ def test_seed_files(tmp_path):
     text = tmp_path / "seeds.txt"
     text.write_text("Plan a picnic.\n\nWrite a haiku.\n")
     assert [s.instruction for s in load_seeds(text)] == ["Plan a picnic.", "Write a haiku."]
+    described = tmp_path / "described.jsonl"
+    offered = {"llm": "writes text", "weather_forecast": "tomorrow's weather for a city"}
+    plan = {"steps": [{"id": "s1", "depends_on": [], "executor": "weather_forecast", "instruction": "Oslo"}]}  # fmt: skip
+    described.write_text(json.dumps({"instruction": "Oslo tomorrow?", "executors": offered, "plan": plan}) + "\n")  # fmt: skip
+    (seed,) = load_seeds(described)
+    assert seed.executors == offered
+    described.write_text(json.dumps({"instruction": "Oslo tomorrow?", "plan": plan}) + "\n")
+    with pytest.raises(ConfigError, match="line 1.*weather_forecast"):
+        load_seeds(described)  # the default executors do not offer the tool its plan uses
     twice = tmp_path / "twice.jsonl"
     twice.write_text('{"id": "a", "instruction": "x"}\n{"id": "a", "instruction": "y"}\n')
     with pytest.raises(ConfigError, match="more than once"):
@@ -318,9 +327,10 @@ def test_a_label_that_breaks_the_planner_rules_is_a_failed_plan():
 
 
 def test_the_shipped_seed_and_gold_plans_keep_the_rules():
-    from stepgraph.evolve.evolve import GOLD_FILE, HELDOUT_FILE, SEED_FILES
+    from stepgraph.evolve.evolve import GOLD_FILE, HELDOUT_FILE, HELDOUT_TOOLS_FILE, SEED_FILES
 
-    for path in (*SEED_FILES, GOLD_FILE, HELDOUT_FILE):
+    assert all(path.is_file() for path in SEED_FILES)
+    for path in (*SEED_FILES, GOLD_FILE, HELDOUT_FILE, HELDOUT_TOOLS_FILE):
         for line in path.read_text().splitlines():
             record = json.loads(line)
             assert plan_problems(Plan(**record["plan"])) == [], record["id"]

@@ -34,7 +34,13 @@ from stepgraph.evolve.train import (
     train_planner,
 )
 from stepgraph.models.base import Message
-from stepgraph.planner.prompt import EXAMPLES, SYSTEM, planner_descriptions, planner_messages
+from stepgraph.planner.prompt import (
+    EXAMPLES,
+    PLANNER_HINTS,
+    SYSTEM,
+    planner_descriptions,
+    planner_messages,
+)
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -222,7 +228,41 @@ def test_a_bad_record_names_its_file_and_line(tmp_path: Path):
     with pytest.raises(ConfigError, match=r"bad\.jsonl:3"):
         load_records([path])
     path.write_text(json.dumps({**RECORDS[0], "executors": ["llm", "teleport"]}) + "\n")
-    with pytest.raises(ConfigError, match="teleport"):
+    with pytest.raises(ConfigError, match="teleport.*need a description"):
+        load_records([path])
+    path.write_text(json.dumps({**RECORDS[0], "executors": {"llm": "writes", "sql": "  "}}) + "\n")
+    with pytest.raises(ConfigError, match=r"bad\.jsonl:1.*empty description for sql"):
+        load_records([path])
+
+
+def test_a_record_can_describe_the_executors_it_offers(tmp_path: Path):
+    """An executor described at run time (a database's tables, an MCP tool's words) is
+    offered by description, and the prompt carries that text where a name would be looked up."""
+    schema = "queries the SQLite database 'shop.db'; Tables: orders(order_id, total)."
+    row = _record(
+        "What was the largest order?",
+        [
+            {
+                "id": "s1",
+                "depends_on": [],
+                "executor": "sql",
+                "instruction": "SELECT MAX(total) FROM orders",
+            },
+            {"id": "s2", "depends_on": ["s1"], "executor": "llm", "instruction": "State {{s1}}."},
+        ],  # fmt: skip
+    )
+    row["executors"] = {"calculator": PLANNER_HINTS["calculator"], "sql": schema}
+    path = tmp_path / "tools.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    (record,), _ = load_records([path])
+    system = example_messages(record)[0][0].content
+    assert f"- sql: {schema}" in system
+    assert "- llm: " + PLANNER_HINTS["llm"] in system  # llm is always offered
+    assert "python" not in system.split("Executors:")[1]
+
+    row["plan"]["steps"][0]["executor"] = "postgres"  # a step on an executor not offered
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(ConfigError, match="postgres"):
         load_records([path])
 
 

@@ -680,3 +680,28 @@ def test_a_follow_up_s_program_is_shown_the_conversation(tmp_path):
     (program,) = [r for r in backend.requests if r.messages[0].content == CODE_SYSTEM]
     shown = [m.content for m in program.messages[1:-1]]
     assert first in shown and any("250" in m for m in shown)  # the turn before, both sides
+
+
+def test_a_run_whose_planned_steps_all_fail_is_not_done(tmp_path):
+    """data_analyst with a retrained planner: python steps over a table only sql could read
+    both failed, and the direct answer's invented figures passed every form check, `done`.
+    Now the run says no planned step finished, and still answers."""
+    task = "Which region in my sales table had the highest revenue?"
+    invented = "The West region had the highest revenue."
+    planned = plan(
+        ("s1", [], "python", "Read sales.csv and print revenue by region."),
+        ("s2", ["s1"], "llm", "Using {{s1}}, name the region with the highest revenue."),
+    )
+
+    def run(code: str):
+        backend = model(planned, direct=invented, compose=invented, step=invented, code=code)
+        with Runtime(backend, store=tmp_path / f"{len(code)}.db", max_replans=0) as runtime:
+            return runtime.run(task)
+
+    failed = run("print(open('sales.csv').read())")  # no such file in the sandbox
+    assert (failed.status, failed.answer) == ("unverified", invented)  # kept, not replaced
+    (note,) = [v for v in failed.verdicts if v.check == "planned_steps"]
+    assert not note.passed and "s1 (python) failed" in note.evidence
+    finished = run("print('West 7770')")
+    assert finished.status == "done"
+    assert not [v for v in finished.verdicts if v.check == "planned_steps"]
