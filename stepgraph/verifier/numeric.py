@@ -611,6 +611,84 @@ def _named_comparisons(text: str, known: list[tuple[str, float]]) -> list:
     return found
 
 
+_PICK_MAX = (
+    "higher|larger|greater|bigger|more|warmer|hotter|longer|taller|heavier|faster|older|"
+    "highest|largest|greatest|biggest|most|warmest|hottest|longest|tallest|heaviest|"
+    "fastest|oldest"
+)
+_PICK_MIN = (
+    "lower|smaller|fewer|less|colder|cooler|shorter|lighter|slower|cheaper|younger|lowest|"
+    "smallest|fewest|least|coldest|coolest|shortest|lightest|slowest|cheapest|youngest"
+)
+_NAME = r"[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*){0,2}"
+# `in Lisbon will be 19°C`, `Oslo: high 4 C`: a capitalized name and the first number after
+# it in the same clause, with no other capitalized word between them
+_NAMED_VALUE = re.compile(
+    rf"\b(?P<name>{_NAME})\b(?:(?![A-Z])[^.;!?\d\n]){{0,25}}?(?P<num>{_PNUM})"
+)
+_NOT_NAMES = {
+    "the", "a", "an", "in", "on", "at", "it", "this", "that", "these", "so", "and", "but",
+    "answer", "step", "based", "therefore", "thus", "today", "tomorrow", "yesterday", "total",
+    "i", "we", "you", "they", "he", "she", "there", "then", "since", "if", "for", "of",
+}  # fmt: skip
+_SUP = rf"(?P<sup>{_PICK_MAX}|{_PICK_MIN})"
+_BE = r"(?:is|was|are|were|will\s+be|would\s+be)"
+_NAMED_PICKS = [
+    # the city with the higher high will be Oslo
+    re.compile(
+        rf"\b[Tt]he\s+(?:\w+\s+){{0,3}}?with\s+the\s+{_SUP}\b(?:\s+\w+){{0,2}}?\s+{_BE}\s+"
+        rf"(?P<z>{_NAME})"
+    ),
+    # Oslo will have the higher high
+    re.compile(rf"\b(?P<z>{_NAME})\s+(?:has|had|have|will\s+have|would\s+have)\s+the\s+{_SUP}\b"),
+    # Oslo will be (the) warmer (one), with no `than` after it in the clause
+    re.compile(
+        rf"\b(?P<z>{_NAME})\s+{_BE}\s+(?:the\s+)?(?:(?:slightly|much|far)\s+)?{_SUP}\b"
+        r"(?![^.;!?\n]*\bthan\b)"
+    ),
+]
+
+
+def _named_values(text: str) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for match in _NAMED_VALUE.finditer(text):
+        words = match.group("name").split()
+        while words and words[0].lower() in _NOT_NAMES:  # `The West` is West
+            words.pop(0)
+        if words:
+            values.setdefault(" ".join(words).lower(), _plain_value(match.group("num")))
+    return values
+
+
+def _named_picks(text: str) -> list:
+    """`the city with the higher high will be Oslo` after the answer gave Lisbon 19 and
+    Oslo 4: with exactly two names given numbers in the text, the one picked as higher (or
+    warmer, larger, ...) must have the larger number, the one picked as lower the smaller.
+    With more or fewer than two named numbers nothing is read: the pick could be among
+    things the text does not number."""
+    values = _named_values(text)
+    if len(values) != 2:
+        return []
+    found = []
+    for pattern in _NAMED_PICKS:
+        for match in pattern.finditer(text):
+            z = match.group("z").strip().lower()
+            if z not in values:
+                continue
+            (other,) = [n for n in values if n != z]
+            biggest = bool(re.fullmatch(_PICK_MAX, match.group("sup").lower()))
+            a, b = values[z], values[other]
+            holds = a >= b if biggest else a <= b
+            evidence = (
+                ""
+                if holds
+                else f"{match.group('z')} has {format_number(a)} against "
+                f"{format_number(b)} for the other"
+            )
+            found.append((match.start(), match.end(), match.group(0).strip(), holds, evidence))
+    return found
+
+
 def _distinct(claims: list) -> list:
     """Claims in text order, one per stretch of text (the first pattern to read it wins)."""
     kept: list = []
@@ -624,7 +702,7 @@ def check_comparisons(text: str, known: Iterable[tuple[str, float]] = ()) -> Ver
     """Comparison claims recomputed from the numbers they compare: `474.5 dollars is greater
     than 546 dollars`, `$12 is more than $30`, `cookies ($546) beat muffins ($474.50)`,
     `the larger of 474.5 and 546 is 474.5`, `474.5 < 546`, `$1314 does not fit the budget
-    of $2500`. With `known` (name, value)
+    of $2500`, `Lisbon 19 C ... Oslo 4 C ... the warmer will be Oslo`. With `known` (name, value)
     pairs, `muffins brought in more than cookies` too. None when the text compares no two
     numbers: `more than 3 times`, `at least 5 of them`, `less than half` are not claims."""
     text = _prose(text)
@@ -633,6 +711,7 @@ def check_comparisons(text: str, known: Iterable[tuple[str, float]] = ()) -> Ver
         + _picks(text)
         + _budget_claims(text)
         + _named_comparisons(text, list(known))
+        + _named_picks(text)
     )
     return _claims_verdict("comparison_claims", claims, "comparison(s)")
 

@@ -75,6 +75,41 @@ def test_false_comparisons_fail_naming_the_numbers(text, evidence):
     assert evidence in verdict.evidence
 
 
+LISBON_OSLO = "Tomorrow's high in Lisbon will be 19°C, and in Oslo, it will be 4°C. "
+
+
+@pytest.mark.parametrize(
+    ("pick", "holds"),
+    [
+        ("The city with the higher high will be Lisbon.", True),
+        ("The city with the higher high will be Oslo.", False),  # mcp_agent, 2026-12-05
+        ("Lisbon will be warmer.", True),
+        ("Oslo will be the warmer one.", False),
+        ("Oslo will have the lower temperature.", True),
+        ("Lisbon has the lowest high.", False),
+        ("The one with the colder day is Oslo.", True),
+    ],
+)
+def test_a_pick_between_two_named_numbers_is_recomputed(pick, holds):
+    verdict = check_comparisons(LISBON_OSLO + pick)
+    assert verdict is not None and verdict.passed is holds
+    if not holds:
+        assert "has 4 against 19" in verdict.evidence or "has 19 against 4" in verdict.evidence
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        LISBON_OSLO + "Oslo will be colder than usual.",  # compared with something unnamed
+        "Tom has 5 apples, Anna has 7 and Ben has 2. Ben has the most.",  # three named numbers
+        "Lisbon will be 19°C tomorrow. Lisbon will be warmer than today.",  # one
+        "The bakery took in $1020.5 on Saturday. Cookies brought in more money.",
+    ],
+)
+def test_a_pick_is_not_read_where_the_text_does_not_number_two_names(text):
+    assert check_comparisons(text) is None
+
+
 def test_a_failed_comparison_quotes_the_claim():
     verdict = check_comparisons("Since 474.5 dollars is greater than 546 dollars, muffins won.")
     assert verdict.evidence == (
