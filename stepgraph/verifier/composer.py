@@ -54,6 +54,16 @@ FOLLOW_UP = (
 )
 
 
+_ECHO = re.compile(r"\n\s*(?:The draft fails these checks:|A draft answer:)", re.I)
+
+
+def _without_echo(revised: str) -> str:
+    """A revision cut where it starts to repeat the request: the 0.5B model answered
+    "Answer: $1314" and then copied "The draft fails these checks:" and the list, which
+    the user then read as part of the answer (trip_planner, 2026-12-05)."""
+    return _ECHO.split(revised, maxsplit=1)[0].strip()
+
+
 class Composition(BaseModel):
     answer: str
     verdicts: list[Verdict] = Field(default_factory=list)
@@ -186,6 +196,7 @@ class Composer:
                 revised = await self._complete(
                     asked, tokens, temperature=0.4 * (revisions - 1), room=constraints.room()
                 )
+            revised = _without_echo(revised)
             if not revised or (keep is not None and not states_value(revised, keep)):
                 continue
             checked = await self.verifier.check_answer(

@@ -140,6 +140,17 @@ def test_a_revision_that_is_no_better_is_not_kept_and_revisions_are_bounded():
     assert out.answer == bad and out.revisions == 2 and len(model.requests) == 3
 
 
+def test_a_revision_that_repeats_the_request_is_cut_where_the_repeat_starts():
+    echoed = (
+        "12 * 4 = 48 eggs.\n\nThe draft fails these checks:\n- arithmetic: 12 * 4 = 46 is wrong"
+    )
+    out, _ = compose(["4 boxes of 12 is 12 * 4 = 46.", echoed], "eggs?", TWO_STEPS)
+    assert out.answer == "12 * 4 = 48 eggs." and out.revisions == 1
+    only_echo = "A draft answer:\n4 boxes of 12 is 12 * 4 = 46."
+    out, _ = compose(["12 * 4 = 46.", "\n" + only_echo, "\n" + only_echo], "eggs?", TWO_STEPS)
+    assert out.answer == "12 * 4 = 46."  # nothing before the repeat: no revision taken
+
+
 def test_no_revision_once_the_budget_is_spent():
     out, model = compose(["12 * 4 = 46."], "eggs?", TWO_STEPS, can_spend=lambda spent: False)
     assert out.revisions == 0 and len(model.requests) == 1
