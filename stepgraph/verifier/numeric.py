@@ -641,6 +641,11 @@ _NAMED_PICKS = [
     ),
     # Oslo will have the higher high
     re.compile(rf"\b(?P<z>{_NAME})\s+(?:has|had|have|will\s+have|would\s+have)\s+the\s+{_SUP}\b"),
+    # Oslo is warmer than Lisbon
+    re.compile(
+        rf"\b(?P<z>{_NAME})\s+{_BE}\s+(?:(?:slightly|much|far|a\s+bit)\s+)?{_SUP}\s+than\s+"
+        rf"(?P<y>{_NAME})"
+    ),
     # Oslo will be (the) warmer (one), with no `than` after it in the clause
     re.compile(
         rf"\b(?P<z>{_NAME})\s+{_BE}\s+(?:the\s+)?(?:(?:slightly|much|far)\s+)?{_SUP}\b"
@@ -673,7 +678,8 @@ def _named_picks(text: str) -> list:
     for pattern in _NAMED_PICKS:
         for match in pattern.finditer(text):
             z = match.group("z").strip().lower()
-            if z not in values:
+            named = (match.groupdict().get("y") or "").strip().lower()
+            if z not in values or (named and named not in values):
                 continue
             (other,) = [n for n in values if n != z]
             biggest = bool(re.fullmatch(_PICK_MAX, match.group("sup").lower()))

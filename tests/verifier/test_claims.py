@@ -88,6 +88,8 @@ LISBON_OSLO = "Tomorrow's high in Lisbon will be 19°C, and in Oslo, it will be 
         ("Oslo will have the lower temperature.", True),
         ("Lisbon has the lowest high.", False),
         ("The one with the colder day is Oslo.", True),
+        ("Oslo is warmer than Lisbon.", False),  # mcp_agent's revision, 2026-12-05
+        ("Lisbon will be much warmer than Oslo.", True),
     ],
 )
 def test_a_pick_between_two_named_numbers_is_recomputed(pick, holds):
