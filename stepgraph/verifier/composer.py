@@ -351,6 +351,8 @@ def trimmed(
         return answer
     now = len(failures(constraints.check(answer)))
     for cut in cuts(answer):
+        if cut.rstrip().endswith(":"):  # a lead-in whose answer was cut away (mcp_agent:
+            continue  # 'the answer to the question "..." is:', then `done`)
         fixed = repaired(task, cut, constraints)
         if keep is not None and not states_value(fixed, keep):
             continue

@@ -9,6 +9,7 @@ from stepgraph.models.base import Message
 from stepgraph.planner.plan import Step
 from stepgraph.runtime.events import StepResult
 from stepgraph.verifier import Composer, Composition, Verdict, Verifier
+from stepgraph.verifier.composer import trimmed
 from stepgraph.verifier.verifier import computed_results, parse_judgement
 
 
@@ -149,6 +150,14 @@ def test_a_revision_that_repeats_the_request_is_cut_where_the_repeat_starts():
     only_echo = "A draft answer:\n4 boxes of 12 is 12 * 4 = 46."
     out, _ = compose(["12 * 4 = 46.", "\n" + only_echo, "\n" + only_echo], "eggs?", TWO_STEPS)
     assert out.answer == "12 * 4 = 46."  # nothing before the repeat: no revision taken
+
+
+def test_an_answer_is_never_cut_to_the_lead_in_of_what_it_was_to_say():
+    answer = "The answer to your question is:\n\nLisbon will be warmer tomorrow. Oslo is colder."
+    assert trimmed("Answer in one sentence.", answer) == answer  # not "... question is:"
+    assert trimmed("Answer in one sentence.", "Lisbon is warmer. Oslo is colder.") == (
+        "Lisbon is warmer."
+    )
 
 
 def test_no_revision_once_the_budget_is_spent():
