@@ -973,8 +973,8 @@ def eval_planner(
     gold: Annotated[
         Path | None,
         typer.Option(
-            help="gold JSONL; default: gold.jsonl shipped with stepgraph (heldout.jsonl "
-            "beside it is a split unlike any training data)"
+            help="gold JSONL; default: gold.jsonl shipped with stepgraph (heldout.jsonl and "
+            "heldout_tools.jsonl beside it are splits unlike any training data)"
         ),
     ] = None,
     few_shot: Annotated[
