@@ -563,6 +563,20 @@ def _picks(text: str) -> list[tuple[int, int, str, bool, str]]:
     return found
 
 
+_PICK_MAX = (
+    "higher|larger|greater|bigger|more|warmer|hotter|longer|taller|heavier|faster|older|"
+    "highest|largest|greatest|biggest|most|warmest|hottest|longest|tallest|heaviest|"
+    "fastest|oldest"
+)
+_PICK_MIN = (
+    "lower|smaller|fewer|less|colder|cooler|shorter|lighter|slower|cheaper|younger|lowest|"
+    "smallest|fewest|least|coldest|coolest|shortest|lightest|slowest|cheapest|youngest"
+)
+
+# comparatives between two names: the numeric ones and those of a pick (`warmer`, `cheaper`)
+_NAMED_CMP = f"{_COMPARATIVES}|{_PICK_MAX}|{_PICK_MIN}"
+
+
 def _name_pattern(name: str) -> str:
     name = name.strip().lower()
     stem = name[:-1] if name.endswith("s") and len(name) > 3 else name
@@ -578,7 +592,7 @@ def _named_comparisons(text: str, known: list[tuple[str, float]]) -> list:
     ordered = sorted(names, key=len, reverse=True)
     alternation = "|".join(f"(?:{_name_pattern(n)})" for n in ordered)
     pattern = re.compile(
-        rf"\b(?P<x>{alternation})\b(?P<mid>[^\d.;:!?,()$%\n]{{0,50}}?)\b(?P<cmp>{_COMPARATIVES})"
+        rf"\b(?P<x>{alternation})\b(?P<mid>[^\d.;:!?,()$%\n]{{0,50}}?)\b(?P<cmp>{_NAMED_CMP})"
         rf"\s+than\s+(?:the\s+|that\s+of\s+|those\s+of\s+)?(?P<y>{alternation})\b",
         re.IGNORECASE,
     )
@@ -592,12 +606,12 @@ def _named_comparisons(text: str, known: list[tuple[str, float]]) -> list:
     found = []
     for match in pattern.finditer(text):
         mid = match.group("mid").lower()
-        if re.search(rf"\b(?:{_COMPARATIVES}|times|twice|half|{alternation}|as|if|whether)\b", mid):
+        if re.search(rf"\b(?:{_NAMED_CMP}|times|twice|half|{alternation}|as|if|whether)\b", mid):
             continue
         x, y = value_of(match.group("x")), value_of(match.group("y"))
         if not x or not y or x[0] == y[0]:
             continue
-        relation = ">" if match.group("cmp").lower() in _MORE else "<"
+        relation = ">" if re.fullmatch(_PICK_MAX, match.group("cmp").lower()) else "<"
         if re.search(r"\b(?:not|never)\b|n't\b", mid):
             relation = _FLIP[relation]
         holds = _holds(x[1], relation, y[1])
@@ -611,15 +625,6 @@ def _named_comparisons(text: str, known: list[tuple[str, float]]) -> list:
     return found
 
 
-_PICK_MAX = (
-    "higher|larger|greater|bigger|more|warmer|hotter|longer|taller|heavier|faster|older|"
-    "highest|largest|greatest|biggest|most|warmest|hottest|longest|tallest|heaviest|"
-    "fastest|oldest"
-)
-_PICK_MIN = (
-    "lower|smaller|fewer|less|colder|cooler|shorter|lighter|slower|cheaper|younger|lowest|"
-    "smallest|fewest|least|coldest|coolest|shortest|lightest|slowest|cheapest|youngest"
-)
 _NAME = r"[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*){0,2}"
 # `in Lisbon will be 19°C`, `Oslo: high 4 C`: a capitalized name and the first number after
 # it in the same clause, with no other capitalized word between them
@@ -641,11 +646,6 @@ _NAMED_PICKS = [
     ),
     # Oslo will have the higher high
     re.compile(rf"\b(?P<z>{_NAME})\s+(?:has|had|have|will\s+have|would\s+have)\s+the\s+{_SUP}\b"),
-    # Oslo is warmer than Lisbon
-    re.compile(
-        rf"\b(?P<z>{_NAME})\s+{_BE}\s+(?:(?:slightly|much|far|a\s+bit)\s+)?{_SUP}\s+than\s+"
-        rf"(?P<y>{_NAME})"
-    ),
     # Oslo will be (the) warmer (one), with no `than` after it in the clause
     re.compile(
         rf"\b(?P<z>{_NAME})\s+{_BE}\s+(?:the\s+)?(?:(?:slightly|much|far)\s+)?{_SUP}\b"
@@ -665,21 +665,25 @@ def _named_values(text: str) -> dict[str, float]:
     return values
 
 
+def _two_named_values(text: str) -> list[tuple[str, float]]:
+    """The text's own named numbers, where it names exactly two (see `_named_picks`)."""
+    values = _named_values(text)
+    return list(values.items()) if len(values) == 2 else []
+
+
 def _named_picks(text: str) -> list:
     """`the city with the higher high will be Oslo` after the answer gave Lisbon 19 and
     Oslo 4: with exactly two names given numbers in the text, the one picked as higher (or
     warmer, larger, ...) must have the larger number, the one picked as lower the smaller.
     With more or fewer than two named numbers nothing is read: the pick could be among
     things the text does not number."""
-    values = _named_values(text)
-    if len(values) != 2:
+    if len(values := _named_values(text)) != 2:
         return []
     found = []
     for pattern in _NAMED_PICKS:
         for match in pattern.finditer(text):
             z = match.group("z").strip().lower()
-            named = (match.groupdict().get("y") or "").strip().lower()
-            if z not in values or (named and named not in values):
+            if z not in values:
                 continue
             (other,) = [n for n in values if n != z]
             biggest = bool(re.fullmatch(_PICK_MAX, match.group("sup").lower()))
@@ -716,7 +720,7 @@ def check_comparisons(text: str, known: Iterable[tuple[str, float]] = ()) -> Ver
         _numeric_comparisons(text)
         + _picks(text)
         + _budget_claims(text)
-        + _named_comparisons(text, list(known))
+        + _named_comparisons(text, list(known) or _two_named_values(text))
         + _named_picks(text)
     )
     return _claims_verdict("comparison_claims", claims, "comparison(s)")

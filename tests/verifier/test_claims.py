@@ -88,8 +88,6 @@ LISBON_OSLO = "Tomorrow's high in Lisbon will be 19°C, and in Oslo, it will be 
         ("Oslo will have the lower temperature.", True),
         ("Lisbon has the lowest high.", False),
         ("The one with the colder day is Oslo.", True),
-        ("Oslo is warmer than Lisbon.", False),  # mcp_agent's revision, 2026-12-05
-        ("Lisbon will be much warmer than Oslo.", True),
     ],
 )
 def test_a_pick_between_two_named_numbers_is_recomputed(pick, holds):
@@ -97,6 +95,20 @@ def test_a_pick_between_two_named_numbers_is_recomputed(pick, holds):
     assert verdict is not None and verdict.passed is holds
     if not holds:
         assert "has 4 against 19" in verdict.evidence or "has 19 against 4" in verdict.evidence
+
+
+@pytest.mark.parametrize(
+    ("claim", "holds"),
+    [
+        ("Oslo is warmer than Lisbon.", False),  # mcp_agent's revision, 2026-12-05
+        ("Lisbon will be much warmer than Oslo.", True),
+    ],
+)
+def test_a_comparison_between_two_named_numbers_is_recomputed(claim, holds):
+    verdict = check_comparisons(LISBON_OSLO + claim)
+    assert verdict is not None and verdict.passed is holds
+    if not holds:
+        assert "oslo (4) is not greater than lisbon (19)" in verdict.evidence
 
 
 @pytest.mark.parametrize(
