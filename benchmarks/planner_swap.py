@@ -71,11 +71,17 @@ def run(bench: str, adapters: dict[str, str], limit: int | None, batched: bool) 
     OUT.mkdir(parents=True, exist_ok=True)
     STORES.mkdir(parents=True, exist_ok=True)
     date = machine()["date"]
+    outs = {label: OUT / f"{bench}_{label}.jsonl" for label in adapters}
+    done = {
+        label: {json.loads(line)["key"] for line in out.read_text().splitlines()}
+        if out.exists()
+        else set()
+        for label, out in outs.items()
+    }
     for item in items:  # adapters interleaved item by item, so drift hits both alike
         for label, adapter in adapters.items():
-            out = OUT / f"{bench}_{label}.jsonl"
-            done = {json.loads(line)["key"] for line in out.read_text().splitlines()} if out.exists() else set()  # fmt: skip
-            if item["key"] in done:
+            out = outs[label]
+            if item["key"] in done[label]:
                 continue
             with Runtime(
                 backend,
